@@ -1,0 +1,86 @@
+// Keyring: the vault's key hierarchy, unlocked by the master key.
+//
+//   master key (key file | passphrase via Argon2id | env)
+//     └─ key-encryption key (KEK), random, versioned, wrapped by the master key
+//          ├─ storage key       (whole-file page encryption of the database and WAL)
+//          ├─ shared data key   (resource bodies in no patient compartment)
+//          ├─ audit seal key, audit signing key, token signing key, backup key
+//          └─ per-patient data keys (generated on demand, wrapped by the KEK and
+//             stored by the caller, e.g. in the database)
+//
+// The keyring file (DIR/keyring.json) holds only wrapped keys, the vault id and
+// the KDF parameters; never a key in plaintext. Every wrapped key is sealed
+// with AAD = vault id, purpose and version, so entries cannot be swapped.
+// A wrong master key fails to unwrap the KEK and Open returns
+// PermissionDenied without touching any file.
+//
+// Thread-safety: immutable after Open/Create; all const methods are safe to
+// call concurrently. Lifetime: owns every unwrapped key; wipes them on
+// destruction.
+#ifndef PHIVAULT_CRYPTO_KEYRING_H_
+#define PHIVAULT_CRYPTO_KEYRING_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/secure_bytes.h"
+#include "common/status.h"
+#include "crypto/aead.h"
+
+namespace phivault::crypto {
+
+// Where the master key comes from. Exactly one field is set.
+struct MasterKeySource {
+  std::string key_file;         // 32 raw bytes; the file must be mode 0600 (no group/other bits)
+  std::string passphrase_file;  // first line is the passphrase; mode 0600 as well
+  std::string key_env;          // name of an env var holding the key as 64 hex chars
+  // Argon2id cost for new vaults; tests lower it. Stored in the keyring file.
+  uint64_t argon2_opslimit = 3;
+  uint64_t argon2_memlimit = 256ull << 20;
+};
+
+// Reads a key file. InvalidArgument with a clear message if it is missing, has
+// group/other permission bits, or is not exactly 32 bytes.
+StatusOr<SecureBytes> ReadKeyFile(const std::string& path);
+// Writes 32 random bytes to `path` with mode 0600. Refuses to overwrite.
+Status GenerateKeyFile(const std::string& path);
+
+enum class KeyPurpose { kStorage, kSharedData, kAuditSeal, kAuditSign, kTokenSign, kBackup };
+std::string_view KeyPurposeName(KeyPurpose p);
+
+class Keyring {
+ public:
+  // Creates DIR/keyring.json for a new vault. AlreadyExists if one is there.
+  static StatusOr<std::unique_ptr<Keyring>> Create(const std::string& dir, const MasterKeySource& source);
+  // Unlocks an existing vault. PermissionDenied on a wrong key or passphrase,
+  // DataLoss if the keyring file was modified.
+  static StatusOr<std::unique_ptr<Keyring>> Open(const std::string& dir, const MasterKeySource& source);
+
+  const std::string& vault_id() const { return vault_id_; }
+  uint32_t kek_version() const { return kek_version_; }
+
+  // The unwrapped key for a purpose (32 bytes).
+  const SecureBytes& Key(KeyPurpose purpose) const;
+
+  // Wraps a data key under the current KEK; `context` (for example the
+  // patient id) is bound as AAD. The result is safe to store anywhere.
+  std::string WrapDataKey(const SecureBytes& data_key, std::string_view context) const;
+  StatusOr<SecureBytes> UnwrapDataKey(std::string_view wrapped, std::string_view context) const;
+
+  ~Keyring();
+
+ private:
+  Keyring() = default;
+  std::string vault_id_;
+  uint32_t kek_version_ = 1;
+  SecureBytes kek_;
+  SecureBytes keys_[6];
+  std::unique_ptr<Aead> kek_aead_;
+  friend class KeyringLoader;
+};
+
+}  // namespace phivault::crypto
+
+#endif  // PHIVAULT_CRYPTO_KEYRING_H_
