@@ -47,8 +47,13 @@ class Aead {
   virtual Status OpenInPlace(uint8_t* data, size_t len, std::string_view aad, const uint8_t* trailer) const = 0;
 };
 
-// HKDF-SHA256(ikm, info) -> `size` bytes. Used to derive purpose-bound keys.
+// HKDF-SHA256(ikm, info) -> `size` bytes, no salt (RFC 5869: HashLen zeros).
+// Used to derive purpose-bound keys. `ikm` must be non-empty and `size` at
+// most 255 * 32; breaking either is a programming error and aborts.
 SecureBytes DeriveKey(const SecureBytes& ikm, std::string_view info, size_t size = 32);
+// The same with an explicit salt (full RFC 5869 form; also used to check the
+// implementation against the RFC's test vectors).
+SecureBytes DeriveKeyWithSalt(const SecureBytes& ikm, std::string_view salt, std::string_view info, size_t size = 32);
 
 }  // namespace phivault::crypto
 

@@ -8,11 +8,16 @@
 //          └─ per-patient data keys (generated on demand, wrapped by the KEK and
 //             stored by the caller, e.g. in the database)
 //
-// The keyring file (DIR/keyring.json) holds only wrapped keys, the vault id and
-// the KDF parameters; never a key in plaintext. Every wrapped key is sealed
-// with AAD = vault id, purpose and version, so entries cannot be swapped.
-// A wrong master key fails to unwrap the KEK and Open returns
-// PermissionDenied without touching any file.
+// The keyring file (DIR/keyring.txt, mode 0600) holds only wrapped keys, the
+// vault id and the KDF parameters; never a key in plaintext. It is a small
+// line-based "name=value" text file (see keyring.cc for the grammar) rather
+// than JSON so this component needs no JSON library; it ends with a SHA-256
+// checksum line so an edited or corrupted file is told apart from a wrong key.
+// Every wrapped key is sealed with AAD = vault id, purpose and version, so
+// entries cannot be swapped. The KEK is wrapped by a key derived (HKDF) from
+// the master key, never by the master key itself. A wrong master key fails to
+// unwrap the KEK and Open returns PermissionDenied without touching any file.
+// The file is written once, atomically (temp file, fsync, link, fsync dir).
 //
 // Thread-safety: immutable after Open/Create; all const methods are safe to
 // call concurrently. Lifetime: owns every unwrapped key; wipes them on
@@ -47,15 +52,23 @@ StatusOr<SecureBytes> ReadKeyFile(const std::string& path);
 // Writes 32 random bytes to `path` with mode 0600. Refuses to overwrite.
 Status GenerateKeyFile(const std::string& path);
 
+// DIR/keyring.txt. Use this (e.g. to tell a fresh data directory from an
+// initialised one) rather than spelling the file name out.
+std::string KeyringFilePath(const std::string& dir);
+
 enum class KeyPurpose { kStorage, kSharedData, kAuditSeal, kAuditSign, kTokenSign, kBackup };
+// Stable names, used in the keyring file and in AAD: never rename one.
 std::string_view KeyPurposeName(KeyPurpose p);
+inline constexpr int kKeyPurposeCount = 6;
 
 class Keyring {
  public:
-  // Creates DIR/keyring.json for a new vault. AlreadyExists if one is there.
+  // Creates DIR/keyring.txt for a new vault (and DIR itself, mode 0700, if it
+  // is missing). AlreadyExists if a keyring is there.
   static StatusOr<std::unique_ptr<Keyring>> Create(const std::string& dir, const MasterKeySource& source);
-  // Unlocks an existing vault. PermissionDenied on a wrong key or passphrase,
-  // DataLoss if the keyring file was modified.
+  // Unlocks an existing vault. PermissionDenied on a wrong key or passphrase
+  // (or a key file given for a passphrase vault and vice versa), DataLoss if
+  // the keyring file was modified, NotFound if there is none.
   static StatusOr<std::unique_ptr<Keyring>> Open(const std::string& dir, const MasterKeySource& source);
 
   const std::string& vault_id() const { return vault_id_; }
@@ -65,7 +78,9 @@ class Keyring {
   const SecureBytes& Key(KeyPurpose purpose) const;
 
   // Wraps a data key under the current KEK; `context` (for example the
-  // patient id) is bound as AAD. The result is safe to store anywhere.
+  // patient id) is bound as AAD. The result is binary (4-byte big-endian KEK
+  // version || nonce || ciphertext || tag) and safe to store anywhere.
+  // UnwrapDataKey returns DataLoss for a modified blob or another context.
   std::string WrapDataKey(const SecureBytes& data_key, std::string_view context) const;
   StatusOr<SecureBytes> UnwrapDataKey(std::string_view wrapped, std::string_view context) const;
 
@@ -76,7 +91,7 @@ class Keyring {
   std::string vault_id_;
   uint32_t kek_version_ = 1;
   SecureBytes kek_;
-  SecureBytes keys_[6];
+  SecureBytes keys_[kKeyPurposeCount];  // indexed by KeyPurpose
   std::unique_ptr<Aead> kek_aead_;
   friend class KeyringLoader;
 };
