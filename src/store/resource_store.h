@@ -1,0 +1,141 @@
+// ResourceStore: the storage engine interface behind the FHIR API.
+//
+// A store keeps every version of every resource, append-only: a write adds a
+// version, a delete adds a tombstone, and nothing stored is ever overwritten.
+// Each version records the patients whose compartment it belongs to (the
+// patient link, computed once by the caller from the official Patient
+// CompartmentDefinition) and its body is sealed with that patient's data key.
+//
+// Writes are asynchronous: Commit() queues them for a single writer thread
+// that applies many callers' batches in one database transaction and one
+// fsync (group commit), then calls each `done` callback. A callback that sees
+// success may acknowledge the write: it is durable. Reads are synchronous and
+// may run on any thread concurrently with writes.
+//
+// Engine specifics (SQL, files, pragmas) stay behind this interface so a
+// PostgreSQL engine can implement it later.
+//
+// Thread-safety: every method is safe to call from any thread.
+// Lifetime: Close() (or destruction) drains queued writes first.
+#ifndef PHIVAULT_STORE_RESOURCE_STORE_H_
+#define PHIVAULT_STORE_RESOURCE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "common/status.h"
+
+namespace phivault::store {
+
+// One stored version. `json` is the plaintext resource (with meta.versionId
+// and meta.lastUpdated set) and is empty for a tombstone.
+struct ResourceVersion {
+  std::string type;
+  std::string id;
+  int64_t version = 0;
+  int64_t last_updated_ms = 0;
+  bool deleted = false;
+  std::string json;
+};
+
+// A condition evaluated inside the write transaction (If-None-Exist). Only
+// what the store indexes today: the logical id and identifier system|value.
+struct ExistCondition {
+  std::string id;                 // _id=..., empty if unused
+  std::optional<std::string> identifier_system;  // nullopt: any system; "": no system
+  std::string identifier_value;   // identifier=..., empty if unused
+};
+
+struct WriteOp {
+  enum class Kind { kCreate, kPut, kDelete };
+  Kind kind = Kind::kCreate;
+  std::string type;
+  std::string id;  // REQUIRES: set by the caller, also for creates (server-assigned)
+  // The resource to store (kCreate, kPut). The store sets meta.versionId and
+  // meta.lastUpdated; everything else is kept as given.
+  boost::json::object resource;
+  // Patient ids from the compartment definition; sorted, unique.
+  std::vector<std::string> patients;
+  // kPut/kDelete: PreconditionFailed unless the current version equals this.
+  std::optional<int64_t> if_match_version;
+  // kCreate: skip the create and report the match if this finds one resource;
+  // PreconditionFailed if it finds several.
+  std::optional<ExistCondition> if_none_exist;
+};
+
+struct WriteResult {
+  std::string type;
+  std::string id;
+  int64_t version = 0;
+  int64_t last_updated_ms = 0;
+  bool created = false;   // a new logical resource (201) rather than a new version (200)
+  bool no_op = false;     // conditional create matched, or delete of a missing/deleted resource
+  std::string json;       // the stored resource as returned to clients; empty for deletes
+};
+
+// Per batch: all results (atomic batches), or one Status per op (non-atomic).
+struct CommitOutcome {
+  Status status;                      // failure of the whole batch (atomic, or commit/fsync failed)
+  std::vector<StatusOr<WriteResult>> results;  // one per op, in order
+};
+
+using CommitCallback = std::function<void(CommitOutcome)>;
+
+struct HistoryQuery {
+  std::string type;  // empty: whole system
+  std::string id;    // empty: whole type
+  int64_t before_seq = 0;  // cursor from a previous page; 0 = newest
+  int count = 50;
+};
+
+struct HistoryEntry {
+  ResourceVersion version;
+  int64_t seq = 0;
+};
+
+struct HistoryPage {
+  std::vector<HistoryEntry> entries;  // newest first
+  int64_t next_cursor = 0;            // 0: no more pages
+};
+
+struct StoreStats {
+  int64_t versions = 0;
+  int64_t patients_with_keys = 0;
+  int64_t file_bytes = 0;
+};
+
+class ResourceStore {
+ public:
+  virtual ~ResourceStore() = default;
+
+  // The latest version. NotFound if never stored; Gone if the latest is a
+  // tombstone (the ResourceVersion is not returned then).
+  virtual StatusOr<ResourceVersion> Read(const std::string& type, const std::string& id) = 0;
+  // One version. NotFound if absent; Gone if that version is a tombstone.
+  virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
+  virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Queues a batch of writes. `atomic`: all succeed or none is stored (FHIR
+  // transaction); otherwise each op stands alone (FHIR batch, import).
+  // `done` runs on the writer thread once the outcome is durable (or failed);
+  // it must not block.
+  virtual void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) = 0;
+
+  // Synchronous convenience for tools and tests.
+  CommitOutcome CommitAndWait(std::vector<WriteOp> ops, bool atomic);
+
+  virtual StoreStats Stats() = 0;
+  // True while the store can serve; false after a fatal storage error.
+  virtual bool Healthy() = 0;
+  // Drains queued writes and closes. Idempotent.
+  virtual void Close() = 0;
+};
+
+}  // namespace phivault::store
+
+#endif  // PHIVAULT_STORE_RESOURCE_STORE_H_

@@ -1,0 +1,904 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "common/log.h"
+#include "crypto/aead.h"
+#include "fhir/json_reader.h"
+#include "fhir/time.h"
+#include "store/encrypted_vfs.h"
+
+namespace phivault::store {
+namespace {
+
+constexpr const char* kVfsName = "phivault-encrypted";
+constexpr int kSchemaVersion = 1;
+
+// Body envelope: one format byte before sealing, so the format can evolve.
+constexpr char kBodyRawJson = 1;
+constexpr char kBodyZstdJson = 2;
+
+// SQLite extended code for a page that failed authentication in our VFS.
+bool IsIntegrityError(int rc) { return rc == SQLITE_IOERR_DATA || (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB; }
+
+Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string msg(what);
+  msg += ": ";
+  msg += sqlite3_errstr(rc);
+  if (IsIntegrityError(rc)) {
+    return DataLoss("integrity check failed reading the vault database (" + msg +
+                    "); the data directory was modified outside phivault: restore it from a backup");
+  }
+  int primary = rc & 0xff;
+  if (primary == SQLITE_FULL) return Unavailable("storage full (" + msg + ")");
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return Unavailable("storage busy (" + msg + ")");
+  if (primary == SQLITE_IOERR) return Unavailable("storage I/O error (" + msg + ")");
+  (void)db;
+  return Internal(msg);
+}
+
+// A prepared statement bound to one connection. Statements are cached per
+// connection and reset after each use.
+class Stmt {
+ public:
+  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
+  ~Stmt() {
+    if (s_) {
+      sqlite3_reset(s_);
+      sqlite3_clear_bindings(s_);
+    }
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& Bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& BindBlob(int i, std::string_view v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& BindNull(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(s_); }
+  int64_t Int(int col) { return sqlite3_column_int64(s_, col); }
+  std::string Text(int col) {
+    const unsigned char* p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+  std::string Blob(int col) {
+    const void* p = sqlite3_column_blob(s_, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+class Connection {
+ public:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  ~Connection() {
+    for (auto& [sql, s] : cache_) sqlite3_finalize(s);
+    sqlite3_close_v2(db_);
+  }
+  sqlite3* db() { return db_; }
+
+  // REQUIRES: `sql` is a string literal (the cache is keyed by its address).
+  StatusOr<sqlite3_stmt*> Prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) return it->second;
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, "prepare");
+    cache_[sql] = s;
+    return s;
+  }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (err) sqlite3_free(err);
+    if (rc != SQLITE_OK) return SqliteError(db_, rc, "exec");
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  std::map<const char*, sqlite3_stmt*> cache_;
+};
+
+#define PV_STMT(var, conn, sql)                      \
+  PV_ASSIGN_OR_RETURN(sqlite3_stmt * var##_raw, (conn).Prepare(sql)); \
+  Stmt var(var##_raw)
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS vault_meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Every version ever written. Append-only: the triggers below refuse UPDATE
+-- and DELETE, so no code path can overwrite or remove a stored version.
+CREATE TABLE IF NOT EXISTS resource_versions(
+  seq INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  key_owner TEXT NOT NULL,
+  body BLOB,
+  UNIQUE(type, id, version)
+);
+CREATE INDEX IF NOT EXISTS resource_versions_by_type ON resource_versions(type, seq);
+CREATE TRIGGER IF NOT EXISTS resource_versions_no_update BEFORE UPDATE ON resource_versions
+  BEGIN SELECT RAISE(ABORT, 'resource_versions is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS resource_versions_no_delete BEFORE DELETE ON resource_versions
+  BEGIN SELECT RAISE(ABORT, 'resource_versions is append-only'); END;
+
+-- The patient link: which patients' compartments each version belongs to.
+CREATE TABLE IF NOT EXISTS resource_patients(
+  patient_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(patient_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS resource_patients_by_seq ON resource_patients(seq);
+
+-- Latest version per logical resource: derivable from resource_versions, kept
+-- for O(log n) reads.
+CREATE TABLE IF NOT EXISTS current_versions(
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(type, id)
+) WITHOUT ROWID;
+
+-- Identifier index of current, non-deleted versions (conditional create).
+CREATE TABLE IF NOT EXISTS identifiers(
+  type TEXT NOT NULL,
+  value TEXT NOT NULL,
+  system TEXT NOT NULL,
+  id TEXT NOT NULL,
+  PRIMARY KEY(type, value, system, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_by_resource ON identifiers(type, id);
+
+-- Per-patient data keys, wrapped by the keyring's KEK.
+CREATE TABLE IF NOT EXISTS patient_keys(
+  patient_id TEXT PRIMARY KEY,
+  kek_version INTEGER NOT NULL,
+  wrapped BLOB NOT NULL
+) WITHOUT ROWID;
+)sql";
+
+std::string PatientKeyContext(std::string_view patient_id) {
+  std::string c = "patient-data-key:";
+  c += patient_id;
+  return c;
+}
+
+std::string BodyAad(std::string_view type, std::string_view id, int64_t version, std::string_view key_owner) {
+  std::string aad = "phivault/resource/v1";
+  aad += '\0';
+  aad += type;
+  aad += '\0';
+  aad += id;
+  aad += '\0';
+  aad += std::to_string(version);
+  aad += '\0';
+  aad += key_owner;
+  return aad;
+}
+
+struct ZstdDctxDeleter {
+  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
+};
+struct ZstdCctxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+StatusOr<std::string> DecodeBody(std::string_view plain) {
+  if (plain.empty()) return DataLoss("empty resource body envelope");
+  char format = plain[0];
+  plain.remove_prefix(1);
+  if (format == kBodyRawJson) return std::string(plain);
+  if (format != kBodyZstdJson) return DataLoss("unknown resource body format");
+  unsigned long long size = ZSTD_getFrameContentSize(plain.data(), plain.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 30)) {
+    return DataLoss("bad compressed resource body");
+  }
+  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDctxDeleter> dctx(ZSTD_createDCtx());
+  std::string out(size, '\0');
+  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), plain.data(), plain.size());
+  if (ZSTD_isError(n) || n != size) return DataLoss("bad compressed resource body");
+  return out;
+}
+
+void SetMeta(boost::json::object& resource, int64_t version, int64_t last_updated_ms) {
+  boost::json::value& meta_v = resource["meta"];
+  if (!meta_v.is_object()) meta_v = boost::json::object();
+  boost::json::object& meta = meta_v.get_object();
+  meta["versionId"] = std::to_string(version);
+  meta["lastUpdated"] = fhir::FormatInstant(last_updated_ms);
+}
+
+// Identifier system/value pairs of a resource, for the conditional-create index.
+std::vector<std::pair<std::string, std::string>> Identifiers(const boost::json::object& resource) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto add = [&](const boost::json::value& v) {
+    const boost::json::object* o = v.if_object();
+    if (!o) return;
+    const boost::json::value* value = o->if_contains("value");
+    if (!value || !value->is_string()) return;
+    std::string system;
+    if (const boost::json::value* s = o->if_contains("system"); s && s->is_string()) system = s->get_string();
+    out.emplace_back(std::move(system), std::string(value->get_string()));
+  };
+  const boost::json::value* ids = resource.if_contains("identifier");
+  if (!ids) return out;
+  if (const boost::json::array* a = ids->if_array()) {
+    for (const auto& v : *a) add(v);
+  } else {
+    add(*ids);
+  }
+  return out;
+}
+
+struct PendingBatch {
+  std::vector<WriteOp> ops;
+  bool atomic = false;
+  CommitCallback done;
+};
+
+class SqliteStore final : public ResourceStore {
+ public:
+  SqliteStore(SqliteStoreOptions options, const crypto::Keyring* keyring)
+      : options_(std::move(options)), keyring_(keyring) {}
+  ~SqliteStore() override { Close(); }
+
+  Status Init();
+
+  StatusOr<ResourceVersion> Read(const std::string& type, const std::string& id) override;
+  StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) override;
+  StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) override;
+  StoreStats Stats() override;
+  bool Healthy() override { return healthy_.load(); }
+  void Close() override;
+
+ private:
+  StatusOr<std::unique_ptr<Connection>> OpenConnection(bool create);
+  // Read connections are pooled; a Lease returns its connection on destruction.
+  class Lease {
+   public:
+    Lease(SqliteStore* s, std::unique_ptr<Connection> c) : s_(s), c_(std::move(c)) {}
+    ~Lease() {
+      if (c_) s_->ReleaseReader(std::move(c_));
+    }
+    Connection& operator*() { return *c_; }
+    Connection* operator->() { return c_.get(); }
+
+   private:
+    SqliteStore* s_;
+    std::unique_ptr<Connection> c_;
+  };
+  StatusOr<std::unique_ptr<Lease>> AcquireReader();
+  void ReleaseReader(std::unique_ptr<Connection> c);
+
+  // Data keys: `owner` is a patient id, or "" for the shared key.
+  StatusOr<std::shared_ptr<const crypto::Aead>> KeyForRead(Connection& conn, const std::string& owner);
+  StatusOr<std::shared_ptr<const crypto::Aead>> KeyForWrite(const std::string& owner);
+  StatusOr<std::string> OpenBody(Connection& conn, const std::string& type, const std::string& id, int64_t version,
+                                 const std::string& owner, const std::string& sealed);
+
+  void WriterLoop();
+  void ApplyGroup(std::vector<PendingBatch>& group);
+  StatusOr<WriteResult> ApplyOp(WriteOp& op);
+  Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result);
+  StatusOr<std::vector<std::string>> FindExisting(const std::string& type, const ExistCondition& cond);
+  struct Current {
+    int64_t version = 0;
+    bool deleted = false;
+    int64_t seq = 0;
+  };
+  StatusOr<std::optional<Current>> CurrentOf(Connection& conn, const std::string& type, const std::string& id);
+  StatusOr<ResourceVersion> LoadVersion(Connection& conn, int64_t seq, const std::string& type, const std::string& id);
+
+  SqliteStoreOptions options_;
+  const crypto::Keyring* keyring_;
+  std::string db_path_;
+  std::atomic<bool> healthy_{true};
+
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;
+
+  std::mutex keys_mu_;
+  std::unordered_map<std::string, std::shared_ptr<const crypto::Aead>> key_cache_;
+  std::shared_ptr<const crypto::Aead> shared_key_;
+  // Keys created in the group being applied; published only after COMMIT.
+  std::unordered_map<std::string, std::shared_ptr<const crypto::Aead>> group_new_keys_;
+
+  // Writer state: only the writer thread touches writer_ and cctx_.
+  std::unique_ptr<Connection> writer_;
+  std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx_;
+  int64_t group_time_ms_ = 0;
+  int64_t last_group_time_ms_ = 0;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<PendingBatch> queue_;
+  bool closing_ = false;
+  std::thread writer_thread_;
+  std::once_flag close_once_;
+};
+
+StatusOr<std::unique_ptr<Connection>> SqliteStore::OpenConnection(bool create) {
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
+  if (create) flags |= SQLITE_OPEN_CREATE;
+  int rc = sqlite3_open_v2(db_path_.c_str(), &db, flags, kVfsName);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteError(db, rc, "open " + std::string(kDatabaseFileName));
+    sqlite3_close_v2(db);
+    if (rc == SQLITE_CANTOPEN) return NotFound("no vault database at " + db_path_ + " (run `phivault init`)");
+    return s;
+  }
+  auto conn = std::make_unique<Connection>(db);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, 5000);
+  PV_RETURN_IF_ERROR(PrepareEncryptedDatabase(db));
+  PV_RETURN_IF_ERROR(conn->Exec(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY; "
+      "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-8192; PRAGMA mmap_size=0;"));
+  return conn;
+}
+
+Status SqliteStore::Init() {
+  db_path_ = options_.data_dir + "/" + kDatabaseFileName;
+  auto page_aead = crypto::Aead::New(keyring_->Key(crypto::KeyPurpose::kStorage));
+  if (!page_aead.ok()) return page_aead.status();
+  PV_RETURN_IF_ERROR(RegisterEncryptedVfs(kVfsName, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
+  auto shared = crypto::Aead::New(keyring_->Key(crypto::KeyPurpose::kSharedData));
+  if (!shared.ok()) return shared.status();
+  shared_key_ = std::move(*shared);
+
+  struct stat st;
+  bool exists = ::stat(db_path_.c_str(), &st) == 0;
+  if (options_.create && exists) return Status(StatusCode::kAlreadyExists, "a vault database already exists at " + db_path_);
+  if (!options_.create && !exists) return NotFound("no vault database at " + db_path_ + " (run `phivault init` first)");
+
+  PV_ASSIGN_OR_RETURN(writer_, OpenConnection(options_.create));
+  if (options_.create) {
+    PV_RETURN_IF_ERROR(writer_->Exec(kSchema));
+    PV_STMT(ins, *writer_, "INSERT INTO vault_meta(key, value) VALUES (?1, ?2)");
+    ins.Bind(1, "vault_id").Bind(2, keyring_->vault_id());
+    if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "write vault id");
+    PV_STMT(ins2, *writer_, "INSERT INTO vault_meta(key, value) VALUES ('schema_version', ?1)");
+    ins2.Bind(1, std::to_string(kSchemaVersion));
+    if (int rc = ins2.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "write schema version");
+  }
+  {
+    PV_STMT(q, *writer_, "SELECT value FROM vault_meta WHERE key = 'vault_id'");
+    int rc = q.Step();
+    if (rc != SQLITE_ROW) {
+      if (rc == SQLITE_DONE) return DataLoss("vault database has no vault id; it is damaged or not a phivault database");
+      return SqliteError(writer_->db(), rc, "read vault id");
+    }
+    if (q.Text(0) != keyring_->vault_id()) {
+      return PermissionDenied("the vault database belongs to another vault than this keyring");
+    }
+  }
+  cctx_.reset(ZSTD_createCCtx());
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<SqliteStore::Lease>> SqliteStore::AcquireReader() {
+  {
+    std::lock_guard lk(pool_mu_);
+    if (!idle_readers_.empty()) {
+      auto c = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return std::make_unique<Lease>(this, std::move(c));
+    }
+  }
+  PV_ASSIGN_OR_RETURN(auto c, OpenConnection(false));
+  PV_RETURN_IF_ERROR(c->Exec("PRAGMA query_only=ON;"));
+  return std::make_unique<Lease>(this, std::move(c));
+}
+
+void SqliteStore::ReleaseReader(std::unique_ptr<Connection> c) {
+  std::lock_guard lk(pool_mu_);
+  idle_readers_.push_back(std::move(c));
+}
+
+StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForRead(Connection& conn, const std::string& owner) {
+  if (owner.empty()) return shared_key_;
+  {
+    std::lock_guard lk(keys_mu_);
+    auto it = key_cache_.find(owner);
+    if (it != key_cache_.end()) return it->second;
+  }
+  PV_STMT(q, conn, "SELECT wrapped FROM patient_keys WHERE patient_id = ?1");
+  q.Bind(1, owner);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return DataLoss("a resource's patient data key is missing (shredded or damaged)");
+  if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "read patient key");
+  PV_ASSIGN_OR_RETURN(SecureBytes dek, keyring_->UnwrapDataKey(q.Blob(0), PatientKeyContext(owner)));
+  PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead, crypto::Aead::New(dek));
+  std::shared_ptr<const crypto::Aead> shared(std::move(aead));
+  std::lock_guard lk(keys_mu_);
+  key_cache_.emplace(owner, shared);
+  return shared;
+}
+
+StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForWrite(const std::string& owner) {
+  if (owner.empty()) return shared_key_;
+  if (auto it = group_new_keys_.find(owner); it != group_new_keys_.end()) return it->second;
+  auto existing = KeyForRead(*writer_, owner);
+  if (existing.ok()) return existing;
+  if (existing.status().code() != StatusCode::kDataLoss) return existing.status();
+  // No key yet: this is the patient's first resource. Ensure the row is truly
+  // absent (not unreadable) before minting a key.
+  {
+    PV_STMT(q, *writer_, "SELECT 1 FROM patient_keys WHERE patient_id = ?1");
+    q.Bind(1, owner);
+    int rc = q.Step();
+    if (rc == SQLITE_ROW) return existing.status();
+    if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "read patient key");
+  }
+  SecureBytes dek = SecureBytes::Random(crypto::Aead::kKeySize);
+  std::string wrapped = keyring_->WrapDataKey(dek, PatientKeyContext(owner));
+  PV_STMT(ins, *writer_, "INSERT INTO patient_keys(patient_id, kek_version, wrapped) VALUES (?1, ?2, ?3)");
+  ins.Bind(1, owner).Bind(2, static_cast<int64_t>(keyring_->kek_version())).BindBlob(3, wrapped);
+  if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "store patient key");
+  PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead, crypto::Aead::New(dek));
+  std::shared_ptr<const crypto::Aead> key(std::move(aead));
+  group_new_keys_.emplace(owner, key);
+  return key;
+}
+
+StatusOr<std::string> SqliteStore::OpenBody(Connection& conn, const std::string& type, const std::string& id,
+                                            int64_t version, const std::string& owner, const std::string& sealed) {
+  PV_ASSIGN_OR_RETURN(auto key, KeyForRead(conn, owner));
+  auto plain = key->Open(sealed, BodyAad(type, id, version, owner));
+  if (!plain.ok()) {
+    return DataLoss("a stored resource failed its integrity check; the data directory was modified outside phivault");
+  }
+  auto body = DecodeBody(*plain);
+  SecureWipe(plain->data(), plain->size());
+  return body;
+}
+
+StatusOr<std::optional<SqliteStore::Current>> SqliteStore::CurrentOf(Connection& conn, const std::string& type,
+                                                                     const std::string& id) {
+  PV_STMT(q, conn, "SELECT version, deleted, seq FROM current_versions WHERE type = ?1 AND id = ?2");
+  q.Bind(1, type).Bind(2, id);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return std::optional<Current>();
+  if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "read current version");
+  return std::optional<Current>(Current{q.Int(0), q.Int(1) != 0, q.Int(2)});
+}
+
+StatusOr<ResourceVersion> SqliteStore::LoadVersion(Connection& conn, int64_t seq, const std::string& type,
+                                                   const std::string& id) {
+  PV_STMT(q, conn,
+          "SELECT version, last_updated, deleted, key_owner, body, type, id FROM resource_versions WHERE seq = ?1");
+  q.Bind(1, seq);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return DataLoss("a version listed as current is missing from the database");
+  if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "read version");
+  ResourceVersion v;
+  v.type = q.Text(5);
+  v.id = q.Text(6);
+  if (v.type != type || v.id != id) return DataLoss("the version index points at another resource");
+  v.version = q.Int(0);
+  v.last_updated_ms = q.Int(1);
+  v.deleted = q.Int(2) != 0;
+  if (!v.deleted) {
+    std::string owner = q.Text(3);
+    PV_ASSIGN_OR_RETURN(v.json, OpenBody(conn, v.type, v.id, v.version, owner, q.Blob(4)));
+  }
+  return v;
+}
+
+StatusOr<ResourceVersion> SqliteStore::Read(const std::string& type, const std::string& id) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  PV_RETURN_IF_ERROR(conn.Exec("BEGIN"));  // one snapshot for both lookups
+  auto result = [&]() -> StatusOr<ResourceVersion> {
+    PV_ASSIGN_OR_RETURN(std::optional<Current> cur, CurrentOf(conn, type, id));
+    if (!cur) return NotFound("resource not found");
+    if (cur->deleted) return Status(StatusCode::kGone, "resource was deleted");
+    return LoadVersion(conn, cur->seq, type, id);
+  }();
+  conn.Exec("COMMIT").IgnoreError();
+  return result;
+}
+
+StatusOr<ResourceVersion> SqliteStore::ReadVersion(const std::string& type, const std::string& id, int64_t version) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  PV_STMT(q, conn, "SELECT seq, deleted FROM resource_versions WHERE type = ?1 AND id = ?2 AND version = ?3");
+  q.Bind(1, type).Bind(2, id).Bind(3, version);
+  int rc = q.Step();
+  if (rc == SQLITE_DONE) return NotFound("version not found");
+  if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "read version");
+  if (q.Int(1) != 0) return Status(StatusCode::kGone, "this version is a deletion");
+  return LoadVersion(conn, q.Int(0), type, id);
+}
+
+StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  int count = std::clamp(query.count, 1, 1000);
+  int64_t before = query.before_seq > 0 ? query.before_seq : INT64_MAX;
+  const char* sql;
+  if (!query.id.empty()) {
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+          "WHERE type = ?1 AND id = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
+  } else if (!query.type.empty()) {
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+          "WHERE type = ?1 AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
+  } else {
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+          "WHERE ?1 = '' AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
+  }
+  PV_STMT(q, conn, sql);
+  q.Bind(1, query.type).Bind(2, query.id).Bind(3, before).Bind(4, static_cast<int64_t>(count + 1));
+  HistoryPage page;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    if (static_cast<int>(page.entries.size()) == count) {
+      page.next_cursor = page.entries.back().seq;
+      break;
+    }
+    HistoryEntry e;
+    e.seq = q.Int(0);
+    e.version.type = q.Text(1);
+    e.version.id = q.Text(2);
+    e.version.version = q.Int(3);
+    e.version.last_updated_ms = q.Int(4);
+    e.version.deleted = q.Int(5) != 0;
+    if (!e.version.deleted) {
+      PV_ASSIGN_OR_RETURN(e.version.json, OpenBody(conn, e.version.type, e.version.id, e.version.version,
+                                                   q.Text(6), q.Blob(7)));
+    }
+    page.entries.push_back(std::move(e));
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "read history");
+  return page;
+}
+
+void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) {
+  {
+    std::lock_guard lk(queue_mu_);
+    if (!closing_) {
+      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done)});
+      queue_cv_.notify_one();
+      return;
+    }
+  }
+  CommitOutcome out;
+  out.status = Unavailable("the store is shutting down");
+  done(std::move(out));
+}
+
+void SqliteStore::WriterLoop() {
+  for (;;) {
+    std::vector<PendingBatch> group;
+    {
+      std::unique_lock lk(queue_mu_);
+      queue_cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
+      if (queue_.empty()) return;  // closing and drained
+      size_t ops = 0;
+      while (!queue_.empty() &&
+             (group.empty() || ops + queue_.front().ops.size() <= static_cast<size_t>(options_.max_group_ops))) {
+        ops += queue_.front().ops.size();
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    ApplyGroup(group);
+  }
+}
+
+void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
+  std::vector<CommitOutcome> outcomes(group.size());
+  group_new_keys_.clear();
+  // Monotonic per group: every write in a group shares one lastUpdated.
+  group_time_ms_ = std::max(fhir::NowMillis(), last_group_time_ms_);
+  Status begin = writer_->Exec("BEGIN IMMEDIATE");
+  if (!begin.ok()) {
+    for (size_t i = 0; i < group.size(); ++i) {
+      outcomes[i].status = begin;
+      group[i].done(std::move(outcomes[i]));
+    }
+    return;
+  }
+  for (size_t b = 0; b < group.size(); ++b) {
+    PendingBatch& batch = group[b];
+    CommitOutcome& out = outcomes[b];
+    out.results.reserve(batch.ops.size());
+    if (batch.atomic) {
+      Status sp = writer_->Exec("SAVEPOINT batch");
+      if (!sp.ok()) {
+        out.status = sp;
+        continue;
+      }
+      Status failed;
+      for (WriteOp& op : batch.ops) {
+        auto r = ApplyOp(op);
+        if (!r.ok() && failed.ok()) failed = r.status();
+        out.results.push_back(std::move(r));
+        if (!failed.ok()) break;
+      }
+      if (!failed.ok()) {
+        writer_->Exec("ROLLBACK TO batch").IgnoreError();
+        out.status = failed;
+      }
+      writer_->Exec("RELEASE batch").IgnoreError();
+    } else {
+      for (WriteOp& op : batch.ops) {
+        Status sp = writer_->Exec("SAVEPOINT op");
+        if (!sp.ok()) {
+          out.results.push_back(sp);
+          continue;
+        }
+        auto r = ApplyOp(op);
+        if (!r.ok()) writer_->Exec("ROLLBACK TO op").IgnoreError();
+        writer_->Exec("RELEASE op").IgnoreError();
+        out.results.push_back(std::move(r));
+      }
+    }
+  }
+  Status commit = writer_->Exec("COMMIT");
+  if (!commit.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    log::Error("store.commit_failed", {{"error", commit.message()}});
+    for (auto& out : outcomes) {
+      out.status = commit;
+      out.results.clear();
+    }
+    group_new_keys_.clear();
+  } else {
+    last_group_time_ms_ = group_time_ms_;
+    std::lock_guard lk(keys_mu_);
+    for (auto& [owner, key] : group_new_keys_) key_cache_.emplace(owner, key);
+    group_new_keys_.clear();
+  }
+  for (size_t i = 0; i < group.size(); ++i) group[i].done(std::move(outcomes[i]));
+}
+
+StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& type, const ExistCondition& cond) {
+  std::vector<std::string> ids;
+  if (!cond.id.empty()) {
+    PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, type, cond.id));
+    if (!cur || cur->deleted) return ids;
+    if (cond.identifier_value.empty()) {
+      ids.push_back(cond.id);
+      return ids;
+    }
+  }
+  if (!cond.identifier_value.empty()) {
+    const char* sql = cond.identifier_system
+                          ? "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND system = ?3 LIMIT 3"
+                          : "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND ?3 = '' LIMIT 3";
+    PV_STMT(q, *writer_, sql);
+    q.Bind(1, type).Bind(2, cond.identifier_value).Bind(3, cond.identifier_system.value_or(""));
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      std::string id = q.Text(0);
+      if (cond.id.empty() || id == cond.id) ids.push_back(std::move(id));
+    }
+    if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "search identifiers");
+  }
+  return ids;
+}
+
+StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
+  WriteResult result;
+  result.type = op.type;
+  result.id = op.id;
+  if (op.kind == WriteOp::Kind::kCreate && op.if_none_exist) {
+    PV_ASSIGN_OR_RETURN(auto matches, FindExisting(op.type, *op.if_none_exist));
+    if (matches.size() > 1) {
+      return Status(StatusCode::kPreconditionFailed, "If-None-Exist matched more than one resource");
+    }
+    if (matches.size() == 1) {
+      PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, op.type, matches[0]));
+      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, cur->seq, op.type, matches[0]));
+      result.id = v.id;
+      result.version = v.version;
+      result.last_updated_ms = v.last_updated_ms;
+      result.json = std::move(v.json);
+      result.no_op = true;
+      return result;
+    }
+  }
+  PV_ASSIGN_OR_RETURN(std::optional<Current> cur, CurrentOf(*writer_, op.type, op.id));
+  if (op.if_match_version && (!cur || cur->deleted || cur->version != *op.if_match_version)) {
+    return Status(StatusCode::kPreconditionFailed, "version conflict: If-Match does not name the current version");
+  }
+  switch (op.kind) {
+    case WriteOp::Kind::kCreate:
+      if (cur) return Status(StatusCode::kConflict, "a resource with this id already exists");
+      result.created = true;
+      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result));
+      return result;
+    case WriteOp::Kind::kPut:
+      result.created = !cur || cur->deleted;
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result));
+      return result;
+    case WriteOp::Kind::kDelete:
+      if (!cur || cur->deleted) {
+        result.no_op = true;
+        if (cur) result.version = cur->version;
+        return result;
+      }
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result));
+      return result;
+  }
+  return Internal("unknown write kind");
+}
+
+Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result) {
+  const std::string owner = op.patients.empty() ? std::string() : op.patients.front();
+  std::string sealed;
+  if (!deleted) {
+    op.resource["id"] = op.id;
+    SetMeta(op.resource, version, group_time_ms_);
+    result->json = boost::json::serialize(op.resource);
+    std::string envelope;
+    if (options_.zstd_level > 0 && result->json.size() > 256) {
+      envelope.resize(1 + ZSTD_compressBound(result->json.size()));
+      envelope[0] = kBodyZstdJson;
+      size_t n = ZSTD_compressCCtx(cctx_.get(), envelope.data() + 1, envelope.size() - 1, result->json.data(),
+                                   result->json.size(), options_.zstd_level);
+      if (ZSTD_isError(n)) return Internal("compressing a resource body failed");
+      envelope.resize(1 + n);
+    } else {
+      envelope.reserve(1 + result->json.size());
+      envelope += kBodyRawJson;
+      envelope += result->json;
+    }
+    PV_ASSIGN_OR_RETURN(auto key, KeyForWrite(owner));
+    sealed = key->Seal(envelope, BodyAad(op.type, op.id, version, owner));
+    SecureWipe(envelope.data(), envelope.size());
+  }
+  PV_STMT(ins, *writer_,
+          "INSERT INTO resource_versions(type, id, version, last_updated, deleted, key_owner, body) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  ins.Bind(1, op.type).Bind(2, op.id).Bind(3, version).Bind(4, group_time_ms_).Bind(5, int64_t{deleted ? 1 : 0});
+  ins.Bind(6, owner);
+  if (deleted) {
+    ins.BindNull(7);
+  } else {
+    ins.BindBlob(7, sealed);
+  }
+  if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert version");
+  int64_t seq = sqlite3_last_insert_rowid(writer_->db());
+
+  for (const std::string& p : op.patients) {
+    PV_STMT(link, *writer_, "INSERT INTO resource_patients(patient_id, seq) VALUES (?1, ?2)");
+    link.Bind(1, p).Bind(2, seq);
+    if (int rc = link.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert patient link");
+  }
+  {
+    PV_STMT(cur, *writer_,
+            "INSERT INTO current_versions(type, id, version, deleted, seq) VALUES (?1, ?2, ?3, ?4, ?5) "
+            "ON CONFLICT(type, id) DO UPDATE SET version = excluded.version, deleted = excluded.deleted, "
+            "seq = excluded.seq");
+    cur.Bind(1, op.type).Bind(2, op.id).Bind(3, version).Bind(4, int64_t{deleted ? 1 : 0}).Bind(5, seq);
+    if (int rc = cur.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "update current version");
+  }
+  if (version > 1) {
+    PV_STMT(del, *writer_, "DELETE FROM identifiers WHERE type = ?1 AND id = ?2");
+    del.Bind(1, op.type).Bind(2, op.id);
+    if (int rc = del.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "update identifier index");
+  }
+  if (!deleted) {
+    for (const auto& [system, value] : Identifiers(op.resource)) {
+      PV_STMT(idx, *writer_, "INSERT OR IGNORE INTO identifiers(type, value, system, id) VALUES (?1, ?2, ?3, ?4)");
+      idx.Bind(1, op.type).Bind(2, value).Bind(3, system).Bind(4, op.id);
+      if (int rc = idx.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "update identifier index");
+    }
+  }
+  result->version = version;
+  result->last_updated_ms = group_time_ms_;
+  return Status::Ok();
+}
+
+StoreStats SqliteStore::Stats() {
+  StoreStats s;
+  auto lease = AcquireReader();
+  if (!lease.ok()) return s;
+  Connection& conn = ***lease;
+  auto count = [&](const char* sql) -> int64_t {
+    auto st = conn.Prepare(sql);
+    if (!st.ok()) return -1;
+    Stmt q(*st);
+    return q.Step() == SQLITE_ROW ? q.Int(0) : -1;
+  };
+  s.versions = count("SELECT COALESCE(MAX(seq), 0) FROM resource_versions");
+  s.patients_with_keys = count("SELECT COUNT(*) FROM patient_keys");
+  struct stat st;
+  if (::stat(db_path_.c_str(), &st) == 0) s.file_bytes = st.st_size;
+  std::string wal = db_path_ + "-wal";
+  if (::stat(wal.c_str(), &st) == 0) s.file_bytes += st.st_size;
+  return s;
+}
+
+void SqliteStore::Close() {
+  std::call_once(close_once_, [this] {
+    {
+      std::lock_guard lk(queue_mu_);
+      closing_ = true;
+    }
+    queue_cv_.notify_all();
+    if (writer_thread_.joinable()) writer_thread_.join();
+    {
+      std::lock_guard lk(pool_mu_);
+      idle_readers_.clear();
+    }
+    if (writer_) {
+      // Fold the WAL into the database so a stopped vault is one file.
+      writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE);").IgnoreError();
+      writer_.reset();
+    }
+  });
+}
+
+}  // namespace
+
+CommitOutcome ResourceStore::CommitAndWait(std::vector<WriteOp> ops, bool atomic) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<CommitOutcome> result;
+  Commit(std::move(ops), atomic, [&](CommitOutcome out) {
+    std::lock_guard lk(mu);
+    result = std::move(out);
+    cv.notify_one();
+  });
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+StatusOr<std::unique_ptr<ResourceStore>> OpenSqliteStore(const SqliteStoreOptions& options,
+                                                         const crypto::Keyring* keyring) {
+  auto store = std::make_unique<SqliteStore>(options, keyring);
+  Status s = store->Init();
+  if (!s.ok()) {
+    store->Close();
+    return s;
+  }
+  return std::unique_ptr<ResourceStore>(std::move(store));
+}
+
+}  // namespace phivault::store

@@ -1,0 +1,49 @@
+// SqliteStore: the embedded ResourceStore, one SQLite database in the data
+// directory, opened through the encrypting VFS (encrypted_vfs.h) so that no
+// page, WAL frame or temporary file reaches the disk in plaintext.
+//
+// Resource bodies are additionally sealed per patient (envelope encryption):
+// each patient gets a random data key, wrapped by the keyring's KEK and kept
+// in the database; resources in no patient compartment use the shared data
+// key. AAD binds type, id, version and key owner, so a sealed body copied
+// onto another record fails to open. Destroying one patient's wrapped key
+// makes that patient's bodies unreadable (crypto-shredding, a later issue).
+//
+// Concurrency: one writer thread owns the write connection and applies queued
+// batches in group commits (one BEGIN..COMMIT and one WAL fsync for many
+// callers, synchronous=FULL). Reads use a pool of read connections and see
+// only committed data (WAL snapshot isolation).
+//
+// Thread-safety: all public methods are safe from any thread.
+// Lifetime: the Keyring must outlive the store.
+#ifndef PHIVAULT_STORE_SQLITE_STORE_H_
+#define PHIVAULT_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "crypto/keyring.h"
+#include "store/resource_store.h"
+
+namespace phivault::store {
+
+struct SqliteStoreOptions {
+  std::string data_dir;
+  bool create = false;        // init: create the database; otherwise it must exist
+  int max_group_ops = 4096;   // ops applied in one group commit at most
+  int zstd_level = 1;         // body compression before sealing; 0 disables
+};
+
+// Opens (or with options.create, creates) DIR/vault.db. Fails with
+// PermissionDenied if the database was made under another vault's keys, and
+// DataLoss if its pages fail authentication.
+StatusOr<std::unique_ptr<ResourceStore>> OpenSqliteStore(const SqliteStoreOptions& options,
+                                                         const crypto::Keyring* keyring);
+
+// The database file name inside the data directory.
+inline constexpr const char* kDatabaseFileName = "vault.db";
+
+}  // namespace phivault::store
+
+#endif  // PHIVAULT_STORE_SQLITE_STORE_H_
