@@ -1,0 +1,3 @@
+# Fuzzers of the fhir component (seed corpora in fuzz/corpus/{json,bundle}).
+phivault_fuzzer(json_reader_fuzzer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/json_reader_fuzzer.cc DEPS phivault_fhir)
+phivault_fuzzer(bundle_fuzzer SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bundle_fuzzer.cc DEPS phivault_fhir)
