@@ -1,0 +1,51 @@
+// Batch and transaction processing, shared by POST /fhir and `phivault import`.
+//
+// PlanBundle turns a parsed Bundle into store writes: it assigns ids to
+// POSTed resources, rewrites urn:uuid references (transactions) to the ids
+// assigned, computes each resource's patient link, and orders the writes as
+// FHIR requires (DELETE, POST, PUT, GET). The caller commits `ops` (atomically
+// for a transaction) and RenderBundleResponse shapes the outcome into a
+// batch-response or transaction-response Bundle, executing GET entries last.
+//
+// Thread-safety: stateless functions.
+#ifndef PHIVAULT_API_BUNDLE_PROCESSOR_H_
+#define PHIVAULT_API_BUNDLE_PROCESSOR_H_
+
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "common/status.h"
+#include "fhir/bundle.h"
+#include "store/resource_store.h"
+
+namespace phivault::api {
+
+struct BundlePlan {
+  bool transaction = false;
+  struct Item {
+    fhir::BundleEntryRequest request;  // resource moved into ops for writes
+    size_t op_index = std::numeric_limits<size_t>::max();  // index into ops / CommitOutcome::results
+    Status error;                                           // batch entry that failed validation
+  };
+  std::vector<Item> items;          // Bundle order
+  std::vector<store::WriteOp> ops;  // processing order
+};
+
+// Errors: InvalidArgument / Unsupported / TooLarge for a bad Bundle, or for a
+// transaction with any bad entry.
+StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries);
+
+// REQUIRES: `outcome` is the result of committing plan.ops (moved out of plan).
+std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutcome& outcome,
+                                 store::ResourceStore* store, const std::string& base_url);
+
+// "201 Created" etc.
+std::string StatusLine(int status);
+
+}  // namespace phivault::api
+
+#endif  // PHIVAULT_API_BUNDLE_PROCESSOR_H_

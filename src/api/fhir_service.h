@@ -1,0 +1,65 @@
+// FhirService: the FHIR R4 REST API (and the operational endpoints /healthz,
+// /readyz, /metrics) as an http::Handler on top of a ResourceStore.
+//
+// It routes a request, validates untrusted input (media type, JSON, ids,
+// resource types), computes each resource's patient link once, and turns
+// every failure into an OperationOutcome with the right status. Reads answer
+// synchronously; writes answer from the store's group-commit callback, i.e.
+// only once they are durable.
+//
+// Thread-safety: Handle() may be called concurrently from many threads.
+// Lifetime: the store must outlive the service; in-flight write callbacks hold
+// no reference to the service beyond the store's own lifetime.
+#ifndef PHIVAULT_API_FHIR_SERVICE_H_
+#define PHIVAULT_API_FHIR_SERVICE_H_
+
+#include <atomic>
+#include <string>
+
+#include "fhir/json_reader.h"
+#include "http/types.h"
+#include "store/resource_store.h"
+
+namespace phivault::api {
+
+struct ServiceOptions {
+  // Absolute base for links and Location headers, e.g. "https://vault.example.org".
+  // Never taken from the Host header, which the client controls.
+  std::string base_url = "http://127.0.0.1:8080";
+  fhir::ParseLimits parse_limits;
+  int default_page_size = 50;
+  int max_page_size = 1000;
+  size_t max_bundle_entries = 10000;
+};
+
+class FhirService final : public http::Handler {
+ public:
+  FhirService(store::ResourceStore* store, ServiceOptions options);
+
+  void Handle(http::HttpRequest request, http::Responder respond) override;
+
+  // /readyz reports not ready once draining starts (SIGTERM).
+  void SetDraining() { draining_.store(true); }
+
+ private:
+  struct Call;
+  void HandleFhir(Call& call);
+  void Read(Call& call, const std::string& type, const std::string& id);
+  void VRead(Call& call, const std::string& type, const std::string& id, const std::string& vid);
+  void Create(Call& call, const std::string& type);
+  void Update(Call& call, const std::string& type, const std::string& id);
+  void Delete(Call& call, const std::string& type, const std::string& id);
+  void History(Call& call, const std::string& type, const std::string& id);
+  void Bundle(Call& call);
+  void Metadata(Call& call);
+  void Metrics(Call& call);
+
+  store::ResourceStore* store_;
+  ServiceOptions options_;
+  std::string capability_json_;
+  std::atomic<bool> draining_{false};
+};
+
+}  // namespace phivault::api
+
+#endif  // PHIVAULT_API_FHIR_SERVICE_H_

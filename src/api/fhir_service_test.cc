@@ -1,0 +1,288 @@
+#include "api/fhir_service.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <mutex>
+
+#include "api/vault.h"
+#include "common/testing/temp_dir.h"
+
+namespace phivault::api {
+namespace {
+
+namespace json = boost::json;
+
+class FhirServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string key = tmp_.Sub("master.key");
+    ASSERT_TRUE(crypto::GenerateKeyFile(key).ok());
+    VaultConfig cfg{tmp_.Sub("data"), {}};
+    cfg.key.key_file = key;
+    ASSERT_TRUE(Vault::Init(cfg).ok());
+    auto v = Vault::Open(cfg);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    vault_ = std::move(*v);
+    ServiceOptions so;
+    so.base_url = "https://vault.test";
+    so.parse_limits.max_depth = 32;
+    service_ = std::make_unique<FhirService>(vault_->store(), so);
+  }
+
+  struct Reply {
+    int status = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+    std::string Header(const std::string& name) const {
+      for (auto& [k, v] : headers) {
+        if (k == name) return v;
+      }
+      return "";
+    }
+    json::object Json() const {
+      boost::system::error_code ec;
+      json::value v = json::parse(body, ec);
+      return !ec && v.is_object() ? v.as_object() : json::object();
+    }
+  };
+
+  Reply Call(std::string method, std::string target, std::string body = "",
+             std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http::HttpRequest req;
+    req.method = std::move(method);
+    req.target = target;
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    req.body = std::move(body);
+    if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
+    for (auto& h : headers) {
+      std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
+      req.headers.push_back(h);
+    }
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<http::HttpResponse> resp;
+    service_->Handle(std::move(req), [&](http::HttpResponse r) {
+      std::lock_guard lk(mu);
+      resp = std::move(r);
+      cv.notify_one();
+    });
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return resp.has_value(); });
+    return Reply{resp->status, resp->headers, resp->body};
+  }
+
+  static void ExpectOutcome(const Reply& r, int status) {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto o = r.Json();
+    EXPECT_EQ(o["resourceType"], "OperationOutcome") << r.body;
+  }
+
+  int HistoryCount(const std::string& type) {
+    auto r = Call("GET", "/fhir/" + type + "/_history?_count=1000");
+    auto o = r.Json();
+    return o.contains("entry") ? static_cast<int>(o["entry"].as_array().size()) : -1;
+  }
+
+  testing::TempDir tmp_;
+  std::unique_ptr<Vault> vault_;
+  std::unique_ptr<FhirService> service_;
+};
+
+TEST_F(FhirServiceTest, CreateReadUpdateDeleteLifecycle) {
+  auto c = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","id":"ignored","name":[{"family":"Doe"}]})");
+  ASSERT_EQ(c.status, 201) << c.body;
+  auto created = c.Json();
+  std::string id(created["id"].as_string());
+  EXPECT_NE(id, "ignored");
+  EXPECT_EQ(c.Header("ETag"), "W/\"1\"");
+  EXPECT_FALSE(c.Header("Last-Modified").empty());
+  EXPECT_EQ(c.Header("Location"), "https://vault.test/fhir/Patient/" + id + "/_history/1");
+  EXPECT_EQ(created["meta"].as_object()["versionId"], "1");
+  EXPECT_EQ(c.Header("Content-Type"), "application/fhir+json; charset=utf-8");
+
+  auto r = Call("GET", "/fhir/Patient/" + id);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.Json()["name"].as_array()[0].as_object()["family"], "Doe");
+  EXPECT_EQ(r.Header("ETag"), "W/\"1\"");
+
+  auto u = Call("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"(","active":true})",
+                {{"if-match", "W/\"1\""}});
+  ASSERT_EQ(u.status, 200) << u.body;
+  EXPECT_EQ(u.Header("ETag"), "W/\"2\"");
+
+  auto stale = Call("PUT", "/fhir/Patient/" + id, R"({"resourceType":"Patient","id":")" + id + R"("})",
+                    {{"if-match", "W/\"1\""}});
+  ExpectOutcome(stale, 412);
+
+  auto d = Call("DELETE", "/fhir/Patient/" + id);
+  EXPECT_EQ(d.status, 200);
+  ExpectOutcome(Call("GET", "/fhir/Patient/" + id), 410);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/" + id + "/_history/1").status, 200);
+  ExpectOutcome(Call("GET", "/fhir/Patient/" + id + "/_history/3"), 410);
+  ExpectOutcome(Call("GET", "/fhir/Patient/" + id + "/_history/9"), 404);
+
+  auto h = Call("GET", "/fhir/Patient/" + id + "/_history");
+  ASSERT_EQ(h.status, 200);
+  auto hb = h.Json();
+  EXPECT_EQ(hb["type"], "history");
+  auto& entries = hb["entry"].as_array();
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].as_object().at("request").as_object().at("method"), "DELETE");
+  EXPECT_EQ(entries[2].as_object().at("request").as_object().at("method"), "POST");
+}
+
+TEST_F(FhirServiceTest, UpdateCreatesWithClientIdAndChecksIds) {
+  auto c = Call("PUT", "/fhir/Practitioner/dr-1", R"({"resourceType":"Practitioner","id":"dr-1"})");
+  EXPECT_EQ(c.status, 201) << c.body;
+  ExpectOutcome(Call("PUT", "/fhir/Practitioner/dr-1", R"({"resourceType":"Practitioner","id":"dr-2"})"), 400);
+  ExpectOutcome(Call("PUT", "/fhir/Practitioner/dr-1", R"({"resourceType":"Practitioner"})"), 400);
+  ExpectOutcome(Call("PUT", "/fhir/Practitioner/dr-1", R"({"resourceType":"Patient","id":"dr-1"})"), 400);
+  EXPECT_EQ(HistoryCount("Practitioner"), 1) << "rejected updates must store nothing";
+}
+
+TEST_F(FhirServiceTest, BadInputGetsOperationOutcomeAndStoresNothing) {
+  ExpectOutcome(Call("POST", "/fhir/Patient", "{not json"), 400);
+  ExpectOutcome(Call("POST", "/fhir/Patient", std::string("{\"resourceType\":\"Patient\",\"x\":\"\xff\xfe\"}")), 400);
+  std::string deep = R"({"resourceType":"Patient","a":)";
+  for (int i = 0; i < 100; ++i) deep += "[";
+  for (int i = 0; i < 100; ++i) deep += "]";
+  deep += "}";
+  ExpectOutcome(Call("POST", "/fhir/Patient", deep), 400);
+  ExpectOutcome(Call("POST", "/fhir/Patient", R"({"resourceType":"Spaceship"})"), 400);
+  ExpectOutcome(Call("POST", "/fhir/Patient", R"([1,2])"), 400);
+  ExpectOutcome(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", {{"content-type", "text/plain"}}), 415);
+  ExpectOutcome(Call("GET", "/fhir/Spaceship/1"), 404);
+  ExpectOutcome(Call("GET", "/fhir/Patient/bad$id"), 400);
+  ExpectOutcome(Call("GET", "/nowhere"), 404);
+  ExpectOutcome(Call("GET", "/fhir/metadata?_format=xml"), 406);
+  auto m = Call("PATCH", "/fhir/Patient/x");
+  ExpectOutcome(m, 405);
+  EXPECT_EQ(m.Header("Allow"), "GET, PUT, DELETE");
+  EXPECT_EQ(HistoryCount("Patient"), 0);
+}
+
+TEST_F(FhirServiceTest, TransactionRewritesUrnReferencesAndIsAtomic) {
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111",
+     "resource":{"resourceType":"Patient","name":[{"family":"Tx"}]},
+     "request":{"method":"POST","url":"Patient"}},
+    {"fullUrl":"urn:uuid:22222222-2222-4222-8222-222222222222",
+     "resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"}},
+     "request":{"method":"POST","url":"Observation"}}]})";
+  auto r = Call("POST", "/fhir", tx);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto b = r.Json();
+  EXPECT_EQ(b["type"], "transaction-response");
+  auto& entries = b["entry"].as_array();
+  ASSERT_EQ(entries.size(), 2u);
+  std::string patient_loc(entries[0].as_object().at("response").as_object().at("location").as_string());
+  std::string obs_loc(entries[1].as_object().at("response").as_object().at("location").as_string());
+  std::string patient_id = patient_loc.substr(8, patient_loc.find("/_history") - 8);
+  std::string obs_id = obs_loc.substr(12, obs_loc.find("/_history") - 12);
+  auto obs = Call("GET", "/fhir/Observation/" + obs_id);
+  ASSERT_EQ(obs.status, 200) << obs_loc;
+  EXPECT_EQ(std::string(obs.Json()["subject"].as_object()["reference"].as_string()), "Patient/" + patient_id);
+
+  // A transaction with one failing entry stores nothing at all.
+  std::string bad = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","id":")" + patient_id + R"("},
+     "request":{"method":"PUT","url":"Patient/)" + patient_id + R"(","ifMatch":"W/\"9\""}}]})";
+  int before = HistoryCount("Patient");
+  ExpectOutcome(Call("POST", "/fhir", bad), 412);
+  EXPECT_EQ(HistoryCount("Patient"), before);
+}
+
+TEST_F(FhirServiceTest, BatchEntriesSucceedOrFailAlone) {
+  std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","id":"nope"},"request":{"method":"PUT","url":"Patient/nope","ifMatch":"W/\"4\""}},
+    {"request":{"method":"GET","url":"Patient/missing"}}]})";
+  auto r = Call("POST", "/fhir", batch);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::object body = r.Json();
+  auto& e = body["entry"].as_array();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].as_object().at("response").as_object().at("status"), "201 Created");
+  EXPECT_EQ(e[1].as_object().at("response").as_object().at("status"), "412 Precondition Failed");
+  EXPECT_EQ(e[2].as_object().at("response").as_object().at("status"), "404 Not Found");
+  EXPECT_EQ(HistoryCount("Patient"), 1);
+}
+
+TEST_F(FhirServiceTest, ConditionalCreateReturnsExisting) {
+  std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"M-1"}]})";
+  auto a = Call("POST", "/fhir/Patient", body, {{"if-none-exist", "identifier=urn:mrn|M-1"}});
+  ASSERT_EQ(a.status, 201);
+  auto b = Call("POST", "/fhir/Patient", body, {{"if-none-exist", "identifier=urn:mrn|M-1"}});
+  EXPECT_EQ(b.status, 200);
+  EXPECT_EQ(a.Json()["id"], b.Json()["id"]);
+  ExpectOutcome(Call("POST", "/fhir/Patient", body, {{"if-none-exist", "name=foo"}}), 400);
+  EXPECT_EQ(HistoryCount("Patient"), 1);
+}
+
+TEST_F(FhirServiceTest, HistoryPagingFollowsNextLinks) {
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Call("POST", "/fhir/Observation", R"({"resourceType":"Observation"})").status, 201);
+  std::string url = "/fhir/Observation/_history?_count=2";
+  int pages = 0, total = 0;
+  while (!url.empty() && pages < 10) {
+    auto r = Call("GET", url);
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto b = r.Json();
+    total += static_cast<int>(b["entry"].as_array().size());
+    url.clear();
+    for (auto& l : b["link"].as_array()) {
+      if (l.as_object().at("relation") == "next") {
+        std::string next(l.as_object().at("url").as_string());
+        url = next.substr(std::string("https://vault.test").size());
+      }
+    }
+    ++pages;
+  }
+  EXPECT_EQ(total, 5);
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_F(FhirServiceTest, MetadataPrettyMinimalAndProbes) {
+  auto m = Call("GET", "/fhir/metadata");
+  ASSERT_EQ(m.status, 200);
+  auto cs = m.Json();
+  EXPECT_EQ(cs["resourceType"], "CapabilityStatement");
+  EXPECT_EQ(cs["fhirVersion"], "4.0.1");
+  auto pretty = Call("GET", "/fhir/metadata?_pretty=true");
+  EXPECT_NE(pretty.body.find('\n'), std::string::npos);
+  auto plain = Call("GET", "/fhir/metadata", "", {{"accept", "application/json"}});
+  EXPECT_EQ(plain.Header("Content-Type"), "application/json; charset=utf-8");
+
+  auto minimal = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})", {{"prefer", "return=minimal"}});
+  EXPECT_EQ(minimal.status, 201);
+  EXPECT_TRUE(minimal.body.empty());
+  EXPECT_FALSE(minimal.Header("Location").empty());
+
+  EXPECT_EQ(Call("GET", "/healthz").status, 200);
+  EXPECT_EQ(Call("GET", "/readyz").status, 200);
+  auto metrics = Call("GET", "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("phivault_store_versions 1"), std::string::npos) << metrics.body;
+  service_->SetDraining();
+  EXPECT_EQ(Call("GET", "/readyz").status, 503);
+}
+
+TEST_F(FhirServiceTest, EveryRouteReportsALowCardinalityRouteLabel) {
+  auto r = Call("GET", "/fhir/Patient/abc");
+  bool found = false;
+  for (auto& [k, v] : r.headers) {
+    if (k == "X-Phivault-Route") {
+      found = true;
+      EXPECT_EQ(v, "/fhir/{type}/{id}");
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace phivault::api

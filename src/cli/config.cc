@@ -1,0 +1,133 @@
+#include "cli/config.h"
+
+#include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdlib>
+#include <toml++/toml.h>
+
+namespace phivault::cli {
+namespace {
+
+StatusOr<log::Level> ParseLevel(std::string_view s) {
+  if (s == "debug") return log::Level::kDebug;
+  if (s == "info") return log::Level::kInfo;
+  if (s == "warn") return log::Level::kWarn;
+  if (s == "error") return log::Level::kError;
+  return InvalidArgument("log level must be debug, info, warn or error");
+}
+
+}  // namespace
+
+std::string Config::BaseUrl() const {
+  if (!base_url.empty()) return base_url;
+  return (tls_cert.empty() ? "http://" : "https://") + listen;
+}
+
+Status Config::SplitListen(std::string* host, uint16_t* port) const {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return InvalidArgument("--listen must be HOST:PORT");
+  std::string h = listen.substr(0, colon);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned p = 0;
+  std::string_view ps = std::string_view(listen).substr(colon + 1);
+  auto [end, ec] = std::from_chars(ps.data(), ps.data() + ps.size(), p);
+  if (ec != std::errc() || end != ps.data() + ps.size() || p > 65535) return InvalidArgument("--listen has a bad port");
+  *host = h;
+  *port = static_cast<uint16_t>(p);
+  return Status::Ok();
+}
+
+Status Config::Validate(bool demo) {
+  if (data_dir.empty() && !demo) return InvalidArgument("--data DIR is required (or `data` in the config file)");
+  int sources = !key.key_file.empty() + !key.passphrase_file.empty() + !key.key_env.empty();
+  if (sources == 0 && std::getenv("PHIVAULT_MASTER_KEY") != nullptr) {
+    key.key_env = "PHIVAULT_MASTER_KEY";
+    sources = 1;
+  }
+  if (sources > 1) return InvalidArgument("give exactly one of --key-file, --passphrase-file, --key-env");
+  if (sources == 0 && !demo) {
+    return InvalidArgument(
+        "no master key: give --key-file F (create one with `phivault keys generate --out F`), "
+        "--passphrase-file F, or set PHIVAULT_MASTER_KEY");
+  }
+  if (tls_cert.empty() != tls_key.empty()) return InvalidArgument("tls.cert and tls.key go together");
+  if (max_body_bytes < 1024) return InvalidArgument("max_body_bytes is too small");
+  std::string h;
+  uint16_t p;
+  return SplitListen(&h, &p);
+}
+
+Status LoadConfigFile(const std::string& path, Config* cfg) {
+  toml::parse_result parsed = toml::parse_file(path);
+  if (!parsed) {
+    return InvalidArgument("config " + path + ": " + std::string(parsed.error().description()) + " at line " +
+                           std::to_string(parsed.error().source().begin.line));
+  }
+  const toml::table& t = parsed.table();
+  auto str = [&](std::string_view key, std::string* out) {
+    if (auto v = t.at_path(key).value<std::string>()) *out = *v;
+  };
+  str("data", &cfg->data_dir);
+  str("key_file", &cfg->key.key_file);
+  str("passphrase_file", &cfg->key.passphrase_file);
+  str("key_env", &cfg->key.key_env);
+  str("server.listen", &cfg->listen);
+  str("server.base_url", &cfg->base_url);
+  str("tls.cert", &cfg->tls_cert);
+  str("tls.key", &cfg->tls_key);
+  str("tls.client_ca", &cfg->tls_client_ca);
+  if (auto v = t.at_path("server.threads").value<int64_t>()) cfg->threads = static_cast<int>(*v);
+  if (auto v = t.at_path("server.max_body_bytes").value<int64_t>()) cfg->max_body_bytes = static_cast<size_t>(*v);
+  if (auto v = t.at_path("server.max_connections").value<int64_t>()) cfg->max_connections = static_cast<size_t>(*v);
+  if (auto v = t.at_path("server.header_timeout_seconds").value<int64_t>()) cfg->header_timeout_seconds = static_cast<int>(*v);
+  if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
+  if (auto v = t.at_path("log.level").value<std::string>()) {
+    PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*v));
+  }
+  return Status::Ok();
+}
+
+void ConfigFlags::AddVaultFlags(CLI::App* app) {
+  app->add_option("--data", data_dir_, "data directory");
+  app->add_option("--key-file", key_file_, "master key file: 32 random bytes, mode 0600");
+  app->add_option("--passphrase-file", passphrase_file_, "file with a passphrase (Argon2id), mode 0600");
+  app->add_option("--key-env", key_env_, "environment variable holding the master key as 64 hex characters");
+  app->add_option("--log-level", log_level_, "debug, info, warn or error");
+}
+
+void ConfigFlags::AddServerFlags(CLI::App* app) {
+  app->add_option("--listen", listen_, "HOST:PORT to listen on (default 127.0.0.1:8080)");
+  app->add_option("--base-url", base_url_, "public base URL used in links");
+  app->add_option("--threads", threads_, "network threads (default: one per core)");
+  app->add_option("--max-body-bytes", max_body_bytes_, "largest request body accepted (default 16 MiB)");
+  app->add_option("--max-connections", max_connections_, "concurrent connections (default 1024)");
+  app->add_option("--header-timeout", header_timeout_, "seconds a client has to send its headers (default 10)");
+  app->add_option("--idle-timeout", idle_timeout_, "seconds an idle keep-alive connection stays open (default 60)");
+  app->add_option("--tls-cert", tls_cert_, "TLS certificate chain (PEM); with --tls-key serves HTTPS only");
+  app->add_option("--tls-key", tls_key_, "TLS private key (PEM)");
+  app->add_option("--tls-client-ca", tls_client_ca_, "CA bundle for device client certificates (mTLS)");
+}
+
+void ConfigFlags::ApplyTo(Config* cfg) const {
+  if (data_dir_) cfg->data_dir = *data_dir_;
+  if (key_file_ || passphrase_file_ || key_env_) cfg->key = crypto::MasterKeySource{};
+  if (key_file_) cfg->key.key_file = *key_file_;
+  if (passphrase_file_) cfg->key.passphrase_file = *passphrase_file_;
+  if (key_env_) cfg->key.key_env = *key_env_;
+  if (listen_) cfg->listen = *listen_;
+  if (base_url_) cfg->base_url = *base_url_;
+  if (threads_) cfg->threads = *threads_;
+  if (max_body_bytes_) cfg->max_body_bytes = *max_body_bytes_;
+  if (max_connections_) cfg->max_connections = *max_connections_;
+  if (header_timeout_) cfg->header_timeout_seconds = *header_timeout_;
+  if (idle_timeout_) cfg->idle_timeout_seconds = *idle_timeout_;
+  if (tls_cert_) cfg->tls_cert = *tls_cert_;
+  if (tls_key_) cfg->tls_key = *tls_key_;
+  if (tls_client_ca_) cfg->tls_client_ca = *tls_client_ca_;
+  if (log_level_) {
+    auto l = ParseLevel(*log_level_);
+    if (l.ok()) cfg->log_level = *l;
+  }
+}
+
+}  // namespace phivault::cli

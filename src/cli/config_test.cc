@@ -1,0 +1,67 @@
+#include "cli/config.h"
+
+#include <gtest/gtest.h>
+
+#include "common/testing/temp_dir.h"
+
+namespace phivault::cli {
+namespace {
+
+TEST(ConfigTest, TomlFileThenValidate) {
+  testing::TempDir tmp;
+  std::string path = tmp.Sub("phivault.toml");
+  testing::WriteFile(path, R"(data = "/srv/vault"
+key_file = "/etc/phivault/master.key"
+[server]
+listen = "0.0.0.0:8443"
+max_body_bytes = 1048576
+[tls]
+cert = "/etc/c.pem"
+key = "/etc/k.pem"
+[log]
+level = "warn"
+)");
+  Config cfg;
+  ASSERT_TRUE(LoadConfigFile(path, &cfg).ok());
+  EXPECT_EQ(cfg.data_dir, "/srv/vault");
+  EXPECT_EQ(cfg.key.key_file, "/etc/phivault/master.key");
+  EXPECT_EQ(cfg.max_body_bytes, 1048576u);
+  EXPECT_EQ(cfg.log_level, log::Level::kWarn);
+  EXPECT_EQ(cfg.BaseUrl(), "https://0.0.0.0:8443");
+  EXPECT_TRUE(cfg.Validate(false).ok());
+  std::string host;
+  uint16_t port = 0;
+  ASSERT_TRUE(cfg.SplitListen(&host, &port).ok());
+  EXPECT_EQ(host, "0.0.0.0");
+  EXPECT_EQ(port, 8443);
+}
+
+TEST(ConfigTest, RejectsInconsistentSettings) {
+  Config cfg;
+  EXPECT_FALSE(cfg.Validate(false).ok()) << "no data dir";
+  cfg.data_dir = "/x";
+  cfg.key.key_file = "/k";
+  cfg.key.passphrase_file = "/p";
+  EXPECT_FALSE(cfg.Validate(false).ok()) << "two key sources";
+  cfg.key.passphrase_file.clear();
+  cfg.tls_cert = "/c";
+  EXPECT_FALSE(cfg.Validate(false).ok()) << "cert without key";
+  cfg.tls_cert.clear();
+  cfg.listen = "nope";
+  EXPECT_FALSE(cfg.Validate(false).ok());
+  cfg.listen = "127.0.0.1:99999";
+  EXPECT_FALSE(cfg.Validate(false).ok());
+}
+
+TEST(ConfigTest, BadTomlNamesTheLine) {
+  testing::TempDir tmp;
+  std::string path = tmp.Sub("bad.toml");
+  testing::WriteFile(path, "data = \"x\"\n[server\n");
+  Config cfg;
+  Status s = LoadConfigFile(path, &cfg);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("line 2"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace phivault::cli

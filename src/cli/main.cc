@@ -1,0 +1,292 @@
+// phivault: the single binary. Subcommands: init, serve, import, demo, keys.
+//
+// Every option can come from a TOML config file (--config) or a flag; flags
+// win. Defaults are the safe choice: loopback only, no plaintext key in the
+// data directory, key files must be private (mode 0600).
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "api/fhir_service.h"
+#include "api/importer.h"
+#include "api/vault.h"
+#include "cli/config.h"
+#include "common/log.h"
+#include "fhir/operation_outcome.h"
+#include "http/server.h"
+
+#ifndef PHIVAULT_SAMPLES_DIR
+#define PHIVAULT_SAMPLES_DIR "data/samples"
+#endif
+
+namespace phivault::cli {
+namespace {
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "phivault: %s\n", s.message().c_str());
+  switch (s.code()) {
+    case StatusCode::kPermissionDenied: return 3;
+    case StatusCode::kDataLoss: return 4;
+    default: return 1;
+  }
+}
+
+void PrintSummary(const api::ImportSummary& s) {
+  std::fprintf(stderr, "\nimport finished: %lld loaded, %lld rejected, %.2f s (%.0f resources/s)\n",
+               static_cast<long long>(s.loaded), static_cast<long long>(s.rejected), s.seconds,
+               s.seconds > 0 ? static_cast<double>(s.loaded) / s.seconds : 0.0);
+  for (const auto& r : s.reasons) std::fprintf(stderr, "  rejected %s\n", r.c_str());
+  if (static_cast<int64_t>(s.reasons.size()) < s.rejected) {
+    std::fprintf(stderr, "  … and %lld more\n", static_cast<long long>(s.rejected - static_cast<int64_t>(s.reasons.size())));
+  }
+}
+
+StatusOr<api::ImportSummary> RunImport(store::ResourceStore* store, const std::vector<std::string>& files) {
+  api::ImportOptions opts;
+  if (::isatty(STDERR_FILENO)) {
+    opts.progress = [](int64_t processed, size_t done, size_t total) {
+      std::fprintf(stderr, "\rimporting: %lld resources, file %zu/%zu", static_cast<long long>(processed),
+                   std::min(done + 1, total), total);
+      std::fflush(stderr);
+    };
+  }
+  return api::ImportFiles(store, files, opts);
+}
+
+// Blocks the termination signals in every thread so that only the main
+// thread's sigwait sees them.
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+http::HttpResponse RenderHttpError(int status, std::string_view message) {
+  http::HttpResponse r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "application/fhir+json; charset=utf-8");
+  std::string_view code = status == 413 ? "too-long" : (status == 431 ? "too-long" : "invalid");
+  if (status == 503) code = "transient";
+  r.body = fhir::OperationOutcomeJson("error", code, message);
+  return r;
+}
+
+struct Served {
+  std::unique_ptr<api::FhirService> service;
+  std::unique_ptr<http::Server> server;
+};
+
+StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
+  Served s;
+  api::ServiceOptions so;
+  so.base_url = cfg.BaseUrl();
+  so.parse_limits.max_bytes = cfg.max_body_bytes;
+  s.service = std::make_unique<api::FhirService>(vault->store(), so);
+  http::ServerOptions ho;
+  PV_RETURN_IF_ERROR(cfg.SplitListen(&ho.host, &ho.port));
+  ho.threads = cfg.threads;
+  ho.max_body_bytes = cfg.max_body_bytes;
+  ho.max_connections = cfg.max_connections;
+  ho.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
+  ho.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
+  ho.tls_cert_file = cfg.tls_cert;
+  ho.tls_key_file = cfg.tls_key;
+  ho.tls_client_ca_file = cfg.tls_client_ca;
+  ho.error_renderer = RenderHttpError;
+  PV_ASSIGN_OR_RETURN(s.server, http::Server::Start(std::move(ho), s.service.get()));
+  return s;
+}
+
+int WaitAndShutdown(Served& served, api::Vault* vault, const sigset_t& signals) {
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log::Info("server.draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  served.service->SetDraining();
+  served.server->Shutdown(std::chrono::seconds(30));
+  vault->store()->Close();
+  log::Info("server.stopped");
+  return 0;
+}
+
+int CmdInit(const Config& cfg) {
+  Status s = api::Vault::Init(cfg.Vault());
+  if (!s.ok()) return Fail(s);
+  std::printf("initialised vault in %s\n", cfg.data_dir.c_str());
+  return 0;
+}
+
+int CmdServe(const Config& cfg) {
+  sigset_t signals = BlockTerminationSignals();
+  auto vault = api::Vault::Open(cfg.Vault());
+  if (!vault.ok()) return Fail(vault.status());
+  auto served = StartServing(vault->get(), cfg);
+  if (!served.ok()) return Fail(served.status());
+  log::Info("server.listening", {{"port", std::to_string(served->server->port())},
+                                 {"tls", cfg.tls_cert.empty() ? "off" : "on"}});
+  return WaitAndShutdown(*served, vault->get(), signals);
+}
+
+int CmdImport(const Config& cfg, const std::vector<std::string>& files) {
+  auto vault = api::Vault::Open(cfg.Vault());
+  if (!vault.ok()) return Fail(vault.status());
+  auto summary = RunImport((*vault)->store(), files);
+  if (!summary.ok()) return Fail(summary.status());
+  PrintSummary(*summary);
+  return summary->rejected > 0 && summary->loaded == 0 ? 2 : 0;
+}
+
+std::vector<std::string> SampleFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const char* sub : {"synthea-10", "synthea-bundles"}) {
+    std::filesystem::path p = std::filesystem::path(dir) / sub;
+    for (auto it = std::filesystem::directory_iterator(p, ec); !ec && it != std::filesystem::directory_iterator();
+         it.increment(ec)) {
+      std::string name = it->path().filename().string();
+      bool data = (name.size() > 7 && name.ends_with(".ndjson") && name != "log.ndjson") ||
+                  (name.ends_with(".json") && name.rfind("patient-", 0) == 0);
+      if (data) files.push_back(it->path().string());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+int CmdDemo(Config cfg, const std::string& samples_dir) {
+  sigset_t signals = BlockTerminationSignals();
+  if (cfg.data_dir.empty()) cfg.data_dir = "./demo-data";
+  // The demo key lives beside, never inside, the data directory.
+  if (cfg.key.key_file.empty() && cfg.key.passphrase_file.empty() && cfg.key.key_env.empty()) {
+    cfg.key.key_file = cfg.data_dir + ".key";
+  }
+  struct stat st;
+  bool fresh = ::stat(crypto::KeyringFilePath(cfg.data_dir).c_str(), &st) != 0;
+  if (fresh) {
+    if (::stat(cfg.key.key_file.c_str(), &st) != 0) {
+      Status g = crypto::GenerateKeyFile(cfg.key.key_file);
+      if (!g.ok()) return Fail(g);
+    }
+    Status s = api::Vault::Init(cfg.Vault());
+    if (!s.ok()) return Fail(s);
+  }
+  auto vault = api::Vault::Open(cfg.Vault());
+  if (!vault.ok()) return Fail(vault.status());
+  if (fresh) {
+    std::vector<std::string> files = SampleFiles(samples_dir);
+    if (files.empty()) {
+      return Fail(NotFound("no sample data found under " + samples_dir + " (use --samples DIR)"));
+    }
+    auto summary = RunImport((*vault)->store(), files);
+    if (!summary.ok()) return Fail(summary.status());
+    PrintSummary(*summary);
+  } else {
+    std::fprintf(stderr, "reusing the demo vault in %s (delete it and %s to start over)\n", cfg.data_dir.c_str(),
+                 cfg.key.key_file.c_str());
+  }
+  std::string patient_id = "<id>";
+  store::HistoryQuery q;
+  q.type = "Patient";
+  q.count = 1;
+  if (auto page = (*vault)->store()->History(q); page.ok() && !page->entries.empty()) {
+    patient_id = page->entries.front().version.id;
+  }
+  auto served = StartServing(vault->get(), cfg);
+  if (!served.ok()) return Fail(served.status());
+  std::string base = cfg.BaseUrl();
+  std::printf(
+      "\nphivault demo is serving %s/fhir (Ctrl-C to stop)\n"
+      "data directory: %s   master key file: %s\n\n"
+      "Try:\n"
+      "  curl -s %s/fhir/metadata | head -c 300; echo\n"
+      "  curl -s %s/fhir/Patient/%s\n"
+      "  curl -s '%s/fhir/Patient/%s/_history?_count=5'\n"
+      "  curl -s -X POST %s/fhir/Observation -H 'Content-Type: application/fhir+json' \\\n"
+      "       -d '{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"demo\"},"
+      "\"subject\":{\"reference\":\"Patient/%s\"}}'\n"
+      "  curl -s '%s/fhir/Observation/_history?_count=3'\n"
+      "  curl -s %s/metrics | grep phivault_http\n"
+      "Everything under %s is encrypted; `grep -r` for a patient's name there finds nothing.\n",
+      base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), base.c_str(), base.c_str(), patient_id.c_str(),
+      base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), base.c_str(),
+      cfg.data_dir.c_str());
+  std::fflush(stdout);
+  return WaitAndShutdown(*served, vault->get(), signals);
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"phivault: a secure clinical data vault speaking FHIR R4"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "phivault 0.1.0");
+  Config cfg;
+  std::string config_file;
+  ConfigFlags flags;
+
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("--config", config_file, "TOML configuration file");
+    flags.AddVaultFlags(sub);
+  };
+  auto add_server = [&](CLI::App* sub) { flags.AddServerFlags(sub); };
+
+  CLI::App* init = app.add_subcommand("init", "create a vault: data directory, keyring and database");
+  add_common(init);
+  CLI::App* serve = app.add_subcommand("serve", "serve the FHIR API");
+  add_common(serve);
+  add_server(serve);
+  std::vector<std::string> files;
+  CLI::App* import = app.add_subcommand("import", "load FHIR NDJSON files and Bundles");
+  add_common(import);
+  import->add_option("files", files, "NDJSON (.ndjson) or Bundle (.json) files")->required();
+  std::string samples_dir = PHIVAULT_SAMPLES_DIR;
+  CLI::App* demo = app.add_subcommand("demo", "create a demo vault with sample patients and serve it");
+  add_common(demo);
+  add_server(demo);
+  demo->add_option("--samples", samples_dir, "directory with the bundled Synthea samples");
+  CLI::App* keys = app.add_subcommand("keys", "key management");
+  keys->require_subcommand(1);
+  std::string key_out;
+  CLI::App* keygen = keys->add_subcommand("generate", "write a new 32-byte master key file (mode 0600)");
+  keygen->add_option("--out", key_out, "where to write the key file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if (keygen->parsed()) {
+    Status s = crypto::GenerateKeyFile(key_out);
+    if (!s.ok()) return Fail(s);
+    std::printf("wrote a new master key to %s; keep it outside the data directory and back it up offline\n",
+                key_out.c_str());
+    return 0;
+  }
+  if (!config_file.empty()) {
+    Status s = LoadConfigFile(config_file, &cfg);
+    if (!s.ok()) return Fail(s);
+  }
+  flags.ApplyTo(&cfg);
+  log::SetMinLevel(cfg.log_level);
+  if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
+
+  if (init->parsed()) return CmdInit(cfg);
+  if (serve->parsed()) return CmdServe(cfg);
+  if (import->parsed()) return CmdImport(cfg, files);
+  if (demo->parsed()) return CmdDemo(cfg, samples_dir);
+  return 1;
+}
+
+}  // namespace phivault::cli
+
+int main(int argc, char** argv) { return phivault::cli::Main(argc, argv); }
