@@ -1,0 +1,47 @@
+# phivault: the README's commands. Each target installs what it needs first
+# (scripts/install-deps.sh is idempotent), so they work on a fresh Debian 12.
+.PHONY: deps demo build test test-asan fuzz-smoke bench ci clean
+
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+BIN := build/release/src/cli/phivault
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build build/release -j $(JOBS)
+
+# A demo vault with the bundled sample patients, served on 127.0.0.1:8080.
+demo: build
+	$(BIN) demo
+
+# Every test, in the release build (the binary the demo and benchmarks run).
+test: build
+	ctest --test-dir build/release --output-on-failure -j $(JOBS)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+test-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build build/asan -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
+
+# Builds every libFuzzer target with clang-14 and runs each for FUZZ_SECONDS.
+fuzz-smoke: deps
+	cmake --preset fuzz >/dev/null
+	cmake --build build/fuzz -j $(JOBS)
+	bash fuzz/run_all.sh build/fuzz $(FUZZ_SECONDS)
+
+# Micro benchmarks and the loopback server benchmark (wrk vs nginx).
+bench:
+	bash scripts/install-deps.sh --bench
+	cmake --preset release >/dev/null
+	cmake --build build/release -j $(JOBS)
+	bash bench/run_all.sh build/release
+
+ci: test test-asan fuzz-smoke
+
+clean:
+	rm -rf build
