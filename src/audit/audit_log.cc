@@ -1,0 +1,800 @@
+#include "audit/audit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "audit/segment.h"
+#include "common/log.h"
+#include "common/secure_bytes.h"
+
+namespace phivault::audit {
+namespace {
+
+constexpr uint64_t kSparseStep = 1024;  // ReadEntries scans at most this many records to find its start
+constexpr size_t kMaxReadEntries = 10000;
+constexpr int kMaxLevels = 64;
+
+std::string Errno(std::string_view what, const std::string& path) {
+  return std::string(what) + " " + path + ": " + std::strerror(errno);
+}
+
+class PosixWritableFile : public WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixWritableFile() override { ::close(fd_); }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    while (!data.empty()) {
+      const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Unavailable(Errno("audit: write failed:", path_));
+      data.remove_prefix(static_cast<size_t>(n));
+      offset += static_cast<uint64_t>(n);
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (::fdatasync(fd_) != 0) return Unavailable(Errno("audit: fdatasync failed:", path_));
+    return Status::Ok();
+  }
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return Unavailable(Errno("audit: truncate failed:", path_));
+    return Status::Ok();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Unavailable(Errno("audit: cannot open directory", dir));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Unavailable(Errno("audit: fsync failed on directory", dir));
+  return Status::Ok();
+}
+
+Status MakeDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Internal(Errno("audit: cannot create", dir));
+  return Status::Ok();
+}
+
+StatusOr<uint64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return NotFound(Errno("audit: cannot stat", path));
+  return static_cast<uint64_t>(st.st_size);
+}
+
+StatusOr<std::string> ReadRange(const std::string& path, uint64_t offset, uint64_t len) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound(Errno("audit: cannot open", path));
+  std::string out(len, '\0');
+  uint64_t done = 0;
+  while (done < len) {
+    const ssize_t n = ::pread(fd, out.data() + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(fd);
+  out.resize(done);
+  return out;
+}
+
+// Copies the first `len` bytes of `from` to a new file `to` and syncs it.
+Status CopyPrefix(const std::string& from, const std::string& to, uint64_t len) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return NotFound(Errno("audit export: cannot open", from));
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) {
+    ::close(in);
+    return Internal(Errno("audit export: cannot create", to));
+  }
+  std::string buf(1 << 20, '\0');
+  uint64_t done = 0;
+  Status st;
+  while (done < len && st.ok()) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), len - done));
+    const ssize_t n = ::pread(in, buf.data(), want, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      st = DataLoss("audit export: " + from + " is shorter than expected");
+      break;
+    }
+    size_t w = 0;
+    while (w < static_cast<size_t>(n)) {
+      const ssize_t m = ::write(out, buf.data() + w, static_cast<size_t>(n) - w);
+      if (m < 0 && errno == EINTR) continue;
+      if (m <= 0) {
+        st = Unavailable(Errno("audit export: write failed:", to));
+        break;
+      }
+      w += static_cast<size_t>(m);
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  if (st.ok() && ::fsync(out) != 0) st = Unavailable(Errno("audit export: fsync failed:", to));
+  ::close(in);
+  ::close(out);
+  return st;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<WritableFile>> OpenPosixWritableFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Unavailable(Errno("audit: cannot open", path));
+  return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+}
+
+// ------------------------------------------------------------ hash cache
+//
+// Level l lives in tree/level-LL.hash as consecutive 32-byte node hashes. The
+// writer appends (buffering what failed to write, to retry with the next
+// batch); readers pread nodes below the published size, which were written
+// before that size was published. It is a cache: Open() rebuilds whatever is
+// missing or suspect from the segment records.
+class AuditLog::FileHashStore : public HashStore {
+ public:
+  explicit FileHashStore(std::string dir) : dir_(std::move(dir)) {
+    for (auto& fd : fds_) fd.store(-1);
+  }
+  ~FileHashStore() override {
+    for (auto& fd : fds_) {
+      const int f = fd.load();
+      if (f >= 0) ::close(f);
+    }
+  }
+
+  // Opens existing level files and records their (whole-node) lengths.
+  Status Init() {
+    PV_RETURN_IF_ERROR(MakeDir(dir_));
+    for (int l = 0; l < kMaxLevels; ++l) {
+      auto size = FileSize(Path(l));
+      if (!size.ok()) continue;
+      PV_RETURN_IF_ERROR(OpenLevel(l));
+      counts_[l] = *size / kHashSize;
+    }
+    return Status::Ok();
+  }
+  uint64_t count(int level) const { return counts_[level] + pending_[level].size() / kHashSize; }
+
+  // Drops nodes at and above `count` (unflushed ones too).
+  Status Truncate(int level, uint64_t count) {
+    pending_[level].clear();
+    if (fds_[level].load() < 0) return Status::Ok();
+    if (::ftruncate(fds_[level].load(), static_cast<off_t>(count * kHashSize)) != 0) {
+      return Internal(Errno("audit: cannot truncate", Path(level)));
+    }
+    counts_[level] = std::min(counts_[level], count);
+    return Status::Ok();
+  }
+
+  void Add(const TreeNode& n) { pending_[n.level].append(HashView(n.hash)); }
+
+  // Open-time check of the cache against a node recomputed from the records
+  // (nodes arrive in index order per level): equal cached nodes are kept; the
+  // first differing or missing one and everything after it is rewritten.
+  Status Reconcile(const TreeNode& n) {
+    const int l = n.level;
+    if (n.index < counts_[l]) {
+      Level& c = check_[l];
+      if (n.index < c.start || n.index >= c.start + c.nodes.size()) {
+        const uint64_t count = std::min<uint64_t>(counts_[l] - n.index, 16384);
+        PV_RETURN_IF_ERROR(ReadNodes(l, n.index, count, &c.nodes));
+        c.start = n.index;
+      }
+      if (c.nodes[n.index - c.start] == n.hash) return Status::Ok();
+      ++mismatches_;
+      PV_RETURN_IF_ERROR(Truncate(l, n.index));
+      c.nodes.clear();
+    }
+    Add(n);
+    if (pending_[l].size() >= (1u << 20)) return Flush();
+    return Status::Ok();
+  }
+  uint64_t mismatches() const { return mismatches_; }
+  void ReleaseCheckBuffers() {
+    for (auto& c : check_) c = Level{};
+  }
+
+  Status Flush() {
+    Status first;
+    for (int l = 0; l < kMaxLevels; ++l) {
+      std::string& p = pending_[l];
+      if (p.empty()) continue;
+      if (fds_[l].load() < 0) {
+        Status st = OpenLevel(l);
+        if (!st.ok()) {
+          if (first.ok()) first = st;
+          continue;
+        }
+      }
+      const int fd = fds_[l].load();
+      size_t done = 0;
+      while (done < p.size()) {
+        const ssize_t n = ::pwrite(fd, p.data() + done, p.size() - done,
+                                   static_cast<off_t>(counts_[l] * kHashSize + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        done += static_cast<size_t>(n);
+      }
+      const size_t whole = done / kHashSize * kHashSize;
+      counts_[l] += whole / kHashSize;
+      p.erase(0, whole);
+      if (!p.empty() && first.ok()) first = Unavailable(Errno("audit: cannot write hash cache", Path(l)));
+    }
+    return first;
+  }
+
+  StatusOr<Hash> Node(int level, uint64_t index) const override {
+    if (level < 0 || level >= kMaxLevels) return InvalidArgument("audit: bad tree level");
+    const int fd = fds_[level].load();
+    if (fd < 0) return Unavailable("audit: hash cache level missing");
+    Hash h;
+    const ssize_t n = ::pread(fd, h.data(), kHashSize, static_cast<off_t>(index * kHashSize));
+    if (n != static_cast<ssize_t>(kHashSize)) return Unavailable("audit: hash cache behind the log");
+    return h;
+  }
+
+  // Reads nodes [start, start + n) of a level in one call (rebuilds).
+  Status ReadNodes(int level, uint64_t start, uint64_t n, std::vector<Hash>* out) const {
+    out->resize(n);
+    const int fd = fds_[level].load();
+    if (fd < 0) return Unavailable("audit: hash cache level missing");
+    const size_t bytes = n * kHashSize;
+    char* dst = reinterpret_cast<char*>(out->data());
+    size_t done = 0;
+    while (done < bytes) {
+      const ssize_t r = ::pread(fd, dst + done, bytes - done, static_cast<off_t>(start * kHashSize + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return Unavailable("audit: hash cache short read");
+      done += static_cast<size_t>(r);
+    }
+    return Status::Ok();
+  }
+
+ private:
+  std::string Path(int level) const {
+    char name[32];
+    std::snprintf(name, sizeof(name), "/level-%02d.hash", level);
+    return dir_ + name;
+  }
+  Status OpenLevel(int level) {
+    const int fd = ::open(Path(level).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return Unavailable(Errno("audit: cannot open", Path(level)));
+    fds_[level].store(fd);
+    return Status::Ok();
+  }
+
+  struct Level {
+    uint64_t start = 0;
+    std::vector<Hash> nodes;
+  };
+  std::string dir_;
+  Level check_[kMaxLevels];
+  uint64_t mismatches_ = 0;
+  std::atomic<int> fds_[kMaxLevels];
+  uint64_t counts_[kMaxLevels] = {};  // nodes on disk (writer/Open only)
+  std::string pending_[kMaxLevels];
+};
+
+// ------------------------------------------------------------------ open
+
+StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& data_dir, const crypto::Keyring& keyring,
+                                                   AuditLogOptions options) {
+  std::unique_ptr<AuditLog> log(new AuditLog());
+  log->dir_ = AuditDir(data_dir);
+  log->vault_id_ = keyring.vault_id();
+  log->origin_ = "phivault/" + keyring.vault_id();
+  if (!options.open_file) options.open_file = OpenPosixWritableFile;
+  if (options.max_batch == 0) options.max_batch = 1;
+  log->options_ = std::move(options);
+  PV_ASSIGN_OR_RETURN(log->aead_, crypto::Aead::New(keyring.Key(crypto::KeyPurpose::kAuditSeal)));
+  PV_ASSIGN_OR_RETURN(log->signer_, NoteSigner::FromSeed(log->origin_, keyring.Key(crypto::KeyPurpose::kAuditSign)));
+  PV_RETURN_IF_ERROR(MakeDir(log->dir_));
+  log->store_ = std::make_unique<FileHashStore>(log->dir_ + "/tree");
+  PV_RETURN_IF_ERROR(log->store_->Init());
+  PV_RETURN_IF_ERROR(log->Recover());
+  log->writer_ = std::thread([p = log.get()] { p->WriterLoop(); });
+  return log;
+}
+
+Status AuditLog::Recover() {
+  PV_ASSIGN_OR_RETURN(std::vector<SegmentFile> files, ListSegments(dir_));
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (files[i].number != i + 1) {
+      log::Error("audit_open_failed", {{"reason", "segment numbers have a gap"}, {"dir", dir_}});
+      return DataLoss("audit: segment file " + SegmentFileName(i + 1) + " is missing");
+    }
+  }
+  // Scan every record: framing, CRC and index sequence. Every leaf is
+  // rehashed and the tree rebuilt in memory, and the hash cache is checked
+  // against it node by node: the cache serves proofs and the border signs
+  // new roots, so it must never be trusted blindly (bit rot, a crash between
+  // a segment sync and a cache write, a hand-edited file). This costs one
+  // SHA-256 pass over the log per open.
+  uint64_t n = 0;
+  std::vector<TreeNode> nodes;
+  uint64_t tail_good = 0;
+  bool tail_header_ok = true;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const bool last = i + 1 == files.size();
+    PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(files[i].path));
+    if (!reader->header_ok() || reader->first_index() != n) {
+      if (last && !reader->header_ok()) {
+        tail_header_ok = false;  // crash while creating the segment: rewritten below
+        segments_.push_back({files[i].number, files[i].path, n});
+        break;
+      }
+      log::Error("audit_open_failed", {{"reason", "bad segment header"}, {"file", files[i].path}});
+      return DataLoss("audit: bad segment header in " + files[i].path);
+    }
+    segments_.push_back({files[i].number, files[i].path, n});
+    Record r;
+    SegmentReader::Result res;
+    while ((res = reader->Next(&r)) == SegmentReader::Result::kRecord) {
+      if (r.index != n) {
+        log::Error("audit_open_failed", {{"reason", "record out of sequence"}, {"file", files[i].path},
+                                         {"index", std::to_string(n)}});
+        return DataLoss("audit: record out of sequence at index " + std::to_string(n));
+      }
+      if (n % kSparseStep == 0) sparse_.push_back({static_cast<uint32_t>(segments_.size() - 1), r.offset});
+      nodes.clear();
+      range_.Append(HashLeaf(r.payload), &nodes);
+      for (const TreeNode& node : nodes) PV_RETURN_IF_ERROR(store_->Reconcile(node));
+      ++n;
+    }
+    if (res != SegmentReader::Result::kEnd && !last) {
+      log::Error("audit_open_failed", {{"reason", "damaged record before the last segment"},
+                                       {"file", files[i].path}, {"index", std::to_string(n)}});
+      return DataLoss("audit: damaged record at index " + std::to_string(n) + " in " + files[i].path);
+    }
+    if (last) tail_good = reader->good_offset();
+  }
+  size_ = n;
+
+  // Reopen the last segment for appending and cut off a torn tail: those
+  // records were never acknowledged (their sync had not returned).
+  if (!segments_.empty()) {
+    const Segment& seg = segments_.back();
+    PV_ASSIGN_OR_RETURN(seg_file_, options_.open_file(seg.path));
+    PV_ASSIGN_OR_RETURN(uint64_t file_size, FileSize(seg.path));
+    if (!tail_header_ok) {
+      PV_RETURN_IF_ERROR(seg_file_->Truncate(0));
+      PV_RETURN_IF_ERROR(seg_file_->WriteAt(0, EncodeSegmentHeader(n)));
+      PV_RETURN_IF_ERROR(seg_file_->Sync());
+      tail_good = kSegmentHeaderSize;
+      log::Warn("audit_segment_header_rewritten", {{"file", seg.path}});
+    } else if (file_size > tail_good) {
+      PV_RETURN_IF_ERROR(seg_file_->Truncate(tail_good));
+      PV_RETURN_IF_ERROR(seg_file_->Sync());
+      log::Warn("audit_torn_tail_truncated",
+                {{"file", seg.path}, {"bytes", std::to_string(file_size - tail_good)}, {"entries", std::to_string(n)}});
+    }
+    seg_offset_ = tail_good;
+    last_segment_bytes_ = tail_good;
+  }
+
+  PV_RETURN_IF_ERROR(store_->Flush());
+  store_->ReleaseCheckBuffers();
+  for (int l = 0; l < kMaxLevels; ++l) {
+    // Nodes beyond the log: leaves of a torn tail or of a cut-off history.
+    if (store_->count(l) > (size_ >> l)) PV_RETURN_IF_ERROR(store_->Truncate(l, size_ >> l));
+  }
+  if (store_->mismatches() > 0) {
+    log::Warn("audit_hash_cache_repaired", {{"nodes", std::to_string(store_->mismatches())}});
+  }
+  PV_RETURN_IF_ERROR(LoadCheckpoints());
+  if (have_checkpoint_) {
+    PV_ASSIGN_OR_RETURN(TreeHead head, ParseTreeHead(latest_note_.substr(0, latest_note_.rfind("\n\n") + 1)));
+    if (head.size > size_) {
+      log::Error("audit_open_failed", {{"reason", "log shorter than its latest checkpoint"},
+                                       {"entries", std::to_string(size_)}, {"checkpoint", std::to_string(head.size)}});
+      return DataLoss("audit: log has " + std::to_string(size_) + " entries, its checkpoint covers " +
+                      std::to_string(head.size));
+    }
+    // The records must reproduce the last signed root.
+    auto root = RootAt(*store_, head.size);
+    if (!root.ok() || *root != head.root) {
+      log::Error("audit_open_failed", {{"reason", "records do not match the latest checkpoint"}, {"dir", dir_}});
+      return DataLoss("audit: records do not match the latest checkpoint; run `phivault audit verify`");
+    }
+  }
+  root_ = range_.Root();
+  return Status::Ok();
+}
+
+Status AuditLog::LoadCheckpoints() {
+  const std::string path = dir_ + "/checkpoints";
+  PV_ASSIGN_OR_RETURN(cp_file_, options_.open_file(path));
+  PV_ASSIGN_OR_RETURN(uint64_t file_size, FileSize(path));
+  // Only the tail matters here (the latest note); the file grows by one note
+  // per checkpoint interval, so never read all of it on open.
+  const uint64_t tail = std::min<uint64_t>(file_size, 256 * 1024);
+  PV_ASSIGN_OR_RETURN(std::string chunk, ReadRange(path, file_size - tail, tail));
+  size_t start = 0;
+  if (file_size > tail) {
+    // Resynchronise on a note boundary: a terminator followed by our origin line.
+    const size_t b = chunk.find("\n\n" + origin_ + "\n");
+    if (b == std::string::npos) return DataLoss("audit: checkpoints file tail is unreadable");
+    start = b + 2;
+  }
+  size_t complete = 0;
+  std::vector<std::string> notes = SplitNotes(std::string_view(chunk).substr(start), &complete);
+  const uint64_t good = file_size - tail + start + complete;
+  if (good < file_size) {
+    PV_RETURN_IF_ERROR(cp_file_->Truncate(good));
+    PV_RETURN_IF_ERROR(cp_file_->Sync());
+    log::Warn("audit_checkpoint_tail_truncated", {{"bytes", std::to_string(file_size - good)}});
+  }
+  cp_offset_ = good;
+  if (notes.empty()) {
+    if (good > 0) return DataLoss("audit: checkpoints file holds no complete note");
+    return Status::Ok();
+  }
+  audit::VerifierKey key{signer_->name(), signer_->key_id(), signer_->public_key()};
+  auto head = VerifyCheckpoint(notes.back(), key);
+  if (!head.ok()) {
+    log::Error("audit_open_failed", {{"reason", "latest checkpoint does not verify"}, {"dir", dir_}});
+    return DataLoss("audit: latest checkpoint does not verify: " + head.status().message());
+  }
+  have_checkpoint_ = true;
+  latest_note_ = notes.back();
+  latest_size_ = head->size;
+  latest_time_ = std::chrono::steady_clock::now();
+  return Status::Ok();
+}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+// ----------------------------------------------------------------- append
+
+std::string AuditLog::Aad(uint64_t index) const {
+  std::string a = "phivault-audit-entry";
+  a += '\0';
+  a += vault_id_;
+  a += '\0';
+  for (int i = 7; i >= 0; --i) a += static_cast<char>(index >> (8 * i));
+  return a;
+}
+
+void AuditLog::Append(std::string entry, DurableCallback durable) {
+  if (entry.size() > options_.max_entry_bytes || entry.size() + crypto::Aead::kOverhead > kMaxRecordBytes) {
+    SecureWipe(entry.data(), entry.size());
+    durable(InvalidArgument("audit: entry too large"));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stop_ && queue_.size() < options_.max_pending) {
+      queue_.push_back({std::move(entry), std::move(durable)});
+      if (queue_.size() == 1) cv_.notify_one();
+      return;
+    }
+  }
+  const bool stopping = [&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+  }();
+  SecureWipe(entry.data(), entry.size());
+  durable(stopping ? Unavailable("audit: log is shutting down")
+                   : Status(StatusCode::kResourceExhausted, "audit: too many pending entries"));
+}
+
+StatusOr<uint64_t> AuditLog::AppendAndWait(std::string entry) {
+  struct Waiter {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    StatusOr<uint64_t> result = Status(StatusCode::kInternal, "audit: no result");
+  };
+  auto w = std::make_shared<Waiter>();
+  Append(std::move(entry), [w](StatusOr<uint64_t> r) {
+    std::lock_guard<std::mutex> lock(w->m);
+    w->result = std::move(r);
+    w->done = true;
+    w->cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(w->m);
+  w->cv.wait(lock, [&] { return w->done; });
+  return w->result;
+}
+
+void AuditLog::WriterLoop() {
+  std::vector<Pending> batch;
+  while (true) {
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, options_.checkpoint_interval, [&] { return stop_ || !queue_.empty(); });
+      stopping = stop_;
+      if (queue_.size() <= options_.max_batch) {
+        batch.swap(queue_);
+      } else {
+        batch.assign(std::make_move_iterator(queue_.begin()),
+                     std::make_move_iterator(queue_.begin() + static_cast<ptrdiff_t>(options_.max_batch)));
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<ptrdiff_t>(options_.max_batch));
+      }
+    }
+    if (!batch.empty()) CommitBatch(batch);
+    batch.clear();
+    // Sign when due; on shutdown sign whatever is not yet covered.
+    {
+      bool more;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        more = !queue_.empty();
+      }
+      if (!more || !stopping) {
+        auto cp = CheckpointImpl(stopping && !more ? CheckpointMode::kFinal : CheckpointMode::kAuto);
+        if (!cp.ok() && cp.status().code() != StatusCode::kNotFound) {
+          log::Error("audit_checkpoint_failed", {{"error", cp.status().message()}});
+        }
+      }
+      if (stopping && !more) break;
+    }
+  }
+}
+
+Status AuditLog::PrepareSegment() {
+  if (seg_needs_repair_) {
+    // A failed batch may have left part of its records behind: cut back to
+    // the last durable byte before writing anything else.
+    PV_RETURN_IF_ERROR(seg_file_->Truncate(seg_offset_));
+    PV_RETURN_IF_ERROR(seg_file_->Sync());
+    seg_needs_repair_ = false;
+  }
+  if (seg_file_ && seg_offset_ < options_.segment_bytes) return Status::Ok();
+  const uint64_t number = segments_.empty() ? 1 : segments_.back().number + 1;
+  const std::string path = dir_ + "/" + SegmentFileName(number);
+  PV_ASSIGN_OR_RETURN(auto file, options_.open_file(path));
+  // The file may exist from an earlier failed attempt: rewrite it whole.
+  PV_RETURN_IF_ERROR(file->Truncate(0));
+  PV_RETURN_IF_ERROR(file->WriteAt(0, EncodeSegmentHeader(size_)));
+  PV_RETURN_IF_ERROR(file->Sync());
+  PV_RETURN_IF_ERROR(SyncDir(dir_));
+  seg_file_ = std::move(file);
+  seg_offset_ = kSegmentHeaderSize;
+  std::lock_guard<std::mutex> lock(mu_);
+  segments_.push_back({number, path, size_});
+  last_segment_bytes_ = seg_offset_;
+  return Status::Ok();
+}
+
+void AuditLog::CommitBatch(std::vector<Pending>& batch) {
+  auto fail = [&](const Status& st) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      healthy_ = false;
+    }
+    log::Error("audit_write_failed", {{"error", st.message()},
+                                      {"entries", std::to_string(batch.size())},
+                                      {"action", "requests fail with 503 until the audit directory is writable"}});
+    const Status out = Unavailable("audit log unavailable: " + st.message());
+    for (Pending& p : batch) {
+      SecureWipe(p.entry.data(), p.entry.size());
+      p.durable(out);
+    }
+  };
+  Status st = PrepareSegment();
+  if (!st.ok()) {
+    fail(st);
+    return;
+  }
+  const uint64_t base = size_;  // only this thread changes size_
+  const uint32_t seg_ordinal = static_cast<uint32_t>(segments_.size() - 1);
+  std::string buf;
+  std::vector<Hash> leaves;
+  std::vector<SparseEntry> sparse;
+  leaves.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const uint64_t index = base + i;
+    std::string sealed = aead_->Seal(batch[i].entry, Aad(index));
+    SecureWipe(batch[i].entry.data(), batch[i].entry.size());
+    if (index % kSparseStep == 0) sparse.push_back({seg_ordinal, seg_offset_ + buf.size()});
+    AppendRecord(&buf, index, sealed);
+    leaves.push_back(HashLeaf(sealed));
+  }
+  st = seg_file_->WriteAt(seg_offset_, buf);
+  if (st.ok()) st = seg_file_->Sync();
+  if (!st.ok()) {
+    seg_needs_repair_ = true;
+    fail(st);
+    return;
+  }
+  // Durable. Extend the tree and the cache before publishing the new size,
+  // so a reader never asks the cache for a node it does not yet hold.
+  seg_offset_ += buf.size();
+  std::vector<TreeNode> nodes;
+  for (const Hash& h : leaves) range_.Append(h, &nodes);
+  for (const TreeNode& n : nodes) store_->Add(n);
+  Status cache = store_->Flush();
+  if (!cache.ok()) log::Warn("audit_hash_cache_behind", {{"error", cache.message()}});
+  bool recovered;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_ = base + batch.size();
+    root_ = range_.Root();
+    last_segment_bytes_ = seg_offset_;
+    sparse_.insert(sparse_.end(), sparse.begin(), sparse.end());
+    recovered = !healthy_;
+    healthy_ = true;
+  }
+  if (recovered) log::Info("audit_write_recovered", {{"entries", std::to_string(size_)}});
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].durable(base + i);
+}
+
+// ------------------------------------------------------------ checkpoints
+
+StatusOr<std::string> AuditLog::Checkpoint() { return CheckpointImpl(CheckpointMode::kIfDue); }
+StatusOr<std::string> AuditLog::SignCheckpoint() { return CheckpointImpl(CheckpointMode::kNow); }
+
+StatusOr<std::string> AuditLog::CheckpointImpl(CheckpointMode mode) {
+  std::lock_guard<std::mutex> cp_lock(cp_mu_);
+  uint64_t size;
+  Hash root;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    size = size_;
+    root = root_;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  const bool automatic = mode == CheckpointMode::kAuto || mode == CheckpointMode::kFinal;
+  // The writer signs only when entries arrived: an empty log gets its first
+  // checkpoint from its first entry (or from an explicit request).
+  if (automatic && !have_checkpoint_ && size == 0) return NotFound("audit: nothing to checkpoint");
+  if (have_checkpoint_) {
+    if (latest_size_ == size) return latest_note_;
+    const bool due = now - latest_time_ >= options_.checkpoint_interval;
+    if ((mode == CheckpointMode::kAuto || mode == CheckpointMode::kIfDue) && !due) return latest_note_;
+  }
+  TreeHead head{origin_, size, root, {}};
+  PV_ASSIGN_OR_RETURN(std::string note, signer_->Sign(FormatTreeHead(head)));
+  if (cp_needs_repair_) {
+    PV_RETURN_IF_ERROR(cp_file_->Truncate(cp_offset_));
+    cp_needs_repair_ = false;
+  }
+  Status st = cp_file_->WriteAt(cp_offset_, note + "\n");
+  if (st.ok()) st = cp_file_->Sync();
+  if (!st.ok()) {
+    cp_needs_repair_ = true;
+    return st;
+  }
+  cp_offset_ += note.size() + 1;
+  have_checkpoint_ = true;
+  latest_note_ = note;
+  latest_size_ = size;
+  latest_time_ = now;
+  return note;
+}
+
+// ---------------------------------------------------------------- queries
+
+uint64_t AuditLog::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+bool AuditLog::healthy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return healthy_;
+}
+
+StatusOr<std::string> AuditLog::Root(uint64_t size) const {
+  if (size > this->size()) return InvalidArgument("audit: size beyond the log");
+  PV_ASSIGN_OR_RETURN(Hash h, RootAt(*store_, size));
+  return HashString(h);
+}
+
+StatusOr<std::string> AuditLog::LeafHash(uint64_t index) const {
+  if (index >= size()) return InvalidArgument("audit: index beyond the log");
+  PV_ASSIGN_OR_RETURN(Hash h, store_->Node(0, index));
+  return HashString(h);
+}
+
+StatusOr<std::vector<std::string>> AuditLog::InclusionProof(uint64_t index, uint64_t size) const {
+  if (size > this->size()) return InvalidArgument("audit: size beyond the log");
+  PV_ASSIGN_OR_RETURN(std::vector<Hash> proof, audit::InclusionProof(*store_, index, size));
+  std::vector<std::string> out;
+  out.reserve(proof.size());
+  for (const Hash& h : proof) out.push_back(HashString(h));
+  return out;
+}
+
+StatusOr<std::vector<std::string>> AuditLog::ConsistencyProof(uint64_t size1, uint64_t size2) const {
+  if (size2 > size()) return InvalidArgument("audit: size beyond the log");
+  PV_ASSIGN_OR_RETURN(std::vector<Hash> proof, audit::ConsistencyProof(*store_, size1, size2));
+  std::vector<std::string> out;
+  out.reserve(proof.size());
+  for (const Hash& h : proof) out.push_back(HashString(h));
+  return out;
+}
+
+StatusOr<std::vector<std::string>> AuditLog::ReadEntries(uint64_t start, uint64_t end) const {
+  std::vector<Segment> segments;
+  SparseEntry from;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (start > end || end > size_) return InvalidArgument("audit: range beyond the log");
+    if (end - start > kMaxReadEntries) return InvalidArgument("audit: at most 10000 entries per read");
+    if (start == end) return std::vector<std::string>{};
+    if (start / kSparseStep >= sparse_.size()) return Internal("audit: record index incomplete");
+    segments = segments_;
+    from = sparse_[start / kSparseStep];
+  }
+  std::vector<std::string> out;
+  uint64_t index = start / kSparseStep * kSparseStep;
+  for (size_t s = from.segment; s < segments.size() && index < end; ++s) {
+    PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[s].path, s == from.segment ? from.offset : 0));
+    Record r;
+    while (index < end && reader->Next(&r) == SegmentReader::Result::kRecord) {
+      if (r.index != index) return DataLoss("audit: record out of sequence at index " + std::to_string(index));
+      if (index >= start) {
+        PV_ASSIGN_OR_RETURN(std::string plain, aead_->Open(r.payload, Aad(index)));
+        out.push_back(std::move(plain));
+      }
+      ++index;
+    }
+  }
+  if (index < end) return DataLoss("audit: entries missing from the segment files");
+  return out;
+}
+
+Status AuditLog::Export(const std::string& out_dir) const {
+  PV_RETURN_IF_ERROR(MakeDir(out_dir));
+  // Checkpoints first: every checkpoint covers a durable size, so segments
+  // snapshotted afterwards cover every exported checkpoint.
+  uint64_t cp_bytes;
+  {
+    std::lock_guard<std::mutex> lock(cp_mu_);
+    cp_bytes = cp_offset_;
+  }
+  std::vector<Segment> segments;
+  uint64_t last_bytes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    segments = segments_;
+    last_bytes = last_segment_bytes_;
+  }
+  PV_RETURN_IF_ERROR(CopyPrefix(dir_ + "/checkpoints", out_dir + "/checkpoints", cp_bytes));
+  for (size_t i = 0; i < segments.size(); ++i) {
+    uint64_t len = last_bytes;
+    if (i + 1 < segments.size()) {
+      PV_ASSIGN_OR_RETURN(len, FileSize(segments[i].path));
+    }
+    PV_RETURN_IF_ERROR(CopyPrefix(segments[i].path, out_dir + "/" + SegmentFileName(segments[i].number), len));
+  }
+  const std::string vkey = VerifierKey() + "\n";
+  const std::string vpath = out_dir + "/vkey.txt";
+  auto f = OpenPosixWritableFile(vpath);
+  if (!f.ok()) return f.status();
+  PV_RETURN_IF_ERROR((*f)->Truncate(0));
+  PV_RETURN_IF_ERROR((*f)->WriteAt(0, vkey));
+  PV_RETURN_IF_ERROR((*f)->Sync());
+  return SyncDir(out_dir);
+}
+
+StatusOr<std::string> AuditVerifierKey(const crypto::Keyring& keyring) {
+  PV_ASSIGN_OR_RETURN(auto signer,
+                      NoteSigner::FromSeed("phivault/" + keyring.vault_id(), keyring.Key(crypto::KeyPurpose::kAuditSign)));
+  return signer->VerifierKeyString();
+}
+
+}  // namespace phivault::audit

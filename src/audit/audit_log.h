@@ -1,0 +1,203 @@
+// AuditLog: the vault's append-only, tamper-evident audit log.
+//
+// Entries are sealed (AES-256-GCM, key = keyring Key(kAuditSeal), AAD = vault
+// id + entry index, so a ciphertext is bound to its position) and appended as
+// length-prefixed, CRC-checked records to segment files DIR/audit/seg-*.log.
+// Leaf i of an RFC 6962 Merkle tree is SHA-256(0x00 || sealed entry i): the
+// tree covers what is stored, so an auditor holding only the exported files
+// and the public key can verify the log without any data key. Signed
+// checkpoints (C2SP signed notes, Ed25519 key = crypto_sign_seed_keypair(
+// Key(kAuditSign)), origin "phivault/<vault-id>") are appended to
+// DIR/audit/checkpoints at least once per checkpoint_interval while entries
+// arrive. Perfect-subtree hashes are cached in DIR/audit/tree/level-NN.hash
+// (a rebuildable cache, never trusted by `audit verify`) so proofs cost
+// O(log n) reads. docs/AUDIT-LOG-FORMAT.md describes every file.
+//
+// Durability: Append() hands the entry to a single writer thread that groups
+// everything pending into one write and one fdatasync (group commit), then
+// runs the callbacks: an index is reported only once its record is durable.
+// When a write or sync fails (ENOSPC, EIO) the batch's callbacks get
+// Unavailable, no index is acknowledged, healthy() turns false, and the next
+// batch first cuts the segment back to its last durable byte and retries, so
+// service resumes on its own once the disk works again. Open() recovers from
+// a crash: a torn record at the tail of the last segment is truncated and the
+// hash cache is rebuilt from the records.
+//
+// Thread-safety: every public method is safe to call from any thread.
+// Callbacks run on the writer thread (or, for immediate rejections, on the
+// caller's thread) and must not block for long or call AppendAndWait.
+// Lifetime: the destructor commits everything already appended, signs a final
+// checkpoint, and joins the writer; the Keyring need not outlive Open().
+#ifndef PHIVAULT_AUDIT_AUDIT_LOG_H_
+#define PHIVAULT_AUDIT_AUDIT_LOG_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "audit/checkpoint.h"
+#include "audit/merkle.h"
+#include "common/status.h"
+#include "crypto/aead.h"
+#include "crypto/keyring.h"
+
+namespace phivault::audit {
+
+// The write side of a segment or checkpoints file. Injectable so tests can
+// make writes and syncs fail on demand (ENOSPC/EIO cannot be provoked on a
+// real disk here). Implementations report failures as Unavailable.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;  // all bytes or an error
+  virtual Status Sync() = 0;                                           // fdatasync
+  virtual Status Truncate(uint64_t size) = 0;
+};
+// Opens (creating with mode 0600 if needed, never truncating) a file for writing.
+using FileOpener = std::function<StatusOr<std::unique_ptr<WritableFile>>(const std::string& path)>;
+StatusOr<std::unique_ptr<WritableFile>> OpenPosixWritableFile(const std::string& path);
+
+struct AuditLogOptions {
+  FileOpener open_file;  // empty: OpenPosixWritableFile
+  // A new segment starts once the current one reaches this size.
+  uint64_t segment_bytes = 64ull << 20;
+  // A checkpoint is signed at most this long after the size last changed.
+  std::chrono::milliseconds checkpoint_interval{1000};
+  size_t max_batch = 16384;        // entries per group commit
+  size_t max_pending = 1u << 20;   // queued entries before Append refuses (ResourceExhausted)
+  size_t max_entry_bytes = 1u << 20;
+};
+
+class AuditLog {
+ public:
+  using DurableCallback = std::function<void(StatusOr<uint64_t>)>;
+
+  // Opens or creates the log under DATA_DIR/audit and recovers from a crash.
+  // DataLoss if the files are inconsistent in a way recovery must not paper
+  // over (a bad record before the tail, a gap in segment numbers, fewer
+  // entries than the latest checkpoint covers, a checkpoint that does not
+  // verify).
+  static StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& data_dir, const crypto::Keyring& keyring,
+                                                  AuditLogOptions options = {});
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
+  // Queues one entry (plaintext; wiped after sealing). `durable` receives the
+  // entry's index once it is on disk, or an error: Unavailable (write failed
+  // or shutting down), InvalidArgument (too large), ResourceExhausted.
+  void Append(std::string entry, DurableCallback durable);
+  // Append and block until durable.
+  StatusOr<uint64_t> AppendAndWait(std::string entry);
+
+  uint64_t size() const;   // durable entries
+  bool healthy() const;    // false between a failed write and the next good one
+  const std::string& origin() const { return origin_; }
+  std::string VerifierKey() const { return signer_->VerifierKeyString(); }
+
+  // The latest signed checkpoint; signs a new one first if the size changed
+  // and checkpoint_interval has passed (or no checkpoint exists yet).
+  StatusOr<std::string> Checkpoint();
+  // Signs a checkpoint of the current size now (unless the latest already
+  // covers it) and returns it.
+  StatusOr<std::string> SignCheckpoint();
+
+  // Tree queries over durable entries. Hashes are 32 raw bytes.
+  StatusOr<std::string> Root(uint64_t size) const;
+  StatusOr<std::string> LeafHash(uint64_t index) const;
+  StatusOr<std::vector<std::string>> InclusionProof(uint64_t index, uint64_t size) const;
+  StatusOr<std::vector<std::string>> ConsistencyProof(uint64_t size1, uint64_t size2) const;
+
+  // Decrypted entries [start, end); at most 10000 at a time.
+  StatusOr<std::vector<std::string>> ReadEntries(uint64_t start, uint64_t end) const;
+
+  // Writes a consistent snapshot for an auditor: OUT/seg-*.log, OUT/checkpoints
+  // and OUT/vkey.txt. Contains no key and no plaintext.
+  Status Export(const std::string& out_dir) const;
+
+  static std::string AuditDir(const std::string& data_dir) { return data_dir + "/audit"; }
+
+ private:
+  struct Pending {
+    std::string entry;
+    DurableCallback durable;
+  };
+  struct Segment {
+    uint64_t number;
+    std::string path;
+    uint64_t first_index;
+  };
+  struct SparseEntry {
+    uint32_t segment;  // position in segments_
+    uint64_t offset;
+  };
+  class FileHashStore;
+
+  AuditLog() = default;
+  enum class CheckpointMode {
+    kAuto,   // writer thread: when due and entries arrived
+    kFinal,  // writer at shutdown: whatever is not yet covered
+    kIfDue,  // Checkpoint()
+    kNow,    // SignCheckpoint()
+  };
+  Status Recover();
+  Status LoadCheckpoints();
+  void WriterLoop();
+  void CommitBatch(std::vector<Pending>& batch);
+  Status PrepareSegment();
+  StatusOr<std::string> CheckpointImpl(CheckpointMode mode);
+  std::string Aad(uint64_t index) const;
+
+  std::string dir_;  // DATA_DIR/audit
+  std::string vault_id_;
+  std::string origin_;
+  AuditLogOptions options_;
+  std::unique_ptr<crypto::Aead> aead_;
+  std::unique_ptr<NoteSigner> signer_;
+  std::unique_ptr<FileHashStore> store_;
+
+  // Guards the queue and the published (durable) state below.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> queue_;
+  bool stop_ = false;
+  uint64_t size_ = 0;
+  Hash root_{};
+  std::vector<Segment> segments_;
+  uint64_t last_segment_bytes_ = 0;  // durable bytes of segments_.back()
+  std::vector<SparseEntry> sparse_;  // record position of every kSparseStep-th index
+  bool healthy_ = true;
+
+  // Writer thread only (and Open, before the writer starts).
+  CompactRange range_;
+  std::unique_ptr<WritableFile> seg_file_;
+  uint64_t seg_offset_ = 0;
+  bool seg_needs_repair_ = false;
+
+  // Guards the checkpoints file and the latest checkpoint. Lock order: cp_mu_, then mu_.
+  mutable std::mutex cp_mu_;
+  std::unique_ptr<WritableFile> cp_file_;
+  uint64_t cp_offset_ = 0;
+  bool cp_needs_repair_ = false;
+  bool have_checkpoint_ = false;
+  std::string latest_note_;
+  uint64_t latest_size_ = 0;
+  std::chrono::steady_clock::time_point latest_time_{};
+
+  std::thread writer_;
+};
+
+// The checkpoint verifier key ("<name>+<keyid>+<base64>") of a vault, for
+// `phivault audit pubkey`; needs no log files.
+StatusOr<std::string> AuditVerifierKey(const crypto::Keyring& keyring);
+
+}  // namespace phivault::audit
+
+#endif  // PHIVAULT_AUDIT_AUDIT_LOG_H_

@@ -1,0 +1,366 @@
+// AuditLog: append/reopen, crash recovery, group commit, failure injection,
+// checkpoints and proofs, and no plaintext at rest.
+#include "audit/audit_log.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "audit/test_util.h"
+#include "audit/verify.h"
+
+namespace phivault::audit {
+namespace {
+
+using phivault::testing::FilesBelow;
+using phivault::testing::ReadFile;
+using phivault::testing::TempDir;
+using phivault::testing::WriteFile;
+using testing::Faults;
+using testing::MakeKeyring;
+
+std::string Entry(uint64_t i) { return "{\"event\":\"read\",\"n\":" + std::to_string(i) + "}"; }
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override { keyring_ = MakeKeyring(tmp_.path()); }
+  std::unique_ptr<AuditLog> OpenLog(AuditLogOptions o = {}) {
+    auto log = AuditLog::Open(tmp_.path(), *keyring_, std::move(o));
+    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+  std::string AuditDir() const { return AuditLog::AuditDir(tmp_.path()); }
+
+  TempDir tmp_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+};
+
+TEST_F(AuditLogTest, AppendReadReopen) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 100; ++i) {
+      auto idx = log->AppendAndWait(Entry(i));
+      ASSERT_TRUE(idx.ok());
+      EXPECT_EQ(*idx, i);
+    }
+    EXPECT_EQ(log->size(), 100u);
+    auto entries = log->ReadEntries(10, 20);
+    ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+    ASSERT_EQ(entries->size(), 10u);
+    EXPECT_EQ((*entries)[0], Entry(10));
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->size(), 100u);
+  auto idx = log->AppendAndWait(Entry(100));
+  ASSERT_TRUE(idx.ok());
+  EXPECT_EQ(*idx, 100u);
+  auto all = log->ReadEntries(0, 101);
+  ASSERT_TRUE(all.ok());
+  for (uint64_t i = 0; i < 101; ++i) EXPECT_EQ((*all)[i], Entry(i));
+  EXPECT_FALSE(log->ReadEntries(0, 102).ok());
+  EXPECT_FALSE(log->ReadEntries(5, 4).ok());
+}
+
+TEST_F(AuditLogTest, CheckpointsAndProofsVerify) {
+  auto log = OpenLog();
+  for (uint64_t i = 0; i < 37; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  auto cp1 = log->SignCheckpoint();
+  ASSERT_TRUE(cp1.ok());
+  for (uint64_t i = 37; i < 300; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  auto cp2 = log->SignCheckpoint();
+  ASSERT_TRUE(cp2.ok());
+  auto key = ParseVerifierKey(log->VerifierKey());
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(key->name, "phivault/" + keyring_->vault_id());
+  auto h1 = VerifyCheckpoint(*cp1, *key);
+  auto h2 = VerifyCheckpoint(*cp2, *key);
+  ASSERT_TRUE(h1.ok() && h2.ok());
+  EXPECT_EQ(h1->size, 37u);
+  EXPECT_EQ(h2->size, 300u);
+  EXPECT_EQ(*log->Root(300), HashString(h2->root));
+  auto vk = AuditVerifierKey(*keyring_);
+  ASSERT_TRUE(vk.ok());
+  EXPECT_EQ(*vk, log->VerifierKey());
+  for (uint64_t i = 0; i < 300; i += 7) {
+    auto proof = log->InclusionProof(i, 300);
+    ASSERT_TRUE(proof.ok());
+    auto leaf = log->LeafHash(i);
+    ASSERT_TRUE(leaf.ok());
+    EXPECT_TRUE(VerifyInclusion(i, 300, *leaf, *proof, HashView(h2->root)).ok()) << i;
+  }
+  auto cons = log->ConsistencyProof(37, 300);
+  ASSERT_TRUE(cons.ok());
+  EXPECT_TRUE(VerifyConsistency(37, 300, *cons, HashView(h1->root), HashView(h2->root)).ok());
+  EXPECT_FALSE(log->InclusionProof(0, 301).ok());
+  // The same checkpoint comes back while the size is unchanged.
+  EXPECT_EQ(*log->SignCheckpoint(), *cp2);
+}
+
+TEST_F(AuditLogTest, CheckpointsIssuedWhileEntriesArrive) {
+  AuditLogOptions o;
+  o.checkpoint_interval = std::chrono::milliseconds(50);
+  auto log = OpenLog(o);
+  for (int round = 0; round < 4; ++round) {
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    // The writer signed on its own: Checkpoint() already covers everything.
+    auto key = ParseVerifierKey(log->VerifierKey());
+    auto head = VerifyCheckpoint(*log->Checkpoint(), *key);
+    ASSERT_TRUE(head.ok());
+    EXPECT_EQ(head->size, log->size());
+  }
+  EXPECT_GE(SplitNotes(ReadFile(AuditDir() + "/checkpoints")).size(), 4u);
+}
+
+TEST_F(AuditLogTest, TornTailIsTruncatedOnOpen) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  }
+  const std::string seg = AuditDir() + "/seg-000001.log";
+  const std::string good = ReadFile(seg);
+  // A crash mid-write: half of a record, then a complete-length record with garbage.
+  std::string torn = testing::EncodeRecord(10, std::string(120, 'x'));
+  WriteFile(seg, good + torn.substr(0, 50));
+  {
+    auto log = OpenLog();
+    EXPECT_EQ(log->size(), 10u);
+    EXPECT_EQ(ReadFile(seg), good);
+    ASSERT_EQ(*log->AppendAndWait(Entry(10)), 10u);
+  }
+  // Torn checkpoint note at the end of the checkpoints file.
+  const std::string cps = ReadFile(AuditDir() + "/checkpoints");
+  WriteFile(AuditDir() + "/checkpoints", cps + "phivault/x\n12\nabc");
+  auto log = OpenLog();
+  EXPECT_EQ(log->size(), 11u);
+  EXPECT_EQ(ReadFile(AuditDir() + "/checkpoints"), cps);
+  auto v = Verify(tmp_.path(), log->VerifierKey());
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+}
+
+TEST_F(AuditLogTest, HashCacheIsRebuilt) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 100; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  }
+  // Lose the cache entirely, then corrupt it: both are recomputed from records.
+  std::filesystem::remove_all(AuditDir() + "/tree");
+  std::string root_before;
+  {
+    auto log = OpenLog();
+    root_before = *log->Root(100);
+  }
+  std::string l0 = ReadFile(AuditDir() + "/tree/level-00.hash");
+  l0[5 * 32] ^= 1;
+  WriteFile(AuditDir() + "/tree/level-00.hash", l0);
+  auto log = OpenLog();
+  EXPECT_EQ(*log->Root(100), root_before);
+  auto leaf = log->LeafHash(5);
+  auto proof = log->InclusionProof(5, 100);
+  ASSERT_TRUE(leaf.ok() && proof.ok());
+  EXPECT_TRUE(VerifyInclusion(5, 100, *leaf, *proof, root_before).ok());
+}
+
+TEST_F(AuditLogTest, SegmentsRollOver) {
+  AuditLogOptions o;
+  o.segment_bytes = 2048;
+  {
+    auto log = OpenLog(o);
+    for (uint64_t i = 0; i < 200; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  }
+  int segs = 0;
+  for (const auto& f : FilesBelow(AuditDir())) segs += f.find("/seg-") != std::string::npos;
+  EXPECT_GT(segs, 5);
+  auto log = OpenLog(o);
+  EXPECT_EQ(log->size(), 200u);
+  auto e = log->ReadEntries(150, 200);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ((*e)[49], Entry(199));
+  auto v = Verify(AuditDir(), log->VerifierKey());
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+  EXPECT_EQ(v->entries, 200u);
+}
+
+TEST_F(AuditLogTest, GroupCommitWithConcurrentAppenders) {
+  auto faults = std::make_shared<Faults>();
+  AuditLogOptions o;
+  o.open_file = testing::FaultyOpener(faults);
+  auto log = OpenLog(o);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 2000;
+  std::mutex m;
+  std::vector<uint64_t> got;
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        if (i % 2 == 0) {
+          auto r = log->AppendAndWait(Entry(t * kPerThread + i));
+          std::lock_guard<std::mutex> lock(m);
+          r.ok() ? got.push_back(*r) : void(++errors);
+        } else {
+          log->Append(Entry(t * kPerThread + i), [&](StatusOr<uint64_t> r) {
+            std::lock_guard<std::mutex> lock(m);
+            r.ok() ? got.push_back(*r) : void(++errors);
+          });
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  log.reset();  // drains the queue
+  EXPECT_EQ(errors.load(), 0);
+  ASSERT_EQ(got.size(), size_t{kThreads * kPerThread});
+  std::sort(got.begin(), got.end());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], i);
+  // Group commit: far fewer syncs than entries.
+  EXPECT_LT(faults->syncs.load(), kThreads * kPerThread / 4);
+  auto reopened = OpenLog();
+  EXPECT_EQ(reopened->size(), got.size());
+  auto v = Verify(tmp_.path(), reopened->VerifierKey());
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+}
+
+TEST_F(AuditLogTest, WriteFailureFailsCallbacksThenRecovers) {
+  for (bool fail_sync : {false, true}) {
+    SCOPED_TRACE(fail_sync ? "fsync fails" : "write fails");
+    TempDir dir;
+    auto keyring = MakeKeyring(dir.path());
+    auto faults = std::make_shared<Faults>();
+    AuditLogOptions o;
+    o.open_file = testing::FaultyOpener(faults);
+    auto opened = AuditLog::Open(dir.path(), *keyring, o);
+    ASSERT_TRUE(opened.ok());
+    auto log = std::move(opened).value();
+    for (uint64_t i = 0; i < 5; ++i) ASSERT_EQ(*log->AppendAndWait(Entry(i)), i);
+    EXPECT_TRUE(log->healthy());
+
+    (fail_sync ? faults->fail_syncs : faults->fail_writes) = true;
+    std::atomic<int> unavailable{0};
+    for (int i = 0; i < 20; ++i) {
+      log->Append("lost " + std::to_string(i), [&](StatusOr<uint64_t> r) {
+        EXPECT_FALSE(r.ok()) << "index acknowledged during failure";
+        if (!r.ok() && r.status().code() == StatusCode::kUnavailable) ++unavailable;
+      });
+    }
+    auto r = log->AppendAndWait("lost too");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(unavailable.load(), 20);
+    EXPECT_FALSE(log->healthy());
+    EXPECT_EQ(log->size(), 5u);
+
+    // The disk works again: the next append repairs the segment and succeeds
+    // with the next index; nothing of the failed batches remains.
+    faults->fail_syncs = false;
+    faults->fail_writes = false;
+    ASSERT_EQ(*log->AppendAndWait(Entry(5)), 5u);
+    EXPECT_TRUE(log->healthy());
+    ASSERT_EQ(*log->AppendAndWait(Entry(6)), 6u);
+    ASSERT_TRUE(log->SignCheckpoint().ok());
+    auto entries = log->ReadEntries(0, 7);
+    ASSERT_TRUE(entries.ok()) << entries.status().ToString();
+    for (uint64_t i = 0; i < 7; ++i) EXPECT_EQ((*entries)[i], Entry(i));
+    const std::string vkey = log->VerifierKey();
+    log.reset();
+    auto v = Verify(dir.path(), vkey);
+    ASSERT_TRUE(v.ok());
+    EXPECT_TRUE(v->ok) << v->reason;
+    EXPECT_EQ(v->entries, 7u);
+    auto again = AuditLog::Open(dir.path(), *keyring);
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ((*again)->size(), 7u);
+  }
+}
+
+TEST_F(AuditLogTest, CheckpointWriteFailureIsReportedAndRetried) {
+  auto faults = std::make_shared<Faults>();
+  AuditLogOptions o;
+  o.open_file = testing::FaultyOpener(faults);
+  o.checkpoint_interval = std::chrono::hours(1);  // only explicit checkpoints
+  auto log = OpenLog(o);
+  ASSERT_TRUE(log->AppendAndWait(Entry(0)).ok());  // the writer signs the first entry's checkpoint
+  ASSERT_TRUE(log->AppendAndWait(Entry(1)).ok());
+  faults->fail_writes = true;
+  EXPECT_FALSE(log->SignCheckpoint().ok());
+  faults->fail_writes = false;
+  auto cp = log->SignCheckpoint();
+  ASSERT_TRUE(cp.ok());
+  const std::string vkey = log->VerifierKey();
+  log.reset();
+  auto v = Verify(tmp_.path(), vkey);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+}
+
+TEST_F(AuditLogTest, RejectsOversizedEntryAndAppendsAfterShutdownFail) {
+  AuditLogOptions o;
+  o.max_entry_bytes = 100;
+  auto log = OpenLog(o);
+  auto r = log->AppendAndWait(std::string(101, 'a'));
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(*log->AppendAndWait("small"), 0u);
+}
+
+TEST_F(AuditLogTest, NoPlaintextAtRest) {
+  const std::string marker = "Zebulon-Quartermaine-MRN-4471-0932";
+  {
+    auto log = OpenLog();
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE(log->AppendAndWait("{\"patient\":\"" + marker + "\",\"i\":" + std::to_string(i) + "}").ok());
+    }
+    ASSERT_TRUE(log->SignCheckpoint().ok());
+    ASSERT_TRUE(log->Export(tmp_.Sub("export")).ok());
+  }
+  int files = 0;
+  for (const std::string& f : FilesBelow(tmp_.path())) {
+    if (f.find("/audit/") == std::string::npos && f.find("/export/") == std::string::npos) continue;
+    ++files;
+    const std::string bytes = ReadFile(f);
+    EXPECT_EQ(bytes.find(marker), std::string::npos) << f;
+    EXPECT_EQ(bytes.find("Zebulon"), std::string::npos) << f;
+  }
+  EXPECT_GE(files, 6);
+}
+
+TEST_F(AuditLogTest, RefusesToOpenWhenCheckpointCoversLostEntries) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    ASSERT_TRUE(log->SignCheckpoint().ok());
+  }
+  auto seg = testing::ReadSegment(AuditDir() + "/seg-000001.log");
+  seg.records.resize(8);
+  testing::WriteSegment(AuditDir() + "/seg-000001.log", seg);
+  auto log = AuditLog::Open(tmp_.path(), *keyring_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(AuditLogTest, EntriesAreBoundToTheirPosition) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  }
+  // Move entry 2's ciphertext into slot 1 with a correct record header: the
+  // AEAD (AAD = vault id + index) refuses to open it there.
+  const std::string path = AuditDir() + "/seg-000001.log";
+  auto seg = testing::ReadSegment(path);
+  seg.records[1] = testing::EncodeRecord(1, seg.payloads[2]);
+  testing::WriteSegment(path, seg);
+  std::filesystem::remove_all(AuditDir() + "/tree");
+  std::filesystem::remove(AuditDir() + "/checkpoints");  // else Open refuses: the root changed
+  auto log = OpenLog();
+  auto e = log->ReadEntries(1, 2);
+  EXPECT_EQ(e.status().code(), StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace phivault::audit
