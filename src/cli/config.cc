@@ -108,7 +108,7 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--tls-client-ca", tls_client_ca_, "CA bundle for device client certificates (mTLS)");
 }
 
-void ConfigFlags::ApplyTo(Config* cfg) const {
+Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (data_dir_) cfg->data_dir = *data_dir_;
   if (key_file_ || passphrase_file_ || key_env_) cfg->key = crypto::MasterKeySource{};
   if (key_file_) cfg->key.key_file = *key_file_;
@@ -125,9 +125,9 @@ void ConfigFlags::ApplyTo(Config* cfg) const {
   if (tls_key_) cfg->tls_key = *tls_key_;
   if (tls_client_ca_) cfg->tls_client_ca = *tls_client_ca_;
   if (log_level_) {
-    auto l = ParseLevel(*log_level_);
-    if (l.ok()) cfg->log_level = *l;
+    PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*log_level_));
   }
+  return Status::Ok();
 }
 
 }  // namespace phivault::cli

@@ -61,7 +61,8 @@ class ConfigFlags {
  public:
   void AddVaultFlags(CLI::App* app);
   void AddServerFlags(CLI::App* app);
-  void ApplyTo(Config* cfg) const;
+  // InvalidArgument for a flag value that does not parse (e.g. --log-level).
+  Status ApplyTo(Config* cfg) const;
 
  private:
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,

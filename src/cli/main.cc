@@ -276,7 +276,7 @@ int Main(int argc, char** argv) {
     Status s = LoadConfigFile(config_file, &cfg);
     if (!s.ok()) return Fail(s);
   }
-  flags.ApplyTo(&cfg);
+  if (Status s = flags.ApplyTo(&cfg); !s.ok()) return Fail(s);
   log::SetMinLevel(cfg.log_level);
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
 

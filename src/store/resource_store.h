@@ -41,6 +41,12 @@ struct ResourceVersion {
   int64_t last_updated_ms = 0;
   bool deleted = false;
   std::string json;
+  // The patient link recorded at write time (sorted, unique).
+  std::vector<std::string> patients;
+  // Who wrote this version (an opaque principal reference such as
+  // "Device/monitor-1"); empty for imports. Devices may read back only
+  // what they wrote.
+  std::string author;
 };
 
 // A condition evaluated inside the write transaction (If-None-Exist). Only
@@ -61,6 +67,8 @@ struct WriteOp {
   boost::json::object resource;
   // Patient ids from the compartment definition; sorted, unique.
   std::vector<std::string> patients;
+  // Who is writing (see ResourceVersion::author).
+  std::string author;
   // kPut/kDelete: PreconditionFailed unless the current version equals this.
   std::optional<int64_t> if_match_version;
   // kCreate: skip the create and report the match if this finds one resource;
@@ -76,6 +84,8 @@ struct WriteResult {
   bool created = false;   // a new logical resource (201) rather than a new version (200)
   bool no_op = false;     // conditional create matched, or delete of a missing/deleted resource
   std::string json;       // the stored resource as returned to clients; empty for deletes
+  int64_t prior_version = 0;          // the version this write replaced (0: none)
+  std::vector<std::string> patients;  // the patient link stored with the new version
 };
 
 // Per batch: all results (atomic batches), or one Status per op (non-atomic).
@@ -119,6 +129,12 @@ class ResourceStore {
   // One version. NotFound if absent; Gone if that version is a tombstone.
   virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // Calls `fn` with the current, non-deleted version of every resource of
+  // the given types (e.g. to warm the care-relationship index at startup).
+  // Stops early and returns fn's error if fn fails.
+  virtual Status ForEachCurrent(const std::vector<std::string>& types,
+                                const std::function<Status(const ResourceVersion&)>& fn) = 0;
 
   // Queues a batch of writes. `atomic`: all succeed or none is stored (FHIR
   // transaction); otherwise each op stands alone (FHIR batch, import).

@@ -150,6 +150,7 @@ CREATE TABLE IF NOT EXISTS resource_versions(
   last_updated INTEGER NOT NULL,
   deleted INTEGER NOT NULL,
   key_owner TEXT NOT NULL,
+  author TEXT NOT NULL,
   body BLOB,
   UNIQUE(type, id, version)
 );
@@ -286,6 +287,8 @@ class SqliteStore final : public ResourceStore {
   StatusOr<ResourceVersion> Read(const std::string& type, const std::string& id) override;
   StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  Status ForEachCurrent(const std::vector<std::string>& types,
+                        const std::function<Status(const ResourceVersion&)>& fn) override;
   void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) override;
   StoreStats Stats() override;
   bool Healthy() override { return healthy_.load(); }
@@ -328,6 +331,7 @@ class SqliteStore final : public ResourceStore {
   };
   StatusOr<std::optional<Current>> CurrentOf(Connection& conn, const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> LoadVersion(Connection& conn, int64_t seq, const std::string& type, const std::string& id);
+  StatusOr<std::vector<std::string>> PatientsOf(Connection& conn, int64_t seq);
 
   SqliteStoreOptions options_;
   const crypto::Keyring* keyring_;
@@ -508,7 +512,8 @@ StatusOr<std::optional<SqliteStore::Current>> SqliteStore::CurrentOf(Connection&
 StatusOr<ResourceVersion> SqliteStore::LoadVersion(Connection& conn, int64_t seq, const std::string& type,
                                                    const std::string& id) {
   PV_STMT(q, conn,
-          "SELECT version, last_updated, deleted, key_owner, body, type, id FROM resource_versions WHERE seq = ?1");
+          "SELECT version, last_updated, deleted, key_owner, body, type, id, author FROM resource_versions "
+          "WHERE seq = ?1");
   q.Bind(1, seq);
   int rc = q.Step();
   if (rc == SQLITE_DONE) return DataLoss("a version listed as current is missing from the database");
@@ -520,11 +525,44 @@ StatusOr<ResourceVersion> SqliteStore::LoadVersion(Connection& conn, int64_t seq
   v.version = q.Int(0);
   v.last_updated_ms = q.Int(1);
   v.deleted = q.Int(2) != 0;
+  v.author = q.Text(7);
   if (!v.deleted) {
     std::string owner = q.Text(3);
     PV_ASSIGN_OR_RETURN(v.json, OpenBody(conn, v.type, v.id, v.version, owner, q.Blob(4)));
   }
+  PV_ASSIGN_OR_RETURN(v.patients, PatientsOf(conn, seq));
   return v;
+}
+
+StatusOr<std::vector<std::string>> SqliteStore::PatientsOf(Connection& conn, int64_t seq) {
+  PV_STMT(q, conn, "SELECT patient_id FROM resource_patients WHERE seq = ?1 ORDER BY patient_id");
+  q.Bind(1, seq);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(q.Text(0));
+  if (rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "read patient link");
+  return out;
+}
+
+Status SqliteStore::ForEachCurrent(const std::vector<std::string>& types,
+                                   const std::function<Status(const ResourceVersion&)>& fn) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  for (const std::string& type : types) {
+    std::vector<std::pair<std::string, int64_t>> rows;
+    {
+      PV_STMT(q, conn, "SELECT id, seq FROM current_versions WHERE type = ?1 AND deleted = 0");
+      q.Bind(1, type);
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) rows.emplace_back(q.Text(0), q.Int(1));
+      if (rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "list current versions");
+    }
+    for (const auto& [id, seq] : rows) {
+      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(conn, seq, type, id));
+      PV_RETURN_IF_ERROR(fn(v));
+    }
+  }
+  return Status::Ok();
 }
 
 StatusOr<ResourceVersion> SqliteStore::Read(const std::string& type, const std::string& id) {
@@ -560,13 +598,13 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
   int64_t before = query.before_seq > 0 ? query.before_seq : INT64_MAX;
   const char* sql;
   if (!query.id.empty()) {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
           "WHERE type = ?1 AND id = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   } else if (!query.type.empty()) {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
           "WHERE type = ?1 AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   } else {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
           "WHERE ?1 = '' AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   }
   PV_STMT(q, conn, sql);
@@ -585,6 +623,7 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
     e.version.version = q.Int(3);
     e.version.last_updated_ms = q.Int(4);
     e.version.deleted = q.Int(5) != 0;
+    e.version.author = q.Text(8);
     if (!e.version.deleted) {
       PV_ASSIGN_OR_RETURN(e.version.json, OpenBody(conn, e.version.type, e.version.id, e.version.version,
                                                    q.Text(6), q.Blob(7)));
@@ -592,6 +631,9 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
     page.entries.push_back(std::move(e));
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "read history");
+  for (auto& e : page.entries) {
+    PV_ASSIGN_OR_RETURN(e.version.patients, PatientsOf(conn, e.seq));
+  }
   return page;
 }
 
@@ -680,13 +722,16 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
   Status commit = writer_->Exec("COMMIT");
   if (!commit.ok()) {
     writer_->Exec("ROLLBACK").IgnoreError();
-    log::Error("store.commit_failed", {{"error", commit.message()}});
+    log::Error("store.commit_failed", {{"error", commit.message()}, {"action", "check disk space and the data directory"}});
+    // Not ready until a later commit succeeds: /readyz tells load balancers.
+    healthy_.store(false);
     for (auto& out : outcomes) {
       out.status = commit;
       out.results.clear();
     }
     group_new_keys_.clear();
   } else {
+    healthy_.store(true);
     last_group_time_ms_ = group_time_ms_;
     std::lock_guard lk(keys_mu_);
     for (auto& [owner, key] : group_new_keys_) key_cache_.emplace(owner, key);
@@ -753,6 +798,7 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
       return result;
     case WriteOp::Kind::kPut:
       result.created = !cur || cur->deleted;
+      if (cur) result.prior_version = cur->version;
       PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result));
       return result;
     case WriteOp::Kind::kDelete:
@@ -761,6 +807,10 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
         if (cur) result.version = cur->version;
         return result;
       }
+      // The tombstone keeps the patient link of what it deletes, so history,
+      // access control and audit can still tell whose record it was.
+      PV_ASSIGN_OR_RETURN(op.patients, PatientsOf(*writer_, cur->seq));
+      result.prior_version = cur->version;
       PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result));
       return result;
   }
@@ -792,8 +842,8 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     SecureWipe(envelope.data(), envelope.size());
   }
   PV_STMT(ins, *writer_,
-          "INSERT INTO resource_versions(type, id, version, last_updated, deleted, key_owner, body) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+          "INSERT INTO resource_versions(type, id, version, last_updated, deleted, key_owner, body, author) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   ins.Bind(1, op.type).Bind(2, op.id).Bind(3, version).Bind(4, group_time_ms_).Bind(5, int64_t{deleted ? 1 : 0});
   ins.Bind(6, owner);
   if (deleted) {
@@ -801,6 +851,7 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
   } else {
     ins.BindBlob(7, sealed);
   }
+  ins.Bind(8, op.author);
   if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert version");
   int64_t seq = sqlite3_last_insert_rowid(writer_->db());
 
@@ -831,6 +882,7 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
   }
   result->version = version;
   result->last_updated_ms = group_time_ms_;
+  result->patients = op.patients;
   return Status::Ok();
 }
 

@@ -118,6 +118,41 @@ TEST_F(StoreTest, PutReadVersionsAndHistoryAreAppendOnly) {
   EXPECT_EQ(store_->Read("Patient", "missing").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(StoreTest, PatientLinkAndAuthorAreStoredWithEachVersion) {
+  WriteOp op = Put("Observation", "o1", R"({"resourceType":"Observation"})", {"pa", "pb"});
+  op.author = "Device/monitor-7";
+  ASSERT_TRUE(Commit1(std::move(op)).status.ok());
+  auto v = store_->Read("Observation", "o1");
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ(v->patients, (std::vector<std::string>{"pa", "pb"}));
+  EXPECT_EQ(v->author, "Device/monitor-7");
+
+  WriteOp del;
+  del.kind = WriteOp::Kind::kDelete;
+  del.type = "Observation";
+  del.id = "o1";
+  auto d = Commit1(std::move(del));
+  ASSERT_TRUE(d.status.ok());
+  EXPECT_EQ(d.results[0]->prior_version, 1);
+  EXPECT_EQ(d.results[0]->patients, (std::vector<std::string>{"pa", "pb"})) << "tombstones keep the link";
+  HistoryQuery q;
+  q.type = "Observation";
+  q.id = "o1";
+  auto h = store_->History(q);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->entries.size(), 2u);
+  EXPECT_EQ(h->entries[0].version.patients, (std::vector<std::string>{"pa", "pb"}));
+
+  int seen = 0;
+  ASSERT_TRUE(Commit1(Put("CareTeam", "ct", R"({"resourceType":"CareTeam"})", {"pa"})).status.ok());
+  ASSERT_TRUE(store_->ForEachCurrent({"CareTeam", "Observation"}, [&](const ResourceVersion& rv) {
+                       ++seen;
+                       EXPECT_EQ(rv.type, "CareTeam");
+                       return Status::Ok();
+                     }).ok());
+  EXPECT_EQ(seen, 1) << "deleted resources are not current";
+}
+
 TEST_F(StoreTest, HistoryPagesWithCursor) {
   for (int i = 0; i < 7; ++i) {
     ASSERT_TRUE(Commit1(Put("Observation", "o" + std::to_string(i), R"({"resourceType":"Observation"})")).status.ok());
