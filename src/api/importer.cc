@@ -204,14 +204,17 @@ class Importer {
       return;
     }
     boost::json::object& doc = *parsed;
+    // Lookups only: operator[] may rehash the object and invalidate pointers.
+    const boost::json::value* rt = doc.if_contains("resourceType");
     const boost::json::value* type = doc.if_contains("type");
-    bool is_bundle = doc["resourceType"] == "Bundle";
+    boost::json::value* entries = doc.if_contains("entry");
+    bool is_bundle = rt && *rt == "Bundle";
     bool executable = is_bundle && type && type->is_string() &&
                       (type->get_string() == "transaction" || type->get_string() == "batch");
     if (!executable) {
-      if (is_bundle && doc.contains("entry") && doc["entry"].is_array()) {
+      if (is_bundle && entries && entries->is_array()) {
         size_t i = 0;
-        for (auto& e : doc["entry"].get_array()) {
+        for (auto& e : entries->get_array()) {
           std::string where = name + "#entry" + std::to_string(i++);
           boost::json::object* eo = e.if_object();
           boost::json::value* res = eo ? eo->if_contains("resource") : nullptr;
