@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -72,6 +73,10 @@ StatusOr<IssuedToken> TokenIssuer::Issue(const TokenRequest& req, int64_t now_s)
     return InvalidArgument("token request: invalid fhirUser");
   }
   if (req.role.size() > 256 || !Printable(req.role, true)) return InvalidArgument("token request: invalid role");
+  if (req.clearances.size() > 64) return InvalidArgument("token request: too many clearances");
+  for (const std::string& c : req.clearances) {
+    if (c.empty() || c.size() > 64 || !Printable(c, false)) return InvalidArgument("token request: invalid clearance");
+  }
 
   IssuedToken out;
   out.jti = RandomB64(16);
@@ -93,6 +98,11 @@ StatusOr<IssuedToken> TokenIssuer::Issue(const TokenRequest& req, int64_t now_s)
   if (!req.scope.empty()) claims["scope"] = req.scope;
   if (!req.fhir_user.empty()) claims["fhirUser"] = req.fhir_user;
   if (!req.role.empty()) claims[config_.role_claim] = req.role;
+  if (!req.clearances.empty()) {
+    boost::json::array clearances;
+    for (const std::string& c : req.clearances) clearances.emplace_back(c);
+    claims[kClearanceClaim] = std::move(clearances);
+  }
 
   std::string input = Base64UrlEncode(boost::json::serialize(header)) + "." +
                       Base64UrlEncode(boost::json::serialize(claims));

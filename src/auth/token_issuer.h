@@ -5,8 +5,9 @@
 //
 // Access token: header {"alg":"EdDSA","kid":<RFC 7638 thumbprint>,"typ":"JWT"},
 // claims iss, sub, aud, iat, nbf (= iat), exp (iat + lifetime, 15 minutes by
-// default), jti (128 random bits), and when given scope, fhirUser and the
-// role claim. The tokens verify with JwtVerifier given KeySet::Parse(JwksJson()).
+// default), jti (128 random bits), and when given scope, fhirUser, the
+// role claim and "phivault_clearance" (array of clearance codes). The tokens
+// verify with JwtVerifier given KeySet::Parse(JwksJson()).
 //
 // Refresh token: 32 random bytes, base64url (43 characters). Only its SHA-256
 // is stored. Each use (Rotate) consumes it and returns a new one in the same
@@ -30,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "auth/jwks.h"
 #include "common/secure_bytes.h"
@@ -49,7 +51,14 @@ struct TokenRequest {
   std::string scope;      // space-separated; "" for none
   std::string fhir_user;  // "" or e.g. "Practitioner/123"
   std::string role;       // "" for none
+  // Clearances ("R", "V", "HIV", ...) for the policy engine, emitted as the
+  // custom array claim "phivault_clearance" when non-empty. Each must be 1..64
+  // printable characters without spaces; at most 64 of them.
+  std::vector<std::string> clearances;
 };
+
+// Name of the custom claim that carries TokenRequest::clearances.
+inline constexpr std::string_view kClearanceClaim = "phivault_clearance";
 
 struct IssuedToken {
   std::string token;
