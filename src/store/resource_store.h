@@ -47,6 +47,9 @@ struct ResourceVersion {
   // "Device/monitor-1"); empty for imports. Devices may read back only
   // what they wrote.
   std::string author;
+  // meta.security of this version as a JSON array text ("" if none), kept
+  // beside the body so access decisions need not parse the body.
+  std::string security_labels;
 };
 
 // A condition evaluated inside the write transaction (If-None-Exist). Only
@@ -123,10 +126,11 @@ class ResourceStore {
  public:
   virtual ~ResourceStore() = default;
 
-  // The latest version. NotFound if never stored; Gone if the latest is a
-  // tombstone (the ResourceVersion is not returned then).
+  // The latest version, a tombstone (deleted == true, empty json) included:
+  // the caller decides whether the caller may learn it was deleted before
+  // answering 410. NotFound if never stored.
   virtual StatusOr<ResourceVersion> Read(const std::string& type, const std::string& id) = 0;
-  // One version. NotFound if absent; Gone if that version is a tombstone.
+  // One version (tombstones included). NotFound if absent.
   virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
 

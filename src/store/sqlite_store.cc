@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <list>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -151,6 +152,7 @@ CREATE TABLE IF NOT EXISTS resource_versions(
   deleted INTEGER NOT NULL,
   key_owner TEXT NOT NULL,
   author TEXT NOT NULL,
+  labels TEXT NOT NULL,
   body BLOB,
   UNIQUE(type, id, version)
 );
@@ -270,6 +272,92 @@ std::vector<std::pair<std::string, std::string>> Identifiers(const boost::json::
   return out;
 }
 
+// meta.security as JSON text, or "" when absent.
+std::string SecurityLabelsOf(const boost::json::object& resource) {
+  const boost::json::value* meta = resource.if_contains("meta");
+  if (!meta || !meta->is_object()) return {};
+  const boost::json::value* security = meta->get_object().if_contains("security");
+  if (!security || !security->is_array() || security->get_array().empty()) return {};
+  return boost::json::serialize(*security);
+}
+
+// An LRU of decrypted latest versions keyed by type and id. The writer puts
+// every version it commits (after COMMIT succeeds); readers put what they read
+// from the database only if it is not older than what is cached, so a reader
+// that raced a commit can never re-insert a stale version.
+class VersionCache {
+ public:
+  explicit VersionCache(size_t budget) : budget_(budget) {}
+
+  std::shared_ptr<const ResourceVersion> Get(const std::string& key) {
+    if (!budget_) return nullptr;
+    std::lock_guard lk(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second.pos);
+    return it->second.value;
+  }
+
+  void Put(const std::string& key, std::shared_ptr<const ResourceVersion> v, bool authoritative) {
+    if (!budget_) return;
+    size_t cost = Cost(key, *v);
+    if (cost > budget_ / 8) {  // do not let one huge body evict everything
+      if (authoritative) Erase(key);
+      return;
+    }
+    std::lock_guard lk(mu_);
+    auto it = map_.find(key);
+    if (it != map_.end()) {
+      if (!authoritative && it->second.value->version >= v->version) return;
+      bytes_ -= it->second.cost;
+      lru_.erase(it->second.pos);
+      map_.erase(it);
+    }
+    lru_.push_front(key);
+    map_.emplace(key, Entry{std::move(v), lru_.begin(), cost});
+    bytes_ += cost;
+    while (bytes_ > budget_ && !lru_.empty()) {
+      auto victim = map_.find(lru_.back());
+      bytes_ -= victim->second.cost;
+      map_.erase(victim);
+      lru_.pop_back();
+    }
+  }
+
+  void Erase(const std::string& key) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(key);
+    if (it == map_.end()) return;
+    bytes_ -= it->second.cost;
+    lru_.erase(it->second.pos);
+    map_.erase(it);
+  }
+
+  static std::string Key(std::string_view type, std::string_view id) {
+    std::string k(type);
+    k += '/';
+    k += id;
+    return k;
+  }
+
+ private:
+  static size_t Cost(const std::string& key, const ResourceVersion& v) {
+    size_t c = 2 * key.size() + v.json.size() + v.author.size() + v.security_labels.size() + 160;
+    for (const auto& p : v.patients) c += p.size() + 32;
+    return c;
+  }
+  struct Entry {
+    std::shared_ptr<const ResourceVersion> value;
+    std::list<std::string>::iterator pos;
+    size_t cost;
+  };
+  const size_t budget_;
+  std::mutex mu_;
+  std::list<std::string> lru_;
+  std::unordered_map<std::string, Entry> map_;
+  size_t bytes_ = 0;
+};
+
 struct PendingBatch {
   std::vector<WriteOp> ops;
   bool atomic = false;
@@ -279,12 +367,13 @@ struct PendingBatch {
 class SqliteStore final : public ResourceStore {
  public:
   SqliteStore(SqliteStoreOptions options, const crypto::Keyring* keyring)
-      : options_(std::move(options)), keyring_(keyring) {}
+      : options_(std::move(options)), keyring_(keyring), cache_(options_.cache_bytes) {}
   ~SqliteStore() override { Close(); }
 
   Status Init();
 
   StatusOr<ResourceVersion> Read(const std::string& type, const std::string& id) override;
+  StatusOr<ResourceVersion> ReadFromDatabase(const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   Status ForEachCurrent(const std::vector<std::string>& types,
@@ -345,7 +434,25 @@ class SqliteStore final : public ResourceStore {
   std::unordered_map<std::string, std::shared_ptr<const crypto::Aead>> key_cache_;
   std::shared_ptr<const crypto::Aead> shared_key_;
   // Keys created in the group being applied; published only after COMMIT.
+  // A savepoint rolled back also takes back the keys (and cached versions)
+  // its writes created, so memory never holds what the database does not.
   std::unordered_map<std::string, std::shared_ptr<const crypto::Aead>> group_new_keys_;
+  std::vector<std::string> group_new_key_order_;
+  struct GroupMark {
+    size_t keys = 0;
+    size_t versions = 0;
+  };
+  GroupMark Mark() const { return {group_new_key_order_.size(), group_versions_.size()}; }
+  void RollBackTo(const GroupMark& m) {
+    while (group_new_key_order_.size() > m.keys) {
+      group_new_keys_.erase(group_new_key_order_.back());
+      group_new_key_order_.pop_back();
+    }
+    group_versions_.resize(m.versions);
+  }
+  VersionCache cache_;
+  // Versions written by the group being applied; cached only after COMMIT.
+  std::vector<std::shared_ptr<const ResourceVersion>> group_versions_;
 
   // Writer state: only the writer thread touches writer_ and cctx_.
   std::unique_ptr<Connection> writer_;
@@ -484,6 +591,7 @@ StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForWrite(const std
   PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead, crypto::Aead::New(dek));
   std::shared_ptr<const crypto::Aead> key(std::move(aead));
   group_new_keys_.emplace(owner, key);
+  group_new_key_order_.push_back(owner);
   return key;
 }
 
@@ -512,7 +620,7 @@ StatusOr<std::optional<SqliteStore::Current>> SqliteStore::CurrentOf(Connection&
 StatusOr<ResourceVersion> SqliteStore::LoadVersion(Connection& conn, int64_t seq, const std::string& type,
                                                    const std::string& id) {
   PV_STMT(q, conn,
-          "SELECT version, last_updated, deleted, key_owner, body, type, id, author FROM resource_versions "
+          "SELECT version, last_updated, deleted, key_owner, body, type, id, author, labels FROM resource_versions "
           "WHERE seq = ?1");
   q.Bind(1, seq);
   int rc = q.Step();
@@ -526,6 +634,7 @@ StatusOr<ResourceVersion> SqliteStore::LoadVersion(Connection& conn, int64_t seq
   v.last_updated_ms = q.Int(1);
   v.deleted = q.Int(2) != 0;
   v.author = q.Text(7);
+  v.security_labels = q.Text(8);
   if (!v.deleted) {
     std::string owner = q.Text(3);
     PV_ASSIGN_OR_RETURN(v.json, OpenBody(conn, v.type, v.id, v.version, owner, q.Blob(4)));
@@ -566,13 +675,20 @@ Status SqliteStore::ForEachCurrent(const std::vector<std::string>& types,
 }
 
 StatusOr<ResourceVersion> SqliteStore::Read(const std::string& type, const std::string& id) {
+  std::string key = VersionCache::Key(type, id);
+  if (auto hit = cache_.Get(key)) return *hit;
+  auto v = ReadFromDatabase(type, id);
+  if (v.ok()) cache_.Put(key, std::make_shared<const ResourceVersion>(*v), false);
+  return v;
+}
+
+StatusOr<ResourceVersion> SqliteStore::ReadFromDatabase(const std::string& type, const std::string& id) {
   PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
   Connection& conn = **lease;
   PV_RETURN_IF_ERROR(conn.Exec("BEGIN"));  // one snapshot for both lookups
   auto result = [&]() -> StatusOr<ResourceVersion> {
     PV_ASSIGN_OR_RETURN(std::optional<Current> cur, CurrentOf(conn, type, id));
     if (!cur) return NotFound("resource not found");
-    if (cur->deleted) return Status(StatusCode::kGone, "resource was deleted");
     return LoadVersion(conn, cur->seq, type, id);
   }();
   conn.Exec("COMMIT").IgnoreError();
@@ -587,7 +703,6 @@ StatusOr<ResourceVersion> SqliteStore::ReadVersion(const std::string& type, cons
   int rc = q.Step();
   if (rc == SQLITE_DONE) return NotFound("version not found");
   if (rc != SQLITE_ROW) return SqliteError(conn.db(), rc, "read version");
-  if (q.Int(1) != 0) return Status(StatusCode::kGone, "this version is a deletion");
   return LoadVersion(conn, q.Int(0), type, id);
 }
 
@@ -598,13 +713,16 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
   int64_t before = query.before_seq > 0 ? query.before_seq : INT64_MAX;
   const char* sql;
   if (!query.id.empty()) {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author, labels "
+          "FROM resource_versions "
           "WHERE type = ?1 AND id = ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   } else if (!query.type.empty()) {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author, labels "
+          "FROM resource_versions "
           "WHERE type = ?1 AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   } else {
-    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author FROM resource_versions "
+    sql = "SELECT seq, type, id, version, last_updated, deleted, key_owner, body, author, labels "
+          "FROM resource_versions "
           "WHERE ?1 = '' AND ?2 = '' AND seq < ?3 ORDER BY seq DESC LIMIT ?4";
   }
   PV_STMT(q, conn, sql);
@@ -624,6 +742,7 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
     e.version.last_updated_ms = q.Int(4);
     e.version.deleted = q.Int(5) != 0;
     e.version.author = q.Text(8);
+    e.version.security_labels = q.Text(9);
     if (!e.version.deleted) {
       PV_ASSIGN_OR_RETURN(e.version.json, OpenBody(conn, e.version.type, e.version.id, e.version.version,
                                                    q.Text(6), q.Blob(7)));
@@ -673,6 +792,8 @@ void SqliteStore::WriterLoop() {
 void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
   std::vector<CommitOutcome> outcomes(group.size());
   group_new_keys_.clear();
+  group_new_key_order_.clear();
+  group_versions_.clear();
   // Monotonic per group: every write in a group shares one lastUpdated.
   group_time_ms_ = std::max(fhir::NowMillis(), last_group_time_ms_);
   Status begin = writer_->Exec("BEGIN IMMEDIATE");
@@ -694,6 +815,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
         continue;
       }
       Status failed;
+      GroupMark mark = Mark();
       for (WriteOp& op : batch.ops) {
         auto r = ApplyOp(op);
         if (!r.ok() && failed.ok()) failed = r.status();
@@ -702,6 +824,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
       }
       if (!failed.ok()) {
         writer_->Exec("ROLLBACK TO batch").IgnoreError();
+        RollBackTo(mark);
         out.status = failed;
       }
       writer_->Exec("RELEASE batch").IgnoreError();
@@ -712,8 +835,12 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
           out.results.push_back(sp);
           continue;
         }
+        GroupMark mark = Mark();
         auto r = ApplyOp(op);
-        if (!r.ok()) writer_->Exec("ROLLBACK TO op").IgnoreError();
+        if (!r.ok()) {
+          writer_->Exec("ROLLBACK TO op").IgnoreError();
+          RollBackTo(mark);
+        }
         writer_->Exec("RELEASE op").IgnoreError();
         out.results.push_back(std::move(r));
       }
@@ -730,12 +857,21 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
       out.results.clear();
     }
     group_new_keys_.clear();
+    group_new_key_order_.clear();
+    group_versions_.clear();
   } else {
     healthy_.store(true);
     last_group_time_ms_ = group_time_ms_;
+    // Before any callback acknowledges a write, so no later read misses it.
+    for (auto& v : group_versions_) {
+      std::string key = VersionCache::Key(v->type, v->id);  // before v is moved from
+      cache_.Put(key, std::move(v), true);
+    }
+    group_versions_.clear();
     std::lock_guard lk(keys_mu_);
     for (auto& [owner, key] : group_new_keys_) key_cache_.emplace(owner, key);
     group_new_keys_.clear();
+    group_new_key_order_.clear();
   }
   for (size_t i = 0; i < group.size(); ++i) group[i].done(std::move(outcomes[i]));
 }
@@ -842,8 +978,8 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     SecureWipe(envelope.data(), envelope.size());
   }
   PV_STMT(ins, *writer_,
-          "INSERT INTO resource_versions(type, id, version, last_updated, deleted, key_owner, body, author) "
-          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+          "INSERT INTO resource_versions(type, id, version, last_updated, deleted, key_owner, body, author, labels) "
+          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   ins.Bind(1, op.type).Bind(2, op.id).Bind(3, version).Bind(4, group_time_ms_).Bind(5, int64_t{deleted ? 1 : 0});
   ins.Bind(6, owner);
   if (deleted) {
@@ -852,6 +988,7 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     ins.BindBlob(7, sealed);
   }
   ins.Bind(8, op.author);
+  ins.Bind(9, deleted ? std::string() : SecurityLabelsOf(op.resource));
   if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert version");
   int64_t seq = sqlite3_last_insert_rowid(writer_->db());
 
@@ -883,6 +1020,17 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
   result->version = version;
   result->last_updated_ms = group_time_ms_;
   result->patients = op.patients;
+  auto cached = std::make_shared<ResourceVersion>();
+  cached->type = op.type;
+  cached->id = op.id;
+  cached->version = version;
+  cached->last_updated_ms = group_time_ms_;
+  cached->deleted = deleted;
+  cached->json = result->json;
+  cached->patients = op.patients;
+  cached->author = op.author;
+  cached->security_labels = deleted ? std::string() : SecurityLabelsOf(op.resource);
+  group_versions_.push_back(std::move(cached));
   return Status::Ok();
 }
 

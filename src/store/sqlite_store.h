@@ -9,6 +9,9 @@
 // onto another record fails to open. Destroying one patient's wrapped key
 // makes that patient's bodies unreadable (crypto-shredding, a later issue).
 //
+// Hot reads are served from an in-memory cache of decrypted latest versions,
+// written through by the writer at commit (see SqliteStoreOptions).
+//
 // Concurrency: one writer thread owns the write connection and applies queued
 // batches in group commits (one BEGIN..COMMIT and one WAL fsync for many
 // callers, synchronous=FULL). Reads use a pool of read connections and see
@@ -33,6 +36,11 @@ struct SqliteStoreOptions {
   bool create = false;        // init: create the database; otherwise it must exist
   int max_group_ops = 4096;   // ops applied in one group commit at most
   int zstd_level = 1;         // body compression before sealing; 0 disables
+  // Decrypted latest versions kept in memory for reads (0 disables). The
+  // writer updates entries at commit, so a read never sees an older version
+  // than an acknowledged write. Memory is not "at rest"; the cache never
+  // touches the disk.
+  size_t cache_bytes = 64u << 20;
 };
 
 // Opens (or with options.create, creates) DIR/vault.db. Fails with

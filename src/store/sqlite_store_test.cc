@@ -96,8 +96,12 @@ TEST_F(StoreTest, PutReadVersionsAndHistoryAreAppendOnly) {
   auto c3 = Commit1(std::move(del));
   ASSERT_TRUE(c3.status.ok());
   EXPECT_EQ(c3.results[0]->version, 3);
-  EXPECT_EQ(store_->Read("Patient", "p1").status().code(), StatusCode::kGone);
-  EXPECT_EQ(store_->ReadVersion("Patient", "p1", 3).status().code(), StatusCode::kGone);
+  auto tomb = store_->Read("Patient", "p1");
+  ASSERT_TRUE(tomb.ok());
+  EXPECT_TRUE(tomb->deleted);
+  EXPECT_TRUE(tomb->json.empty());
+  EXPECT_EQ(tomb->patients, (std::vector<std::string>{"p1"}));
+  EXPECT_TRUE(store_->ReadVersion("Patient", "p1", 3)->deleted);
   EXPECT_TRUE(store_->ReadVersion("Patient", "p1", 1).ok()) << "old versions survive a delete";
 
   HistoryQuery hq;
@@ -121,11 +125,13 @@ TEST_F(StoreTest, PutReadVersionsAndHistoryAreAppendOnly) {
 TEST_F(StoreTest, PatientLinkAndAuthorAreStoredWithEachVersion) {
   WriteOp op = Put("Observation", "o1", R"({"resourceType":"Observation"})", {"pa", "pb"});
   op.author = "Device/monitor-7";
+  op.resource["meta"] = boost::json::parse(R"({"security":[{"system":"s","code":"R"}]})");
   ASSERT_TRUE(Commit1(std::move(op)).status.ok());
   auto v = store_->Read("Observation", "o1");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->patients, (std::vector<std::string>{"pa", "pb"}));
   EXPECT_EQ(v->author, "Device/monitor-7");
+  EXPECT_EQ(v->security_labels, R"([{"system":"s","code":"R"}])");
 
   WriteOp del;
   del.kind = WriteOp::Kind::kDelete;
@@ -151,6 +157,44 @@ TEST_F(StoreTest, PatientLinkAndAuthorAreStoredWithEachVersion) {
                        return Status::Ok();
                      }).ok());
   EXPECT_EQ(seen, 1) << "deleted resources are not current";
+}
+
+TEST_F(StoreTest, RolledBackWritesLeaveNoKeyOrCachedVersionBehind) {
+  // An atomic batch creates patient "np"'s first resource (and data key),
+  // then fails: neither the key nor the version may survive in memory.
+  std::vector<WriteOp> ops;
+  ops.push_back(Put("Observation", "rb1", R"({"resourceType":"Observation"})", {"np"}));
+  WriteOp bad = Put("Patient", "ghost", R"({"resourceType":"Patient"})", {"ghost"});
+  bad.if_match_version = 5;
+  ops.push_back(std::move(bad));
+  EXPECT_FALSE(store_->CommitAndWait(std::move(ops), true).status.ok());
+  EXPECT_EQ(store_->Read("Observation", "rb1").status().code(), StatusCode::kNotFound);
+  // A later write for the same patient must mint (and persist) a key anew,
+  // so the data stays readable after a restart.
+  ASSERT_TRUE(Commit1(Put("Observation", "rb2", R"({"resourceType":"Observation","status":"final"})", {"np"})).status.ok());
+  Reopen();
+  auto v = store_->Read("Observation", "rb2");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_NE(v->json.find("final"), std::string::npos);
+}
+
+TEST_F(StoreTest, CachedReadsFollowEveryCommittedWrite) {
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(Commit1(Put("Patient", "c", R"({"resourceType":"Patient","birthDate":"200)" + std::to_string(i) +
+                                                R"(-01-01"})", {"c"}))
+                    .status.ok());
+    auto v = store_->Read("Patient", "c");  // the second read on is a cache hit
+    ASSERT_TRUE(v.ok());
+    EXPECT_EQ(v->version, i);
+    EXPECT_NE(v->json.find("200" + std::to_string(i)), std::string::npos);
+    EXPECT_EQ(v->patients, (std::vector<std::string>{"c"}));
+  }
+  WriteOp del;
+  del.kind = WriteOp::Kind::kDelete;
+  del.type = "Patient";
+  del.id = "c";
+  ASSERT_TRUE(Commit1(std::move(del)).status.ok());
+  EXPECT_TRUE(store_->Read("Patient", "c")->deleted);
 }
 
 TEST_F(StoreTest, HistoryPagesWithCursor) {
