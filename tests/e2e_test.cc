@@ -64,7 +64,8 @@ struct Response {
   std::string etag;
 };
 
-Response Request(uint16_t port, bhttp::verb method, const std::string& target, const std::string& body = "") {
+Response Request(uint16_t port, bhttp::verb method, const std::string& target, const std::string& body = "",
+                 const std::string& token = "") {
   boost::asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   boost::system::error_code ec;
@@ -72,6 +73,7 @@ Response Request(uint16_t port, bhttp::verb method, const std::string& target, c
   if (ec) return {};
   bhttp::request<bhttp::string_body> req{method, target, 11};
   req.set(bhttp::field::host, "127.0.0.1");
+  if (!token.empty()) req.set(bhttp::field::authorization, "Bearer " + token);
   if (!body.empty()) {
     req.set(bhttp::field::content_type, "application/fhir+json");
     req.body() = body;
@@ -170,6 +172,21 @@ class E2eTest : public ::testing::Test {
     return 0;
   }
 
+  // A token from `phivault token issue`. The issuer and audience are the
+  // server's base URL, derived from --listen as given (127.0.0.1:0 here).
+  std::string IssueToken(uint16_t port, const std::string& role, const std::string& scope) {
+    (void)port;
+    std::string out = tmp_.Sub("token.txt");
+    std::filesystem::remove(out);
+    int rc = RunBin({"token", "issue", "--data", data_, "--key-file", key_, "--listen",
+                     "127.0.0.1:0", "--sub", "e2e", "--role", role, "--scope", scope},
+                    out);
+    if (rc != 0) return "";
+    std::string t = ReadFile(out);
+    while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+    return t;
+  }
+
   int Stop() {
     kill(server_, SIGTERM);
     int rc = WaitExit(server_);
@@ -225,15 +242,22 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
 
   uint16_t port = Serve();
   ASSERT_NE(port, 0) << ReadFile(log_);
+  std::string token = IssueToken(port, "system", "system/*.cruds");
+  ASSERT_FALSE(token.empty());
+  EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/79a66c97-6131-3213-f3c9-4606946ab056").status, 401)
+      << "no token, no data";
   // A patient from the NDJSON set, by its original id.
-  Response r = Request(port, bhttp::verb::get, "/fhir/Patient/79a66c97-6131-3213-f3c9-4606946ab056");
+  Response r = Request(port, bhttp::verb::get, "/fhir/Patient/79a66c97-6131-3213-f3c9-4606946ab056", "", token);
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_NE(r.body.find("Upton904"), std::string::npos);
   Response created = Request(port, bhttp::verb::post, "/fhir/Observation",
                              R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
-                             R"("subject":{"reference":"Patient/79a66c97-6131-3213-f3c9-4606946ab056"}})");
+                             R"("subject":{"reference":"Patient/79a66c97-6131-3213-f3c9-4606946ab056"}})",
+                             token);
   EXPECT_EQ(created.status, 201) << created.body;
-  EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/nope").status, 404);
+  EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/nope", "", token).status, 404);
+  // Tokens are scanned for too: a token in the log would be a leak.
+  needles.insert(token);
   Response metrics = Request(port, bhttp::verb::get, "/metrics");
   EXPECT_NE(metrics.body.find("phivault_http_requests_total"), std::string::npos);
 
@@ -249,7 +273,9 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
   // The data survives a restart.
   port = Serve();
   ASSERT_NE(port, 0);
-  EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/79a66c97-6131-3213-f3c9-4606946ab056").status, 200);
+  token = IssueToken(port, "system", "system/*.rs");
+  EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/79a66c97-6131-3213-f3c9-4606946ab056", "", token).status,
+            200);
   EXPECT_EQ(Stop(), 0);
 }
 
@@ -263,8 +289,10 @@ TEST_F(E2eTest, ModifiedDataDirectoryIsDetectedNotServed) {
     x = x * 1103515245 + 12345;
     big += "abcdefghijklmnopqrstuvwxyz"[(x >> 16) % 26];
   }
+  std::string token = IssueToken(port, "system", "system/*.cruds");
   Response c = Request(port, bhttp::verb::put, "/fhir/Patient/victim",
-                       R"({"resourceType":"Patient","id":"victim","text":{"status":"generated","div":")" + big + R"("}})");
+                       R"({"resourceType":"Patient","id":"victim","text":{"status":"generated","div":")" + big + R"("}})",
+                       token);
   ASSERT_EQ(c.status, 201) << c.body;
   ASSERT_EQ(Stop(), 0);
 
@@ -280,7 +308,8 @@ TEST_F(E2eTest, ModifiedDataDirectoryIsDetectedNotServed) {
     EXPECT_NE(ReadFile(log_).find("integrity"), std::string::npos) << ReadFile(log_);
     return;
   }
-  Response r = Request(port, bhttp::verb::get, "/fhir/Patient/victim");
+  token = IssueToken(port, "system", "system/*.cruds");
+  Response r = Request(port, bhttp::verb::get, "/fhir/Patient/victim", "", token);
   EXPECT_EQ(r.status, 500) << r.body;
   EXPECT_NE(r.body.find("integrity"), std::string::npos) << r.body;
   EXPECT_EQ(r.body.find(big.substr(0, 32)), std::string::npos);

@@ -149,7 +149,8 @@ void AppendOutcomeEntry(std::string& body, const Status& s) {
 }  // namespace
 
 std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutcome& outcome,
-                                 store::ResourceStore* store, const std::string& base_url) {
+                                 store::ResourceStore* store, const std::string& base_url,
+                                 const ReadAuthorizer& authorize_read) {
   std::string body = R"({"resourceType":"Bundle","type":)";
   body += plan.transaction ? R"("transaction-response")" : R"("batch-response")";
   body += R"(,"entry":[)";
@@ -170,6 +171,14 @@ std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutc
         auto [p, ec] = std::from_chars(r.vid.data(), r.vid.data() + r.vid.size(), vid);
         v = (ec == std::errc() && p == r.vid.data() + r.vid.size()) ? store->ReadVersion(r.type, r.id, vid)
                                                                     : StatusOr<store::ResourceVersion>(InvalidArgument("invalid version id"));
+      }
+      if (v.ok()) {
+        Status allowed = authorize_read(*v);
+        if (!allowed.ok()) {
+          v = allowed;
+        } else if (v->deleted) {
+          v = Status(StatusCode::kGone, "resource was deleted");
+        }
       }
       if (!v.ok()) {
         AppendOutcomeEntry(body, v.status());

@@ -12,6 +12,7 @@
 #define PHIVAULT_API_BUNDLE_PROCESSOR_H_
 
 #include <cstddef>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
@@ -39,9 +40,14 @@ struct BundlePlan {
 // transaction with any bad entry.
 StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries);
 
+// Decides whether the caller may see a version a GET entry returns; a
+// non-OK status becomes that entry's outcome (NotFound when hidden).
+using ReadAuthorizer = std::function<Status(const store::ResourceVersion&)>;
+
 // REQUIRES: `outcome` is the result of committing plan.ops (moved out of plan).
 std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutcome& outcome,
-                                 store::ResourceStore* store, const std::string& base_url);
+                                 store::ResourceStore* store, const std::string& base_url,
+                                 const ReadAuthorizer& authorize_read);
 
 // "201 Created" etc.
 std::string StatusLine(int status);

@@ -1,6 +1,7 @@
 #include "api/fhir_service.h"
 
 #include <charconv>
+#include <limits>
 
 #include <boost/json.hpp>
 
@@ -11,6 +12,7 @@
 #include "fhir/compartment.h"
 #include "fhir/resource_types.h"
 #include "fhir/time.h"
+#include "common/log.h"
 
 namespace phivault::api {
 
@@ -20,6 +22,8 @@ struct FhirService::Call {
   QueryParams params;
   OutputFormat fmt;
   std::vector<std::string_view> segments;  // path below /fhir
+  Caller caller;
+  int64_t now_ms = 0;
 
   void Reply(http::HttpResponse resp, std::string_view route) {
     SetRoute(resp, route);
@@ -72,8 +76,13 @@ StatusOr<int> PageSize(const QueryParams& params, int def, int max) {
 
 }  // namespace
 
-FhirService::FhirService(store::ResourceStore* store, ServiceOptions options)
-    : store_(store), options_(std::move(options)), capability_json_(BuildCapabilityStatement(options_.base_url)) {}
+FhirService::FhirService(store::ResourceStore* store, AccessControl* access, ServiceOptions options,
+                         http::Handler* auth_endpoints)
+    : store_(store),
+      access_(access),
+      auth_endpoints_(auth_endpoints),
+      options_(std::move(options)),
+      capability_json_(BuildCapabilityStatement(options_.base_url)) {}
 
 void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   Call call{std::move(request), std::move(respond), {}, {}, {}};
@@ -91,6 +100,14 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   if (path == "/metrics") {
     Metrics(call);
+    return;
+  }
+  if (path == "/.well-known/smart-configuration") {
+    SmartConfiguration(call);
+    return;
+  }
+  if (auth_endpoints_ && (path.rfind("/auth/", 0) == 0 || path == "/.well-known/jwks.json")) {
+    auth_endpoints_->Handle(std::move(call.req), std::move(call.respond));
     return;
   }
   if (path != "/fhir" && path.rfind("/fhir/", 0) != 0) {
@@ -111,6 +128,22 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   call.fmt = *fmt;
   call.segments = SplitPath(std::string_view(path).substr(5));
+  call.now_ms = fhir::NowMillis();
+  bool is_metadata = call.segments.size() == 1 && call.segments[0] == "metadata";
+  if (!is_metadata) {
+    // Deny by default: nothing below /fhir but the CapabilityStatement is
+    // served without an identity.
+    auto caller = access_->Authenticate(call.req, call.now_ms);
+    if (!caller.ok()) {
+      int status = caller.status().code() == StatusCode::kPermissionDenied ? 403 : 401;
+      http::HttpResponse r = OutcomeResponse(status, "error", status == 401 ? "login" : "forbidden",
+                                             caller.status().message(), call.fmt);
+      if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+      call.Reply(std::move(r), "/fhir");
+      return;
+    }
+    call.caller = std::move(*caller);
+  }
   HandleFhir(call);
 }
 
@@ -168,9 +201,27 @@ void FhirService::HandleFhir(Call& call) {
   return VRead(call, type, id, std::string(seg[3]));
 }
 
+StatusOr<store::ResourceVersion> FhirService::ReadAuthorized(Call& call, const std::string& type,
+                                                             const std::string& id, int64_t version) {
+  auto interaction = version ? policy::Interaction::kVRead : policy::Interaction::kRead;
+  policy::Decision gate = access_->DecideType(call.caller, interaction, type);
+  if (!gate.allowed) return policy::DecisionStatus(gate);
+  auto v = version ? store_->ReadVersion(type, id, version) : store_->Read(type, id);
+  if (!v.ok()) return v.status();
+  policy::Decision d = access_->Decide(call.caller, interaction, *v, call.req, call.now_ms);
+  if (d.break_glass_activated) {
+    log::Warn("policy.break_glass_granted", {{"subject", call.caller.principal.subject}, {"type", type}});
+    metrics::Registry::Default().GetCounter("phivault_break_glass_grants_total", "Break-glass grants", {}).Increment();
+  }
+  if (!d.allowed) return policy::DecisionStatus(d);
+  // Only a caller who may see the record learns that it was deleted.
+  if (v->deleted) return Status(StatusCode::kGone, "resource was deleted");
+  return v;
+}
+
 void FhirService::Read(Call& call, const std::string& type, const std::string& id) {
   static constexpr std::string_view kRoute = "/fhir/{type}/{id}";
-  auto v = store_->Read(type, id);
+  auto v = ReadAuthorized(call, type, id, 0);
   if (!v.ok()) return call.Fail(v.status(), kRoute);
   http::HttpResponse r = JsonResponse(200, std::move(v->json), call.fmt);
   AddVersionHeaders(r, v->version, v->last_updated_ms);
@@ -184,11 +235,42 @@ void FhirService::VRead(Call& call, const std::string& type, const std::string& 
   if (ec != std::errc() || p != vid.data() + vid.size() || version < 1) {
     return call.Reply(OutcomeResponse(400, "error", "invalid", "invalid version id", call.fmt), kRoute);
   }
-  auto v = store_->ReadVersion(type, id, version);
+  auto v = ReadAuthorized(call, type, id, version);
   if (!v.ok()) return call.Fail(v.status(), kRoute);
   http::HttpResponse r = JsonResponse(200, std::move(v->json), call.fmt);
   AddVersionHeaders(r, v->version, v->last_updated_ms);
   call.Reply(std::move(r), kRoute);
+}
+
+Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms) {
+  using policy::Interaction;
+  Interaction gate_i = op.kind == store::WriteOp::Kind::kCreate   ? Interaction::kCreate
+                       : op.kind == store::WriteOp::Kind::kDelete ? Interaction::kDelete
+                                                                  : Interaction::kUpdate;
+  policy::Decision gate = access_->DecideType(call.caller, gate_i, op.type);
+  if (!gate.allowed) return policy::DecisionStatus(gate);
+  std::string stored_author;
+  bool exists = false;
+  if (op.kind != store::WriteOp::Kind::kCreate) {
+    auto cur = store_->Read(op.type, op.id);
+    if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+    if (cur.ok() && !cur->deleted) {
+      // Changing a record needs the right to change it as it is now...
+      exists = true;
+      stored_author = cur->author;
+      policy::Decision d = access_->Decide(call.caller, gate_i == Interaction::kDelete ? Interaction::kDelete
+                                                                                      : Interaction::kUpdate,
+                                           *cur, call.req, now_ms);
+      if (!d.allowed) return policy::DecisionStatus(d);
+    }
+  }
+  if (op.kind == store::WriteOp::Kind::kDelete) return Status::Ok();
+  // ...and the right to write what it becomes (its patients may change).
+  policy::Decision d = access_->DecideWrite(call.caller, exists ? Interaction::kUpdate : Interaction::kCreate, op.type,
+                                            op.id, op.resource, op.patients, stored_author, call.req, now_ms);
+  if (!d.allowed) return policy::DecisionStatus(d);
+  op.author = AccessControl::AuthorOf(call.caller);
+  return Status::Ok();
 }
 
 namespace {
@@ -241,18 +323,31 @@ void FhirService::Create(Call& call, const std::string& type) {
     if (!cond.ok()) return call.Fail(cond.status(), kRoute);
     op.if_none_exist = std::move(*cond);
   }
+  if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
   Prefer prefer = PreferReturn(call.req);
   store_->Commit(std::move(ops), true,
-                 [respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url,
-                  prefer](store::CommitOutcome out) {
+                 [this, respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url, prefer,
+                  caller = call.caller, req = call.req, now = call.now_ms](store::CommitOutcome out) {
                    http::HttpResponse r;
                    if (!out.status.ok()) {
                      r = ErrorResponse(out.status, fmt);
                    } else {
                      const store::WriteResult& w = *out.results[0];
-                     r = WriteResponse(w.no_op ? 200 : 201, w, base, prefer, fmt);
+                     access_->OnCommitted(w);
+                     if (w.no_op) {
+                       // If-None-Exist matched: the caller sees the match only
+                       // if allowed to read it; otherwise the create just fails.
+                       auto v = store_->Read(w.type, w.id);
+                       bool visible = v.ok() && access_->Decide(caller, policy::Interaction::kRead, *v, req, now).allowed;
+                       r = visible ? WriteResponse(200, w, base, prefer, fmt)
+                                   : ErrorResponse(Status(StatusCode::kPreconditionFailed,
+                                                          "If-None-Exist matched an existing resource"),
+                                                   fmt);
+                     } else {
+                       r = WriteResponse(201, w, base, prefer, fmt);
+                     }
                    }
                    SetRoute(r, kRoute);
                    respond(std::move(r));
@@ -281,17 +376,19 @@ void FhirService::Update(Call& call, const std::string& type, const std::string&
     if (!v.ok()) return call.Fail(v.status(), kRoute);
     op.if_match_version = *v;
   }
+  if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
   Prefer prefer = PreferReturn(call.req);
   store_->Commit(std::move(ops), true,
-                 [respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url,
+                 [this, respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url,
                   prefer](store::CommitOutcome out) {
                    http::HttpResponse r;
                    if (!out.status.ok()) {
                      r = ErrorResponse(out.status, fmt);
                    } else {
                      const store::WriteResult& w = *out.results[0];
+                     access_->OnCommitted(w);
                      r = WriteResponse(w.created ? 201 : 200, w, base, prefer, fmt);
                    }
                    SetRoute(r, kRoute);
@@ -310,14 +407,17 @@ void FhirService::Delete(Call& call, const std::string& type, const std::string&
     if (!v.ok()) return call.Fail(v.status(), kRoute);
     op.if_match_version = *v;
   }
+  if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
+  op.author = AccessControl::AuthorOf(call.caller);
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
-  store_->Commit(std::move(ops), true, [respond = std::move(call.respond), fmt = call.fmt](store::CommitOutcome out) {
+  store_->Commit(std::move(ops), true, [this, respond = std::move(call.respond), fmt = call.fmt](store::CommitOutcome out) {
     http::HttpResponse r;
     if (!out.status.ok()) {
       r = ErrorResponse(out.status, fmt);
     } else {
       const store::WriteResult& w = *out.results[0];
+      access_->OnCommitted(w);
       r = OutcomeResponse(200, "information", "informational", w.no_op ? "nothing to delete" : "deleted", fmt);
       if (!w.no_op) r.headers.emplace_back("ETag", ETag(w.version));
     }
@@ -346,9 +446,41 @@ void FhirService::History(Call& call, const std::string& type, const std::string
       return call.Fail(Status(StatusCode::kInvalidArgument, "unsupported history parameter: " + k), route);
     }
   }
-  auto page = store_->History(q);
-  if (!page.ok()) return call.Fail(page.status(), route);
-  if (!id.empty() && page->entries.empty() && q.before_seq == 0) {
+  if (!type.empty()) {
+    policy::Decision gate = access_->DecideType(call.caller, policy::Interaction::kHistory, type);
+    if (!gate.allowed) return call.Fail(policy::DecisionStatus(gate), route);
+  }
+  // Authorization runs on every version the page would show. Pages are
+  // refilled from further back so a page holds `count` visible entries
+  // whenever that many exist; the cursor points past what was examined, so
+  // paging stays consistent however many entries were filtered out.
+  store::HistoryPage page;
+  store::HistoryQuery scan = q;
+  int64_t cursor = q.before_seq;
+  bool more = true;
+  for (int rounds = 0; more && static_cast<int>(page.entries.size()) < q.count && rounds < 64; ++rounds) {
+    scan.before_seq = cursor;
+    auto chunk = store_->History(scan);
+    if (!chunk.ok()) return call.Fail(chunk.status(), route);
+    more = chunk->next_cursor != 0;
+    for (size_t i = 0; i < chunk->entries.size(); ++i) {
+      store::HistoryEntry& e = chunk->entries[i];
+      cursor = e.seq;
+      bool type_ok =
+          !type.empty() || access_->DecideType(call.caller, policy::Interaction::kHistory, e.version.type).allowed;
+      if (type_ok &&
+          access_->Decide(call.caller, policy::Interaction::kHistory, e.version, call.req, call.now_ms).allowed) {
+        page.entries.push_back(std::move(e));
+      }
+      if (static_cast<int>(page.entries.size()) == q.count) {
+        more = more || i + 1 < chunk->entries.size();
+        break;
+      }
+    }
+  }
+  page.next_cursor = more ? cursor : 0;
+  if (!id.empty() && page.entries.empty() && q.before_seq == 0) {
+    // Nothing visible: the same answer whether the record exists or not.
     return call.Fail(NotFound("resource not found"), route);
   }
   std::string self_path = options_.base_url + "/fhir" + (type.empty() ? "" : "/" + type) + (id.empty() ? "" : "/" + id) +
@@ -356,14 +488,14 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   std::string body = R"({"resourceType":"Bundle","type":"history","link":[{"relation":"self","url":)";
   body += JsonString(q.before_seq ? self_path + "&_cursor=" + std::to_string(q.before_seq) : self_path);
   body += '}';
-  if (page->next_cursor) {
+  if (page.next_cursor) {
     body += R"(,{"relation":"next","url":)";
-    body += JsonString(self_path + "&_cursor=" + std::to_string(page->next_cursor));
+    body += JsonString(self_path + "&_cursor=" + std::to_string(page.next_cursor));
     body += '}';
   }
   body += R"(],"entry":[)";
   bool first = true;
-  for (const auto& e : page->entries) {
+  for (const auto& e : page.entries) {
     const store::ResourceVersion& v = e.version;
     if (!first) body += ',';
     first = false;
@@ -399,19 +531,61 @@ void FhirService::Bundle(Call& call) {
   if (!parsed.ok()) return call.Fail(parsed.status(), kRoute);
   auto plan = PlanBundle(std::move(*parsed), options_.max_bundle_entries);
   if (!plan.ok()) return call.Fail(plan.status(), kRoute);
+  // Every write entry is authorized before anything is committed; a
+  // transaction with one denied entry stores nothing.
+  std::vector<store::WriteOp> kept;
+  std::vector<size_t> remap(plan->ops.size(), std::numeric_limits<size_t>::max());
+  for (size_t i = 0; i < plan->ops.size(); ++i) {
+    Status a = AuthorizeWrite(call, plan->ops[i], call.now_ms);
+    if (!a.ok()) {
+      if (plan->transaction) return call.Fail(a, kRoute);
+      for (auto& item : plan->items) {
+        if (item.op_index == i) item.error = a;
+      }
+      continue;
+    }
+    remap[i] = kept.size();
+    kept.push_back(std::move(plan->ops[i]));
+  }
+  for (auto& item : plan->items) {
+    if (item.op_index < remap.size()) item.op_index = remap[item.op_index];
+  }
+  plan->ops.clear();
   auto shared_plan = std::make_shared<BundlePlan>(std::move(*plan));
-  std::vector<store::WriteOp> ops = std::move(shared_plan->ops);
-  store_->Commit(std::move(ops), shared_plan->transaction,
-                 [this, respond = std::move(call.respond), fmt = call.fmt, shared_plan](store::CommitOutcome out) {
+  store_->Commit(std::move(kept), shared_plan->transaction,
+                 [this, respond = std::move(call.respond), fmt = call.fmt, shared_plan, caller = call.caller,
+                  req = call.req, now = call.now_ms](store::CommitOutcome out) {
                    http::HttpResponse r;
                    if (shared_plan->transaction && !out.status.ok()) {
                      r = ErrorResponse(out.status, fmt);
                    } else {
-                     r = JsonResponse(200, RenderBundleResponse(*shared_plan, out, store_, options_.base_url), fmt);
+                     for (const auto& w : out.results) {
+                       if (w.ok()) access_->OnCommitted(*w);
+                     }
+                     auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
+                       auto i = v.version ? policy::Interaction::kVRead : policy::Interaction::kRead;
+                       policy::Decision gate = access_->DecideType(caller, i, v.type);
+                       if (!gate.allowed) return policy::DecisionStatus(gate);
+                       return policy::DecisionStatus(access_->Decide(caller, i, v, req, now));
+                     };
+                     r = JsonResponse(200,
+                                      RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_read),
+                                      fmt);
                    }
                    SetRoute(r, kRoute);
                    respond(std::move(r));
                  });
+}
+
+void FhirService::SmartConfiguration(Call& call) {
+  std::string base = options_.base_url;
+  std::string body = R"({"issuer":)" + JsonString(base) + R"(,"jwks_uri":)" + JsonString(base + "/.well-known/jwks.json") +
+                     R"(,"token_endpoint":)" + JsonString(base + "/auth/token") +
+                     R"(,"grant_types_supported":["password","refresh_token"])"
+                     R"(,"token_endpoint_auth_methods_supported":["none"])"
+                     R"(,"scopes_supported":["openid","fhirUser","user/*.cruds","patient/*.rs","system/*.cruds"])"
+                     R"(,"capabilities":["permission-v1","permission-v2","permission-user","permission-patient"]})";
+  call.Reply(JsonResponse(200, std::move(body), OutputFormat{.plain_json = true}), "/.well-known/smart-configuration");
 }
 
 void FhirService::Metadata(Call& call) { call.Reply(JsonResponse(200, capability_json_, call.fmt), "/fhir/metadata"); }

@@ -1,11 +1,19 @@
 // FhirService: the FHIR R4 REST API (and the operational endpoints /healthz,
 // /readyz, /metrics) as an http::Handler on top of a ResourceStore.
 //
-// It routes a request, validates untrusted input (media type, JSON, ids,
-// resource types), computes each resource's patient link once, and turns
-// every failure into an OperationOutcome with the right status. Reads answer
+// It routes a request, authenticates it (401 without a valid identity),
+// validates untrusted input (media type, JSON, ids, resource types), computes
+// each resource's patient link once, asks AccessControl about the type and
+// then about every resource it would return or write, and turns every failure
+// into an OperationOutcome with the right status. A denial that depends on a
+// specific record answers exactly like a missing record (404). Reads answer
 // synchronously; writes answer from the store's group-commit callback, i.e.
 // only once they are durable.
+//
+// Public without authentication: /healthz, /readyz, /metrics (no health
+// data), /fhir/metadata and /.well-known/smart-configuration (SMART clients
+// discover the server before they have a token), and the token endpoint
+// handed in as `auth_endpoints`.
 //
 // Thread-safety: Handle() may be called concurrently from many threads.
 // Lifetime: the store must outlive the service; in-flight write callbacks hold
@@ -16,6 +24,7 @@
 #include <atomic>
 #include <string>
 
+#include "api/access_control.h"
 #include "fhir/json_reader.h"
 #include "http/types.h"
 #include "store/resource_store.h"
@@ -34,7 +43,10 @@ struct ServiceOptions {
 
 class FhirService final : public http::Handler {
  public:
-  FhirService(store::ResourceStore* store, ServiceOptions options);
+  // REQUIRES: store and access outlive the service. `auth_endpoints` (may be
+  // null) serves /auth/* and /.well-known/jwks.json.
+  FhirService(store::ResourceStore* store, AccessControl* access, ServiceOptions options,
+              http::Handler* auth_endpoints = nullptr);
 
   void Handle(http::HttpRequest request, http::Responder respond) override;
 
@@ -53,8 +65,16 @@ class FhirService final : public http::Handler {
   void Bundle(Call& call);
   void Metadata(Call& call);
   void Metrics(Call& call);
+  void SmartConfiguration(Call& call);
+  // Authorizes one bundle write against what is stored; OK or the denial.
+  Status AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms);
+  // Reads and authorizes; NotFound when hidden or missing.
+  StatusOr<store::ResourceVersion> ReadAuthorized(Call& call, const std::string& type, const std::string& id,
+                                                  int64_t version);
 
   store::ResourceStore* store_;
+  AccessControl* access_;
+  http::Handler* auth_endpoints_;
   ServiceOptions options_;
   std::string capability_json_;
   std::atomic<bool> draining_{false};

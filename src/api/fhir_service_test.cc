@@ -7,7 +7,9 @@
 #include <mutex>
 
 #include "api/vault.h"
+#include "auth/token_issuer.h"
 #include "common/testing/temp_dir.h"
+#include "fhir/time.h"
 
 namespace phivault::api {
 namespace {
@@ -25,10 +27,34 @@ class FhirServiceTest : public ::testing::Test {
     auto v = Vault::Open(cfg);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     vault_ = std::move(*v);
+    AccessConfig ac;
+    ac.builtin_issuer = "https://vault.test";
+    ac.builtin_audience = "https://vault.test/fhir";
+    auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
+    ASSERT_TRUE(access.ok()) << access.status().ToString();
+    access_ = std::move(*access);
+    auto issuer = auth::TokenIssuer::Create(vault_->keyring().Key(crypto::KeyPurpose::kTokenSign),
+                                            {ac.builtin_issuer, ac.builtin_audience});
+    ASSERT_TRUE(issuer.ok());
+    issuer_ = std::move(*issuer);
+    system_token_ = Token("backend", "system", "", "system/*.cruds");
     ServiceOptions so;
     so.base_url = "https://vault.test";
     so.parse_limits.max_depth = 32;
-    service_ = std::make_unique<FhirService>(vault_->store(), so);
+    service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), so);
+  }
+
+  std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
+                    const std::string& scope, std::vector<std::string> clearances = {}) {
+    auth::TokenRequest tr;
+    tr.sub = sub;
+    tr.role = role;
+    tr.fhir_user = fhir_user;
+    tr.scope = scope;
+    tr.clearances = std::move(clearances);
+    auto t = issuer_->Issue(tr, fhir::NowMillis() / 1000);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? t->token : "";
   }
 
   struct Reply {
@@ -58,6 +84,7 @@ class FhirServiceTest : public ::testing::Test {
     req.query = q == std::string::npos ? "" : target.substr(q + 1);
     req.body = std::move(body);
     if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
+    req.headers.emplace_back("authorization", "Bearer " + system_token_);
     for (auto& h : headers) {
       std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
       req.headers.push_back(h);
@@ -89,6 +116,9 @@ class FhirServiceTest : public ::testing::Test {
 
   testing::TempDir tmp_;
   std::unique_ptr<Vault> vault_;
+  std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<auth::TokenIssuer> issuer_;
+  std::string system_token_;
   std::unique_ptr<FhirService> service_;
 };
 
@@ -282,6 +312,95 @@ TEST_F(FhirServiceTest, EveryRouteReportsALowCardinalityRouteLabel) {
     }
   }
   EXPECT_TRUE(found);
+}
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+TEST_F(FhirServiceTest, NoIdentityNoDataButMetadataIsPublic) {
+  EXPECT_EQ(Call("GET", "/fhir/metadata", "", {{"authorization", ""}}).status, 200);
+  auto r = Call("GET", "/fhir/Patient/x", "", {{"authorization", ""}});
+  ExpectOutcome(r, 401);
+  EXPECT_EQ(r.Header("WWW-Authenticate"), "Bearer realm=\"phivault\"");
+  ExpectOutcome(Call("GET", "/fhir/Patient/x", "", {{"authorization", "Bearer not.a.token"}}), 401);
+  ExpectOutcome(Call("GET", "/fhir/Patient/x", "", {{"authorization", "Basic dXNlcjpwdw=="}}), 401);
+  // A token whose signature was tampered with.
+  std::string t = Token("u", "system", "", "system/*.rs");
+  t.back() = t.back() == 'A' ? 'B' : 'A';
+  ExpectOutcome(Call("GET", "/fhir/Patient/x", "", {{"authorization", "Bearer " + t}}), 401);
+  auto smart = Call("GET", "/.well-known/smart-configuration", "", {{"authorization", ""}});
+  EXPECT_EQ(smart.status, 200);
+  EXPECT_NE(smart.body.find("token_endpoint"), std::string::npos);
+}
+
+TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs1",
+                 R"({"resourceType":"Observation","id":"obs1","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat1"}})")
+                .status,
+            201);
+  Headers dr = {{"authorization", "Bearer " + Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds")}};
+  auto denied = Call("GET", "/fhir/Observation/obs1", "", dr);
+  auto missing = Call("GET", "/fhir/Observation/nope", "", dr);
+  EXPECT_EQ(denied.status, 404);
+  EXPECT_EQ(denied.body, missing.body) << "a denied read must look exactly like a missing record";
+
+  // A CareTeam naming the practitioner takes effect at once.
+  ASSERT_EQ(Call("PUT", "/fhir/CareTeam/ct1",
+                 R"({"resourceType":"CareTeam","id":"ct1","status":"active","subject":{"reference":"Patient/pat1"},)"
+                 R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})")
+                .status,
+            201);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs1", "", dr).status, 200);
+  // ...and is withdrawn at once when the CareTeam is deleted.
+  ASSERT_EQ(Call("DELETE", "/fhir/CareTeam/ct1").status, 200);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs1", "", dr).status, 404);
+
+  // History shows only what the caller may see.
+  auto h = Call("GET", "/fhir/Observation/_history", "", dr);
+  ASSERT_EQ(h.status, 200);
+  auto hb = h.Json();
+  EXPECT_TRUE(!hb.contains("entry") || hb["entry"].as_array().empty()) << h.body;
+}
+
+TEST_F(FhirServiceTest, BreakGlassOpensOneRecordForAClinicianOnly) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
+                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat2"}})")
+                .status,
+            201);
+  std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "", {{"authorization", dr}}).status, 404);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "",
+                 {{"authorization", dr}, {"x-purpose-of-use", "ETREAT"}, {"x-break-glass-reason", ""}})
+                .status,
+            404)
+      << "a reason is required";
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "",
+                 {{"authorization", dr}, {"x-purpose-of-use", "ETREAT"}, {"x-break-glass-reason", "unconscious in ED"}})
+                .status,
+            200);
+  // The grant holds for that patient for the window.
+  EXPECT_EQ(Call("GET", "/fhir/Patient/pat2", "", {{"authorization", dr}}).status, 200);
+  std::string reg = "Bearer " + Token("carol", "registration", "Practitioner/clerk", "user/*.cruds");
+  auto r = Call("GET", "/fhir/Observation/obs2", "",
+                {{"authorization", reg}, {"x-purpose-of-use", "ETREAT"}, {"x-break-glass-reason", "curious"}});
+  ExpectOutcome(r, 403);
+  EXPECT_NE(r.body.find("role"), std::string::npos) << r.body;
+}
+
+TEST_F(FhirServiceTest, ScopesLimitWritesAndTransactionsAreAuthorizedWhole) {
+  std::string reader = "Bearer " + Token("svc", "system", "", "system/Observation.rs");
+  auto c = Call("POST", "/fhir/Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})",
+                {{"authorization", reader}});
+  ExpectOutcome(c, 403);
+  std::string tx = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"a"}},"request":{"method":"POST","url":"Observation"}},
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]})";
+  std::string obs_writer = "Bearer " + Token("svc2", "system", "", "system/Observation.cruds");
+  ExpectOutcome(Call("POST", "/fhir", tx, {{"authorization", obs_writer}}), 403);
+  EXPECT_EQ(HistoryCount("Observation"), 0) << "a transaction with a denied entry stores nothing";
 }
 
 }  // namespace

@@ -10,13 +10,22 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
+
+#include <boost/json.hpp>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "api/access_control.h"
+#include "api/auth_service.h"
 #include "api/fhir_service.h"
+#include "auth/token_issuer.h"
+#include "fhir/time.h"
+#include "store/account_store.h"
 #include "api/importer.h"
 #include "api/vault.h"
+#include "cli/account_commands.h"
 #include "cli/config.h"
 #include "common/log.h"
 #include "fhir/operation_outcome.h"
@@ -82,16 +91,33 @@ http::HttpResponse RenderHttpError(int status, std::string_view message) {
 }
 
 struct Served {
+  std::shared_ptr<store::AccountStore> accounts;
+  std::unique_ptr<api::AccessControl> access;
+  std::unique_ptr<api::AuthService> auth;
   std::unique_ptr<api::FhirService> service;
   std::unique_ptr<http::Server> server;
 };
 
+// The built-in token issuer's identity: tokens are minted for, and only
+// accepted from, this vault's base URL.
+std::string Audience(const Config& cfg) { return cfg.BaseUrl() + "/fhir"; }
+
 StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   Served s;
+  PV_ASSIGN_OR_RETURN(s.accounts, store::OpenAccountStore(cfg.data_dir, vault->keyring()));
+  api::AuthServiceOptions ao;
+  ao.issuer = cfg.BaseUrl();
+  ao.audience = Audience(cfg);
+  PV_ASSIGN_OR_RETURN(s.auth, api::AuthService::Create(s.accounts, vault->keyring(), std::move(ao)));
+  api::AccessConfig ac;
+  ac.builtin_issuer = cfg.BaseUrl();
+  ac.builtin_audience = Audience(cfg);
+  PV_ASSIGN_OR_RETURN(s.access,
+                      api::AccessControl::Create(std::move(ac), vault->keyring(), vault->store(), s.accounts.get()));
   api::ServiceOptions so;
   so.base_url = cfg.BaseUrl();
   so.parse_limits.max_bytes = cfg.max_body_bytes;
-  s.service = std::make_unique<api::FhirService>(vault->store(), so);
+  s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), so, s.auth.get());
   http::ServerOptions ho;
   PV_RETURN_IF_ERROR(cfg.SplitListen(&ho.host, &ho.port));
   ho.threads = cfg.threads;
@@ -105,6 +131,19 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ho.error_renderer = RenderHttpError;
   PV_ASSIGN_OR_RETURN(s.server, http::Server::Start(std::move(ho), s.service.get()));
   return s;
+}
+
+// Mints a token with the vault's built-in issuer key: for service accounts,
+// scripts and the demo. Whoever holds the master key can do this anyway.
+StatusOr<std::string> IssueToken(const crypto::Keyring& keyring, const Config& cfg, const auth::TokenRequest& req,
+                                 int lifetime_minutes) {
+  auth::IssuerConfig ic;
+  ic.issuer = cfg.BaseUrl();
+  ic.audience = Audience(cfg);
+  ic.lifetime = std::chrono::minutes(lifetime_minutes);
+  PV_ASSIGN_OR_RETURN(auto issuer, auth::TokenIssuer::Create(keyring.Key(crypto::KeyPurpose::kTokenSign), ic));
+  PV_ASSIGN_OR_RETURN(auto token, issuer->Issue(req, fhir::NowMillis() / 1000));
+  return token.token;
 }
 
 int WaitAndShutdown(Served& served, api::Vault* vault, const sigset_t& signals) {
@@ -134,6 +173,15 @@ int CmdServe(const Config& cfg) {
   log::Info("server.listening", {{"port", std::to_string(served->server->port())},
                                  {"tls", cfg.tls_cert.empty() ? "off" : "on"}});
   return WaitAndShutdown(*served, vault->get(), signals);
+}
+
+int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime_minutes) {
+  auto vault = api::Vault::Open(cfg.Vault());
+  if (!vault.ok()) return Fail(vault.status());
+  auto token = IssueToken((*vault)->keyring(), cfg, req, lifetime_minutes);
+  if (!token.ok()) return Fail(token.status());
+  std::printf("%s\n", token->c_str());
+  return 0;
 }
 
 int CmdImport(const Config& cfg, const std::vector<std::string>& files) {
@@ -200,25 +248,78 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
   if (auto page = (*vault)->store()->History(q); page.ok() && !page->entries.empty()) {
     patient_id = page->entries.front().version.id;
   }
+  if (fresh) {
+    // A care team ties the demo clinician to the demo patient, so the
+    // clinician token shows allow and the unrelated one shows deny.
+    store::WriteOp ct;
+    ct.kind = store::WriteOp::Kind::kPut;
+    ct.type = "CareTeam";
+    ct.id = "demo-care-team";
+    ct.resource = boost::json::object{
+        {"resourceType", "CareTeam"},
+        {"id", "demo-care-team"},
+        {"status", "active"},
+        {"subject", boost::json::object{{"reference", "Patient/" + patient_id}}},
+        {"participant", boost::json::array{boost::json::object{
+                            {"member", boost::json::object{{"reference", "Practitioner/demo-clinician"}}}}}}};
+    ct.patients = {patient_id};
+    std::vector<store::WriteOp> ops;
+    ops.push_back(std::move(ct));
+    auto out = (*vault)->store()->CommitAndWait(std::move(ops), true);
+    if (!out.status.ok()) return Fail(out.status);
+  }
   auto served = StartServing(vault->get(), cfg);
   if (!served.ok()) return Fail(served.status());
+  if (fresh) {
+    store::DeviceRecord dev;
+    dev.device_id = "demo-monitor";
+    // Registered for token use in the demo; production devices present a
+    // client certificate (phivault device add --cert).
+    dev.cert_sha256 = std::string(64, '0');
+    dev.patients = {patient_id};
+    Status d = served->accounts->AddDevice(dev);
+    if (!d.ok() && d.code() != StatusCode::kAlreadyExists) return Fail(d);
+  }
+  const crypto::Keyring& kr = (*vault)->keyring();
+  auto tok = [&](const char* sub, const char* role, const char* fhir_user, const char* scope) {
+    auth::TokenRequest r;
+    r.sub = sub;
+    r.role = role;
+    r.fhir_user = fhir_user;
+    r.scope = scope;
+    auto t = IssueToken(kr, cfg, r, 12 * 60);
+    return t.ok() ? *t : std::string("<") + t.status().message() + ">";
+  };
+  std::string related = tok("demo-clinician", "clinician", "Practitioner/demo-clinician", "user/*.cruds");
+  std::string unrelated = tok("demo-other-clinician", "clinician", "Practitioner/demo-unrelated", "user/*.cruds");
+  std::string privacy = tok("demo-privacy-officer", "privacy-officer", "Practitioner/demo-privacy", "user/*.rs");
+  std::string device = tok("demo-monitor", "device", "Device/demo-monitor", "system/Observation.cru");
   std::string base = cfg.BaseUrl();
   std::printf(
       "\nphivault demo is serving %s/fhir (Ctrl-C to stop)\n"
       "data directory: %s   master key file: %s\n\n"
+      "Tokens (valid 12 hours):\n"
+      "  export CLIN=%s   # clinician on the patient's care team\n"
+      "  export OTHER=%s   # clinician with no relationship\n"
+      "  export PRIV=%s   # privacy officer\n"
+      "  export DEV=%s   # device bound to the patient\n\n"
       "Try:\n"
       "  curl -s %s/fhir/metadata | head -c 300; echo\n"
-      "  curl -s %s/fhir/Patient/%s\n"
-      "  curl -s '%s/fhir/Patient/%s/_history?_count=5'\n"
-      "  curl -s -X POST %s/fhir/Observation -H 'Content-Type: application/fhir+json' \\\n"
-      "       -d '{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"demo\"},"
+      "  curl -s %s/fhir/Patient/%s -H \"Authorization: Bearer $CLIN\"            # allowed\n"
+      "  curl -s %s/fhir/Patient/%s -H \"Authorization: Bearer $OTHER\"           # 404: denial looks like absence\n"
+      "  curl -s %s/fhir/Patient/%s -H \"Authorization: Bearer $OTHER\" \\\n"
+      "       -H 'X-Purpose-Of-Use: ETREAT' -H 'X-Break-Glass-Reason: patient unconscious'   # break-glass\n"
+      "  curl -s %s/fhir/Patient/%s -H \"Authorization: Bearer $PRIV\"            # 403: a privacy officer reads audit data, not records\n"
+      "  curl -s -X POST %s/fhir/Observation -H \"Authorization: Bearer $DEV\" -H 'Content-Type: application/fhir+json' \\\n"
+      "       -d '{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"heart rate\"},"
       "\"subject\":{\"reference\":\"Patient/%s\"}}'\n"
-      "  curl -s '%s/fhir/Observation/_history?_count=3'\n"
+      "  curl -s '%s/fhir/Patient/%s/_history?_count=5' -H \"Authorization: Bearer $CLIN\"\n"
       "  curl -s %s/metrics | grep phivault_http\n"
       "Everything under %s is encrypted; `grep -r` for a patient's name there finds nothing.\n",
-      base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), base.c_str(), base.c_str(), patient_id.c_str(),
-      base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), base.c_str(),
-      cfg.data_dir.c_str());
+      base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), related.c_str(), unrelated.c_str(),
+      privacy.c_str(), device.c_str(), base.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
+      patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
+      patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), cfg.data_dir.c_str());
   std::fflush(stdout);
   return WaitAndShutdown(*served, vault->get(), signals);
 }
@@ -258,6 +359,22 @@ int Main(int argc, char** argv) {
   std::string key_out;
   CLI::App* keygen = keys->add_subcommand("generate", "write a new 32-byte master key file (mode 0600)");
   keygen->add_option("--out", key_out, "where to write the key file")->required();
+  CLI::App* token = app.add_subcommand("token", "tokens signed by this vault's built-in issuer");
+  token->require_subcommand(1);
+  CLI::App* token_issue = token->add_subcommand("issue", "print a signed access token (service accounts, scripts)");
+  add_common(token_issue);
+  add_server(token_issue);  // --base-url / --listen fix the issuer and audience
+  auth::TokenRequest token_req;
+  std::string token_clearances;
+  int token_minutes = 15;
+  token_issue->add_option("--sub", token_req.sub, "subject (account id)")->required();
+  token_issue->add_option("--role", token_req.role, "clinician, registration, privacy-officer, security-admin, device, system or patient")->required();
+  token_issue->add_option("--fhir-user", token_req.fhir_user, "Practitioner/…, Patient/… or Device/…");
+  token_issue->add_option("--scope", token_req.scope, "space-separated SMART scopes");
+  token_issue->add_option("--clearance", token_clearances, "comma-separated clearances (R, V, HIV, …)");
+  token_issue->add_option("--lifetime-minutes", token_minutes, "validity (default 15)")->check(CLI::Range(1, 7 * 24 * 60));
+  AccountCommandState accounts;
+  AddAccountCommands(app, &accounts, add_common);
 
   try {
     app.parse(argc, argv);
@@ -280,6 +397,14 @@ int Main(int argc, char** argv) {
   log::SetMinLevel(cfg.log_level);
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
 
+  if (int rc = RunAccountCommands(accounts, cfg); rc >= 0) return rc;
+  if (token_issue->parsed()) {
+    std::stringstream cl(token_clearances);
+    for (std::string c; std::getline(cl, c, ',');) {
+      if (!c.empty()) token_req.clearances.push_back(c);
+    }
+    return CmdTokenIssue(cfg, token_req, token_minutes);
+  }
   if (init->parsed()) return CmdInit(cfg);
   if (serve->parsed()) return CmdServe(cfg);
   if (import->parsed()) return CmdImport(cfg, files);

@@ -1,0 +1,258 @@
+#include "api/access_control.h"
+
+#include <algorithm>
+
+#include <boost/json.hpp>
+
+#include "auth/jwks.h"
+#include "auth/token_issuer.h"
+#include "common/log.h"
+#include "fhir/json_reader.h"
+#include "store/account_store.h"
+
+namespace phivault::api {
+namespace {
+
+constexpr std::string_view kBearer = "Bearer ";
+
+// Types whose current versions feed the policy indexes at startup.
+const std::vector<std::string> kIndexedTypes = {"Patient",       "CareTeam", "Encounter", "EpisodeOfCare",
+                                                "PractitionerRole", "Consent"};
+
+std::vector<policy::ScopeGrant> ToGrants(const std::vector<auth::Scope>& scopes) {
+  std::vector<policy::ScopeGrant> out;
+  for (const auth::Scope& s : scopes) {
+    // The engine cannot evaluate ?query restrictions; honouring them
+    // partially would over-grant, so restricted scopes grant nothing.
+    if (!s.query.empty()) continue;
+    policy::ScopeGrant g;
+    g.context = s.context == auth::ScopeContext::kPatient  ? policy::ScopeGrant::kPatient
+                : s.context == auth::ScopeContext::kSystem ? policy::ScopeGrant::kSystem
+                                                           : policy::ScopeGrant::kUser;
+    g.type = s.resource_type;
+    auto has = [&](auth::Interaction i) { return (s.interactions & static_cast<uint8_t>(i)) != 0; };
+    g.c = has(auth::Interaction::kCreate);
+    g.r = has(auth::Interaction::kRead);
+    g.u = has(auth::Interaction::kUpdate);
+    g.d = has(auth::Interaction::kDelete);
+    g.s = has(auth::Interaction::kSearch);
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+// A minimal resource carrying only the stored meta.security, so decisions on
+// reads need not parse the body.
+boost::json::object LabelsOnly(const std::string& security_labels) {
+  boost::json::object o;
+  if (security_labels.empty()) return o;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(security_labels, ec);
+  if (!ec) o["meta"] = boost::json::object{{"security", std::move(v)}};
+  return o;
+}
+
+std::string HeaderOr(const http::HttpRequest& r, std::string_view name) {
+  const std::string* v = r.Header(name);
+  return v ? *v : std::string();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(AccessConfig config, const crypto::Keyring& keyring,
+                                                               store::ResourceStore* store,
+                                                               store::AccountStore* accounts) {
+  std::unique_ptr<AccessControl> ac(new AccessControl());
+  ac->config_ = std::move(config);
+  ac->accounts_ = accounts;
+
+  // The built-in issuer's public key, derived from the same keyring seed
+  // the token endpoint signs with.
+  auth::IssuerConfig ic;
+  ic.issuer = ac->config_.builtin_issuer;
+  ic.audience = ac->config_.builtin_audience;
+  PV_ASSIGN_OR_RETURN(auto issuer, auth::TokenIssuer::Create(keyring.Key(crypto::KeyPurpose::kTokenSign), ic));
+  PV_ASSIGN_OR_RETURN(auto keys, auth::KeySet::Parse(issuer->JwksJson()));
+  auth::VerifierConfig vc;
+  vc.issuer = ic.issuer;
+  vc.audiences = {ic.audience};
+  vc.allowed_algs = {"EdDSA"};
+  ac->builtin_ = std::make_unique<auth::CachingVerifier>(
+      std::make_shared<auth::JwtVerifier>(vc, std::make_shared<auth::StaticKeySetProvider>(keys)));
+
+  for (const ExternalIssuer& e : ac->config_.external_issuers) {
+    auto set = auth::KeySet::LoadFile(e.jwks_file);
+    if (!set.ok()) return Status(set.status().code(), "JWKS for issuer " + e.issuer + ": " + set.status().message());
+    auth::VerifierConfig evc;
+    evc.issuer = e.issuer;
+    evc.audiences = e.audiences;
+    evc.role_claim = e.role_claim;
+    ac->external_.push_back(External{
+        e, std::make_unique<auth::CachingVerifier>(
+               std::make_shared<auth::JwtVerifier>(evc, std::make_shared<auth::StaticKeySetProvider>(*set)))});
+  }
+
+  ac->indexes_ = std::make_unique<policy::PolicyIndexes>(ac->config_.policy);
+  Status warm = ac->indexes_->Rebuild([store](const policy::ResourceVisitor& visit) -> Status {
+    return store->ForEachCurrent(kIndexedTypes, [&](const store::ResourceVersion& v) -> Status {
+      auto parsed = fhir::ParseResource(v.json, fhir::ParseLimits{64, 64u << 20});
+      if (!parsed.ok()) return DataLoss("a stored resource no longer parses: " + parsed.status().message());
+      visit(v.type, v.id, *parsed, v.patients);
+      return Status::Ok();
+    });
+  });
+  PV_RETURN_IF_ERROR(warm);
+  ac->engine_ = std::make_unique<policy::PolicyEngine>(ac->config_.policy, ac->indexes_->sources());
+  return ac;
+}
+
+StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std::string& role_claim,
+                                           const std::string& clearance_claim, bool builtin, int64_t now_ms) {
+  (void)role_claim;  // the verifier already extracted the configured role claim
+  Caller c;
+  policy::Principal& p = c.principal;
+  p.subject = claims.sub;
+  auto role = policy::ParseRole(claims.role);
+  if (!role) return Status(StatusCode::kPermissionDenied, "the token carries no recognised role");
+  p.role = *role;
+  p.fhir_user = claims.fhir_user;
+  p.scopes = ToGrants(claims.scopes);
+  if (const boost::json::value* cl = claims.raw.if_contains(clearance_claim); cl && cl->is_array()) {
+    for (const auto& v : cl->get_array()) {
+      if (v.is_string()) p.clearances.insert(std::string(v.get_string()));
+    }
+  }
+  if (const boost::json::value* pt = claims.raw.if_contains("patient"); pt && pt->is_string()) {
+    p.launch_patient = std::string(pt->get_string());
+  }
+  for (const char* k : {"client_id", "azp"}) {
+    if (const boost::json::value* v = claims.raw.if_contains(k); v && v->is_string()) {
+      p.client_id = std::string(v->get_string());
+      break;
+    }
+  }
+  if (p.role == policy::Role::kDevice) {
+    // A device token is only as good as the device's registration: the
+    // registry, not the token, says which patients it serves.
+    constexpr std::string_view kDevicePrefix = "Device/";
+    if (accounts_ == nullptr || p.fhir_user.rfind(kDevicePrefix, 0) != 0) {
+      return Status(StatusCode::kPermissionDenied, "device tokens need a registered Device fhirUser");
+    }
+    auto device = accounts_->GetDevice(std::string_view(p.fhir_user).substr(kDevicePrefix.size()));
+    if (!device.ok() || device->disabled) {
+      return Status(StatusCode::kPermissionDenied, "the device is not registered or is disabled");
+    }
+    p.device_patients = device->patients;
+  }
+  c.token_id = claims.jti;
+  if (builtin && !claims.jti.empty()) {
+    // Built-in sessions end after a period without requests.
+    std::lock_guard lk(sessions_mu_);
+    auto [it, inserted] = last_seen_ms_.emplace(claims.jti, now_ms);
+    if (!inserted) {
+      if (now_ms - it->second > config_.idle_timeout_s * 1000) {
+        return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
+      }
+      it->second = now_ms;
+    }
+    if (last_seen_ms_.size() > 100000) {
+      std::erase_if(last_seen_ms_, [&](const auto& e) { return now_ms - e.second > config_.idle_timeout_s * 1000; });
+    }
+  }
+  return c;
+}
+
+StatusOr<Caller> AccessControl::Authenticate(const http::HttpRequest& request, int64_t now_ms) {
+  if (!request.client_cert_sha256.empty() && accounts_ != nullptr) {
+    auto device = accounts_->FindDeviceByCert(request.client_cert_sha256);
+    if (device.ok() && !device->disabled) {
+      Caller c;
+      c.principal.subject = "Device/" + device->device_id;
+      c.principal.role = policy::Role::kDevice;
+      c.principal.fhir_user = "Device/" + device->device_id;
+      c.principal.device_patients = device->patients;
+      for (const char* type : {"Observation", "DeviceMetric", "Media"}) {
+        policy::ScopeGrant g;
+        g.context = policy::ScopeGrant::kSystem;
+        g.type = type;
+        g.c = g.r = g.u = true;
+        c.principal.scopes.push_back(g);
+      }
+      return c;
+    }
+    // An unregistered or disabled certificate falls through to tokens.
+  }
+  const std::string* authz = request.Header("authorization");
+  if (!authz) return Status(StatusCode::kUnauthenticated, "authentication required");
+  if (authz->size() <= kBearer.size() || authz->compare(0, kBearer.size(), kBearer) != 0) {
+    return Status(StatusCode::kUnauthenticated, "use the Bearer authentication scheme");
+  }
+  std::string_view token = std::string_view(*authz).substr(kBearer.size());
+  int64_t now_s = now_ms / 1000;
+  auto claims = builtin_->Verify(token, now_s);
+  if (claims.ok()) return FromClaims(*claims, "role", "phivault_clearance", true, now_ms);
+  Status first = claims.status();
+  for (External& e : external_) {
+    auto ec = e.verifier->Verify(token, now_s);
+    if (ec.ok()) return FromClaims(*ec, e.config.role_claim, e.config.clearance_claim, false, now_ms);
+  }
+  return Status(StatusCode::kUnauthenticated, first.message());
+}
+
+policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interaction interaction,
+                                           const std::string& type) {
+  bool id_known = interaction != policy::Interaction::kCreate && interaction != policy::Interaction::kSearch;
+  return engine_->DecideType(caller.principal, interaction, type, id_known);
+}
+
+policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
+                                       const store::ResourceVersion& v, const http::HttpRequest& request,
+                                       int64_t now_ms) {
+  boost::json::object labels = LabelsOnly(v.security_labels);
+  policy::AccessRequest r;
+  r.interaction = interaction;
+  r.type = v.type;
+  r.id = v.id;
+  r.patients = v.patients;
+  r.resource = &labels;
+  r.purpose_of_use = HeaderOr(request, "x-purpose-of-use");
+  r.break_glass_reason = HeaderOr(request, "x-break-glass-reason");
+  r.now_ms = now_ms;
+  r.resource_author_device = v.author;
+  return engine_->Decide(caller.principal, r);
+}
+
+policy::Decision AccessControl::DecideWrite(const Caller& caller, policy::Interaction interaction,
+                                            const std::string& type, const std::string& id,
+                                            const boost::json::object& resource,
+                                            const std::vector<std::string>& patients,
+                                            const std::string& stored_author, const http::HttpRequest& request,
+                                            int64_t now_ms) {
+  policy::AccessRequest r;
+  r.interaction = interaction;
+  r.type = type;
+  r.id = interaction == policy::Interaction::kCreate ? std::string() : id;
+  r.patients = patients;
+  r.resource = &resource;
+  r.purpose_of_use = HeaderOr(request, "x-purpose-of-use");
+  r.break_glass_reason = HeaderOr(request, "x-break-glass-reason");
+  r.now_ms = now_ms;
+  r.resource_author_device = stored_author;
+  return engine_->Decide(caller.principal, r);
+}
+
+void AccessControl::OnCommitted(const store::WriteResult& w) {
+  if (w.no_op || std::find(kIndexedTypes.begin(), kIndexedTypes.end(), w.type) == kIndexedTypes.end()) return;
+  if (w.json.empty()) {
+    indexes_->OnWrite(w.type, w.id, nullptr, w.patients);
+    return;
+  }
+  auto parsed = fhir::ParseResource(w.json, fhir::ParseLimits{64, 64u << 20});
+  if (!parsed.ok()) {
+    log::Error("policy.index_update_failed", {{"type", w.type}, {"action", "restart to rebuild the policy indexes"}});
+    return;
+  }
+  indexes_->OnWrite(w.type, w.id, &*parsed, w.patients);
+}
+
+}  // namespace phivault::api

@@ -1,0 +1,114 @@
+// AccessControl: who is asking (authentication) and what they may see
+// (authorization), for every request the FHIR layer serves.
+//
+// Identity comes from, in order: a registered device's client certificate
+// (mTLS), a Bearer token issued by this vault's built-in accounts (EdDSA,
+// keyring token key), or a Bearer token from a configured external OpenID
+// Connect issuer (RS256/ES256/EdDSA against its JWKS). A request with none
+// of these is unauthenticated and gets 401; nothing reaches the store.
+//
+// Authorization is the policy engine's (src/policy): deny by default, fed
+// with the stored patient link, author and security labels of every version
+// it judges, and with every committed write (OnCommitted) so that care
+// relationships, consents and patient labels take effect at once.
+//
+// Thread-safety: all methods may be called concurrently.
+// Lifetime: the keyring, store and device directory must outlive this object.
+#ifndef PHIVAULT_API_ACCESS_CONTROL_H_
+#define PHIVAULT_API_ACCESS_CONTROL_H_
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "auth/jwt.h"
+#include "common/status.h"
+#include "crypto/keyring.h"
+#include "http/types.h"
+#include "policy/engine.h"
+#include "store/resource_store.h"
+
+namespace phivault::store {
+class AccountStore;
+}
+
+namespace phivault::api {
+
+struct ExternalIssuer {
+  std::string issuer;
+  std::vector<std::string> audiences;
+  std::string jwks_file;  // the issuer's JWKS, refreshed by the operator
+  std::string role_claim = "role";
+  std::string clearance_claim = "phivault_clearance";
+};
+
+struct AccessConfig {
+  std::string builtin_issuer;    // the vault's base URL
+  std::string builtin_audience;  // base URL + "/fhir"
+  std::vector<ExternalIssuer> external_issuers;
+  int64_t idle_timeout_s = 15 * 60;  // built-in sessions expire after this much idleness
+  policy::PolicyConfig policy;
+};
+
+// The identity of a request plus what the audit trail wants to know of it.
+struct Caller {
+  policy::Principal principal;
+  std::string token_id;  // jti, "" for devices
+};
+
+class AccessControl {
+ public:
+  // `accounts` may be null (no devices can authenticate then).
+  static StatusOr<std::unique_ptr<AccessControl>> Create(AccessConfig config, const crypto::Keyring& keyring,
+                                                         store::ResourceStore* store,
+                                                         store::AccountStore* accounts);
+
+  // kUnauthenticated (401) with a short client-safe reason, or the caller.
+  StatusOr<Caller> Authenticate(const http::HttpRequest& request, int64_t now_ms);
+
+  // Type-level check before any store access (role and scope).
+  policy::Decision DecideType(const Caller& caller, policy::Interaction interaction, const std::string& type);
+  // Instance-level check on what would be returned or written.
+  policy::Decision Decide(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
+                          const http::HttpRequest& request, int64_t now_ms);
+  // For writes: the new content and its patient link.
+  policy::Decision DecideWrite(const Caller& caller, policy::Interaction interaction, const std::string& type,
+                               const std::string& id, const boost::json::object& resource,
+                               const std::vector<std::string>& patients, const std::string& stored_author,
+                               const http::HttpRequest& request, int64_t now_ms);
+
+  // Feeds a committed write to the relationship/consent/label indexes.
+  // Call from the commit callback, which runs in commit order.
+  void OnCommitted(const store::WriteResult& write);
+
+  // The author id recorded with versions this caller writes.
+  static std::string AuthorOf(const Caller& caller) { return policy::AuthorId(caller.principal); }
+
+ private:
+  AccessControl() = default;
+  StatusOr<Caller> FromClaims(const auth::Claims& claims, const std::string& role_claim,
+                              const std::string& clearance_claim, bool builtin, int64_t now_ms);
+
+  AccessConfig config_;
+  store::AccountStore* accounts_ = nullptr;
+  std::unique_ptr<auth::CachingVerifier> builtin_;
+  struct External {
+    ExternalIssuer config;
+    std::unique_ptr<auth::CachingVerifier> verifier;
+  };
+  std::vector<External> external_;
+  std::unique_ptr<policy::PolicyIndexes> indexes_;
+  std::unique_ptr<policy::PolicyEngine> engine_;
+
+  std::mutex sessions_mu_;
+  std::unordered_map<std::string, int64_t> last_seen_ms_;  // jti -> last use
+};
+
+}  // namespace phivault::api
+
+#endif  // PHIVAULT_API_ACCESS_CONTROL_H_
