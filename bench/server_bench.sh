@@ -55,7 +55,10 @@ server_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 
 patient=$(head -1 "$work/patients.txt")
-curl -sf "http://127.0.0.1:$port/fhir/Patient/$patient" > "$work/patient.json"
+token=$("$bin" token issue --data "$work/vault" --key-file "$work/key" --listen "127.0.0.1:$port" \
+  --sub bench --role system --scope 'system/*.cruds' --lifetime-minutes 120)
+auth=(-H "Authorization: Bearer $token")
+curl -sf "${auth[@]}" "http://127.0.0.1:$port/fhir/Patient/$patient" > "$work/patient.json"
 mkdir -p "$work/www"
 cp "$work/patient.json" "$work/www/patient.json"
 cat > "$work/nginx.conf" <<NGINX
@@ -75,13 +78,14 @@ nginx -c "$work/nginx.conf" && nginx_started=1
 cat > "$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/fhir+json"
+wrk.headers["Authorization"] = "Bearer $token"
 wrk.body = '{"resourceType":"Observation","status":"final","code":{"text":"bench"},"subject":{"reference":"Patient/$patient"},"valueQuantity":{"value":72,"unit":"/min"}}'
 LUA
 
-# wrk_run URL CONNECTIONS [SCRIPT] -> "rps p50_ms p99_ms"
+# wrk_run URL CONNECTIONS [SCRIPT] -> "rps p50_ms p99_ms"; requests carry the token
 wrk_run() {
   local url=$1 conns=$2 script=${3:-}
-  local args=(-t2 -c"$conns" -d"${duration}s" --latency)
+  local args=(-t2 -c"$conns" -d"${duration}s" --latency -H "Authorization: Bearer $token")
   [[ -n "$script" ]] && args+=(-s "$script")
   local o
   o=$(wrk "${args[@]}" "$url")
@@ -92,7 +96,7 @@ wrk_run() {
   echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
 }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
-stats() { awk '{ s+=$1; ss+=$1*$1; n++ } END { m=s/n; v=ss/n-m*m; if (v<0) v=0; printf "%.1f %.1f", m, sqrt(v) }'; }
+stats() { awk '{ s+=$1; ss+=$1*$1; n++ } END { m=s/n; v=ss/n-m*m; if (v<0) v=0; printf "%.1f %.1f\n", m, sqrt(v) }'; }
 
 reads=(); nginx_r=(); posts=(); p50s=(); p99s=(); wp50s=(); wp99s=()
 for r in $(seq "$rounds"); do
