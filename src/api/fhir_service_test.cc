@@ -7,7 +7,9 @@
 #include <mutex>
 
 #include "api/vault.h"
+#include "auth/testing/test_keys.h"
 #include "auth/token_issuer.h"
+#include "store/account_store.h"
 #include "common/testing/temp_dir.h"
 #include "fhir/time.h"
 
@@ -401,6 +403,88 @@ TEST_F(FhirServiceTest, ScopesLimitWritesAndTransactionsAreAuthorizedWhole) {
   std::string obs_writer = "Bearer " + Token("svc2", "system", "", "system/Observation.cruds");
   ExpectOutcome(Call("POST", "/fhir", tx, {{"authorization", obs_writer}}), 403);
   EXPECT_EQ(HistoryCount("Observation"), 0) << "a transaction with a denied entry stores nothing";
+}
+
+// An external OpenID Connect provider (RS256, its JWKS from a file) and a
+// registered device authenticating by client certificate.
+TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
+  std::string jwks = tmp_.Sub("idp-jwks.json");
+  testing::WriteFile(jwks, auth::testing::TestJwks());
+  auto accounts = store::OpenAccountStore(tmp_.Sub("data"), vault_->keyring());
+  ASSERT_TRUE(accounts.ok()) << accounts.status().ToString();
+  store::DeviceRecord dev;
+  dev.device_id = "monitor-1";
+  dev.cert_sha256 = std::string(64, 'a');
+  dev.patients = {"bound"};
+  ASSERT_TRUE((*accounts)->AddDevice(dev).ok());
+
+  AccessConfig ac;
+  ac.builtin_issuer = "https://vault.test";
+  ac.builtin_audience = "https://vault.test/fhir";
+  ac.external_issuers.push_back({"https://idp.test", {"https://vault.test/fhir"}, jwks, "role", "phivault_clearance"});
+  auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), accounts->get());
+  ASSERT_TRUE(access.ok()) << access.status().ToString();
+  ServiceOptions so;
+  so.base_url = "https://vault.test";
+  FhirService svc(vault_->store(), access->get(), so);
+  auto call = [&](http::HttpRequest req) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<http::HttpResponse> resp;
+    svc.Handle(std::move(req), [&](http::HttpResponse r) {
+      std::lock_guard lk(mu);
+      resp = std::move(r);
+      cv.notify_one();
+    });
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return resp.has_value(); });
+    return *resp;
+  };
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/bound", R"({"resourceType":"Patient","id":"bound"})").status, 201);
+
+  int64_t now = fhir::NowMillis() / 1000;
+  std::string payload = R"({"iss":"https://idp.test","aud":"https://vault.test/fhir","sub":"svc-1","role":"system",)"
+                        R"("scope":"system/Patient.rs","exp":)" + std::to_string(now + 300) + "}";
+  auth::testing::TestKey rsa = auth::testing::TestRsaKey();
+  std::string token = auth::testing::SignRaw(R"({"alg":"RS256","kid":"rsa-1","typ":"JWT"})", payload, rsa.get());
+  http::HttpRequest r1;
+  r1.method = "GET";
+  r1.path = "/fhir/Patient/bound";
+  r1.headers = {{"authorization", "Bearer " + token}};
+  EXPECT_EQ(call(r1).status, 200);
+  // The same claims signed by a key the provider does not publish.
+  auth::testing::TestKey other = auth::testing::GenerateKey("rsa");
+  r1.headers = {{"authorization", "Bearer " + auth::testing::SignRaw(R"({"alg":"RS256","kid":"rsa-1"})", payload,
+                                                                     other.get())}};
+  EXPECT_EQ(call(r1).status, 401);
+
+  // The device may write an Observation for its bound patient only.
+  http::HttpRequest d;
+  d.method = "POST";
+  d.path = "/fhir/Observation";
+  d.client_cert_sha256 = std::string(64, 'a');
+  d.headers = {{"content-type", "application/fhir+json"}};
+  d.body = R"({"resourceType":"Observation","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/bound"}})";
+  http::HttpResponse created = call(d);
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::string own_id(json::parse(created.body).as_object().at("id").as_string());
+  d.body = R"({"resourceType":"Observation","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/other"}})";
+  EXPECT_EQ(call(d).status, 403);
+  // It reads back what it wrote, and nothing else, even for its patient.
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/by-nurse",
+                 R"({"resourceType":"Observation","id":"by-nurse","status":"final","code":{"text":"bp"},)"
+                 R"("subject":{"reference":"Patient/bound"}})")
+                .status,
+            201);
+  http::HttpRequest dr;
+  dr.method = "GET";
+  dr.path = "/fhir/Observation/" + own_id;
+  dr.client_cert_sha256 = std::string(64, 'a');
+  EXPECT_EQ(call(dr).status, 200);
+  dr.path = "/fhir/Observation/by-nurse";
+  EXPECT_EQ(call(dr).status, 404) << "devices read back only what they wrote";
+  dr.client_cert_sha256 = std::string(64, 'b');  // unregistered certificate
+  EXPECT_EQ(call(dr).status, 401);
 }
 
 }  // namespace

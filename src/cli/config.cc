@@ -81,6 +81,23 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("server.max_connections").value<int64_t>()) cfg->max_connections = static_cast<size_t>(*v);
   if (auto v = t.at_path("server.header_timeout_seconds").value<int64_t>()) cfg->header_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
+  if (auto v = t.at_path("auth.session_idle_seconds").value<int64_t>()) cfg->session_idle_seconds = *v;
+  if (const toml::array* issuers = t.at_path("auth.issuers").as_array()) {
+    for (const toml::node& n : *issuers) {
+      const toml::table* it = n.as_table();
+      if (!it) return InvalidArgument("config " + path + ": auth.issuers must be an array of tables");
+      api::ExternalIssuer e;
+      e.issuer = it->at_path("issuer").value_or(std::string());
+      e.jwks_file = it->at_path("jwks_file").value_or(std::string());
+      e.role_claim = it->at_path("role_claim").value_or(std::string("role"));
+      e.clearance_claim = it->at_path("clearance_claim").value_or(std::string("phivault_clearance"));
+      if (auto aud = it->at_path("audience").value<std::string>()) e.audiences.push_back(*aud);
+      if (e.issuer.empty() || e.jwks_file.empty() || e.audiences.empty()) {
+        return InvalidArgument("config " + path + ": each auth.issuers entry needs issuer, audience and jwks_file");
+      }
+      cfg->issuers.push_back(std::move(e));
+    }
+  }
   if (auto v = t.at_path("log.level").value<std::string>()) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*v));
   }
@@ -106,6 +123,10 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--tls-cert", tls_cert_, "TLS certificate chain (PEM); with --tls-key serves HTTPS only");
   app->add_option("--tls-key", tls_key_, "TLS private key (PEM)");
   app->add_option("--tls-client-ca", tls_client_ca_, "CA bundle for device client certificates (mTLS)");
+  app->add_option("--oidc-issuer", oidc_issuer_, "accept tokens from this OpenID Connect issuer (iss)");
+  app->add_option("--oidc-audience", oidc_audience_, "audience (aud) those tokens must carry");
+  app->add_option("--oidc-jwks-file", oidc_jwks_file_, "the issuer's JWKS (JSON file)");
+  app->add_option("--oidc-role-claim", oidc_role_claim_, "claim holding the phivault role (default: role)");
 }
 
 Status ConfigFlags::ApplyTo(Config* cfg) const {
@@ -126,6 +147,17 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (tls_client_ca_) cfg->tls_client_ca = *tls_client_ca_;
   if (log_level_) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*log_level_));
+  }
+  if (oidc_issuer_ || oidc_audience_ || oidc_jwks_file_) {
+    if (!oidc_issuer_ || !oidc_audience_ || !oidc_jwks_file_) {
+      return InvalidArgument("--oidc-issuer, --oidc-audience and --oidc-jwks-file go together");
+    }
+    api::ExternalIssuer e;
+    e.issuer = *oidc_issuer_;
+    e.audiences = {*oidc_audience_};
+    e.jwks_file = *oidc_jwks_file_;
+    if (oidc_role_claim_) e.role_claim = *oidc_role_claim_;
+    cfg->issuers.push_back(std::move(e));
   }
   return Status::Ok();
 }

@@ -14,6 +14,13 @@
 //   [tls]
 //   cert = "/etc/phivault/tls.crt"
 //   key = "/etc/phivault/tls.key"
+//   [auth]
+//   session_idle_seconds = 900
+//   [[auth.issuers]]                           # external OpenID Connect providers
+//   issuer = "https://login.example.org/realms/hospital"
+//   audience = "https://vault.example.org/fhir"
+//   jwks_file = "/etc/phivault/idp-jwks.json"
+//   role_claim = "role"
 //   [log]
 //   level = "info"
 #ifndef PHIVAULT_CLI_CONFIG_H_
@@ -23,6 +30,7 @@
 #include <optional>
 #include <string>
 
+#include "api/access_control.h"
 #include "api/vault.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -44,6 +52,9 @@ struct Config {
   int header_timeout_seconds = 10;
   int idle_timeout_seconds = 60;
   std::string tls_cert, tls_key, tls_client_ca;
+  // External OpenID Connect issuers whose tokens are accepted ([[auth.issuers]]).
+  std::vector<api::ExternalIssuer> issuers;
+  int64_t session_idle_seconds = 15 * 60;
   log::Level log_level = log::Level::kInfo;
 
   api::VaultConfig Vault() const { return {data_dir, key}; }
@@ -66,7 +77,7 @@ class ConfigFlags {
 
  private:
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,
-      tls_client_ca_, log_level_;
+      tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_role_claim_;
   std::optional<int> threads_, header_timeout_, idle_timeout_;
   std::optional<size_t> max_body_bytes_, max_connections_;
 };

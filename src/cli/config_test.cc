@@ -18,6 +18,13 @@ max_body_bytes = 1048576
 [tls]
 cert = "/etc/c.pem"
 key = "/etc/k.pem"
+[auth]
+session_idle_seconds = 600
+[[auth.issuers]]
+issuer = "https://idp.example.org"
+audience = "https://vault.example.org/fhir"
+jwks_file = "/etc/phivault/idp.json"
+role_claim = "phivault_role"
 [log]
 level = "warn"
 )");
@@ -27,6 +34,11 @@ level = "warn"
   EXPECT_EQ(cfg.key.key_file, "/etc/phivault/master.key");
   EXPECT_EQ(cfg.max_body_bytes, 1048576u);
   EXPECT_EQ(cfg.log_level, log::Level::kWarn);
+  EXPECT_EQ(cfg.session_idle_seconds, 600);
+  ASSERT_EQ(cfg.issuers.size(), 1u);
+  EXPECT_EQ(cfg.issuers[0].issuer, "https://idp.example.org");
+  EXPECT_EQ(cfg.issuers[0].audiences, (std::vector<std::string>{"https://vault.example.org/fhir"}));
+  EXPECT_EQ(cfg.issuers[0].role_claim, "phivault_role");
   EXPECT_EQ(cfg.BaseUrl(), "https://0.0.0.0:8443");
   EXPECT_TRUE(cfg.Validate(false).ok());
   std::string host;

@@ -112,6 +112,8 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   api::AccessConfig ac;
   ac.builtin_issuer = cfg.BaseUrl();
   ac.builtin_audience = Audience(cfg);
+  ac.external_issuers = cfg.issuers;
+  ac.idle_timeout_s = cfg.session_idle_seconds;
   PV_ASSIGN_OR_RETURN(s.access,
                       api::AccessControl::Create(std::move(ac), vault->keyring(), vault->store(), s.accounts.get()));
   api::ServiceOptions so;
