@@ -145,24 +145,28 @@ StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std
     p.device_patients = device->patients;
   }
   c.token_id = claims.jti;
-  if (builtin && !claims.jti.empty()) {
-    // Built-in sessions end after a period without requests.
-    std::lock_guard lk(sessions_mu_);
-    auto [it, inserted] = last_seen_ms_.emplace(claims.jti, now_ms);
-    if (!inserted) {
-      if (now_ms - it->second > config_.idle_timeout_s * 1000) {
-        return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
-      }
-      it->second = now_ms;
-    }
-    if (last_seen_ms_.size() > 100000) {
-      std::erase_if(last_seen_ms_, [&](const auto& e) { return now_ms - e.second > config_.idle_timeout_s * 1000; });
-    }
+  if (builtin && !claims.jti.empty() && !TouchSession(claims.jti, now_ms)) {
+    return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
   }
   return c;
 }
 
-StatusOr<Caller> AccessControl::Authenticate(const http::HttpRequest& request, int64_t now_ms) {
+bool AccessControl::TouchSession(const std::string& jti, int64_t now_ms) {
+  // Built-in sessions end after a period without requests.
+  std::lock_guard lk(sessions_mu_);
+  auto [it, inserted] = last_seen_ms_.emplace(jti, now_ms);
+  if (!inserted) {
+    if (now_ms - it->second > config_.idle_timeout_s * 1000) return false;
+    it->second = now_ms;
+  }
+  if (last_seen_ms_.size() > 100000) {
+    std::erase_if(last_seen_ms_, [&](const auto& e) { return now_ms - e.second > config_.idle_timeout_s * 1000; });
+  }
+  return true;
+}
+
+StatusOr<std::shared_ptr<const Caller>> AccessControl::Authenticate(const http::HttpRequest& request,
+                                                                    int64_t now_ms) {
   if (!request.client_cert_sha256.empty() && accounts_ != nullptr) {
     auto device = accounts_->FindDeviceByCert(request.client_cert_sha256);
     if (device.ok() && !device->disabled) {
@@ -178,7 +182,7 @@ StatusOr<Caller> AccessControl::Authenticate(const http::HttpRequest& request, i
         g.c = g.r = g.u = true;
         c.principal.scopes.push_back(g);
       }
-      return c;
+      return std::make_shared<const Caller>(std::move(c));
     }
     // An unregistered or disabled certificate falls through to tokens.
   }
@@ -187,16 +191,54 @@ StatusOr<Caller> AccessControl::Authenticate(const http::HttpRequest& request, i
   if (authz->size() <= kBearer.size() || authz->compare(0, kBearer.size(), kBearer) != 0) {
     return Status(StatusCode::kUnauthenticated, "use the Bearer authentication scheme");
   }
-  std::string_view token = std::string_view(*authz).substr(kBearer.size());
-  int64_t now_s = now_ms / 1000;
-  auto claims = builtin_->Verify(token, now_s);
-  if (claims.ok()) return FromClaims(*claims, "role", "phivault_clearance", true, now_ms);
-  Status first = claims.status();
-  for (External& e : external_) {
-    auto ec = e.verifier->Verify(token, now_s);
-    if (ec.ok()) return FromClaims(*ec, e.config.role_claim, e.config.clearance_claim, false, now_ms);
+  std::string token = authz->substr(kBearer.size());
+  {
+    std::lock_guard lk(callers_mu_);
+    auto it = callers_.find(token);
+    if (it != callers_.end()) {
+      if (now_ms < it->second.valid_until_ms) {
+        std::shared_ptr<const Caller> hit = it->second.caller;
+        if (!hit->builtin || hit->token_id.empty()) return hit;
+        if (!TouchSession(hit->token_id, now_ms)) {
+          return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
+        }
+        return hit;
+      }
+      callers_.erase(it);
+    }
   }
-  return Status(StatusCode::kUnauthenticated, first.message());
+  int64_t now_s = now_ms / 1000;
+  StatusOr<Caller> caller = Status(StatusCode::kUnauthenticated, "invalid token");
+  int64_t exp_s = 0;
+  bool builtin = false;
+  auto claims = builtin_->Verify(token, now_s);
+  if (claims.ok()) {
+    builtin = true;
+    exp_s = claims->exp;
+    caller = FromClaims(*claims, "role", "phivault_clearance", true, now_ms);
+  } else {
+    Status first = claims.status();
+    caller = Status(StatusCode::kUnauthenticated, first.message());
+    for (External& e : external_) {
+      auto ec = e.verifier->Verify(token, now_s);
+      if (ec.ok()) {
+        exp_s = ec->exp;
+        caller = FromClaims(*ec, e.config.role_claim, e.config.clearance_claim, false, now_ms);
+        break;
+      }
+    }
+  }
+  if (!caller.ok()) return caller.status();
+  caller->builtin = builtin;
+  auto shared = std::make_shared<const Caller>(std::move(*caller));
+  int64_t until = std::min(exp_s * 1000, now_ms + 60 * 1000);
+  std::lock_guard lk(callers_mu_);
+  if (callers_.size() >= 10000) {
+    std::erase_if(callers_, [&](const auto& e) { return e.second.valid_until_ms <= now_ms; });
+    if (callers_.size() >= 10000) callers_.clear();  // bounded; the next requests refill it
+  }
+  callers_[token] = CachedCaller{shared, until};
+  return shared;
 }
 
 policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interaction interaction,

@@ -59,6 +59,7 @@ struct AccessConfig {
 struct Caller {
   policy::Principal principal;
   std::string token_id;  // jti, "" for devices
+  bool builtin = false;  // a token of this vault's own issuer (sessions expire when idle)
 };
 
 class AccessControl {
@@ -69,7 +70,10 @@ class AccessControl {
                                                          store::AccountStore* accounts);
 
   // kUnauthenticated (401) with a short client-safe reason, or the caller.
-  StatusOr<Caller> Authenticate(const http::HttpRequest& request, int64_t now_ms);
+  // Callers are cached per token (until it expires, and at most a minute so
+  // that disabling a device or account takes effect quickly): a request pays
+  // for one hash-map lookup, not a signature check or a claims copy.
+  StatusOr<std::shared_ptr<const Caller>> Authenticate(const http::HttpRequest& request, int64_t now_ms);
 
   // Type-level check before any store access (role and scope).
   policy::Decision DecideType(const Caller& caller, policy::Interaction interaction, const std::string& type);
@@ -105,8 +109,17 @@ class AccessControl {
   std::unique_ptr<policy::PolicyIndexes> indexes_;
   std::unique_ptr<policy::PolicyEngine> engine_;
 
+  bool TouchSession(const std::string& jti, int64_t now_ms);
+
   std::mutex sessions_mu_;
   std::unordered_map<std::string, int64_t> last_seen_ms_;  // jti -> last use
+
+  struct CachedCaller {
+    std::shared_ptr<const Caller> caller;
+    int64_t valid_until_ms;
+  };
+  std::mutex callers_mu_;
+  std::unordered_map<std::string, CachedCaller> callers_;  // bearer token -> caller
 };
 
 }  // namespace phivault::api

@@ -22,7 +22,7 @@ struct FhirService::Call {
   QueryParams params;
   OutputFormat fmt;
   std::vector<std::string_view> segments;  // path below /fhir
-  Caller caller;
+  std::shared_ptr<const Caller> caller;  // null only for /fhir/metadata
   int64_t now_ms = 0;
 
   void Reply(http::HttpResponse resp, std::string_view route) {
@@ -204,13 +204,13 @@ void FhirService::HandleFhir(Call& call) {
 StatusOr<store::ResourceVersion> FhirService::ReadAuthorized(Call& call, const std::string& type,
                                                              const std::string& id, int64_t version) {
   auto interaction = version ? policy::Interaction::kVRead : policy::Interaction::kRead;
-  policy::Decision gate = access_->DecideType(call.caller, interaction, type);
+  policy::Decision gate = access_->DecideType(*call.caller, interaction, type);
   if (!gate.allowed) return policy::DecisionStatus(gate);
   auto v = version ? store_->ReadVersion(type, id, version) : store_->Read(type, id);
   if (!v.ok()) return v.status();
-  policy::Decision d = access_->Decide(call.caller, interaction, *v, call.req, call.now_ms);
+  policy::Decision d = access_->Decide(*call.caller, interaction, *v, call.req, call.now_ms);
   if (d.break_glass_activated) {
-    log::Warn("policy.break_glass_granted", {{"subject", call.caller.principal.subject}, {"type", type}});
+    log::Warn("policy.break_glass_granted", {{"subject", call.caller->principal.subject}, {"type", type}});
     metrics::Registry::Default().GetCounter("phivault_break_glass_grants_total", "Break-glass grants", {}).Increment();
   }
   if (!d.allowed) return policy::DecisionStatus(d);
@@ -247,7 +247,7 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   Interaction gate_i = op.kind == store::WriteOp::Kind::kCreate   ? Interaction::kCreate
                        : op.kind == store::WriteOp::Kind::kDelete ? Interaction::kDelete
                                                                   : Interaction::kUpdate;
-  policy::Decision gate = access_->DecideType(call.caller, gate_i, op.type);
+  policy::Decision gate = access_->DecideType(*call.caller, gate_i, op.type);
   if (!gate.allowed) return policy::DecisionStatus(gate);
   std::string stored_author;
   bool exists = false;
@@ -258,7 +258,7 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
       // Changing a record needs the right to change it as it is now...
       exists = true;
       stored_author = cur->author;
-      policy::Decision d = access_->Decide(call.caller, gate_i == Interaction::kDelete ? Interaction::kDelete
+      policy::Decision d = access_->Decide(*call.caller, gate_i == Interaction::kDelete ? Interaction::kDelete
                                                                                       : Interaction::kUpdate,
                                            *cur, call.req, now_ms);
       if (!d.allowed) return policy::DecisionStatus(d);
@@ -266,10 +266,10 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   }
   if (op.kind == store::WriteOp::Kind::kDelete) return Status::Ok();
   // ...and the right to write what it becomes (its patients may change).
-  policy::Decision d = access_->DecideWrite(call.caller, exists ? Interaction::kUpdate : Interaction::kCreate, op.type,
+  policy::Decision d = access_->DecideWrite(*call.caller, exists ? Interaction::kUpdate : Interaction::kCreate, op.type,
                                             op.id, op.resource, op.patients, stored_author, call.req, now_ms);
   if (!d.allowed) return policy::DecisionStatus(d);
-  op.author = AccessControl::AuthorOf(call.caller);
+  op.author = AccessControl::AuthorOf(*call.caller);
   return Status::Ok();
 }
 
@@ -340,7 +340,7 @@ void FhirService::Create(Call& call, const std::string& type) {
                        // If-None-Exist matched: the caller sees the match only
                        // if allowed to read it; otherwise the create just fails.
                        auto v = store_->Read(w.type, w.id);
-                       bool visible = v.ok() && access_->Decide(caller, policy::Interaction::kRead, *v, req, now).allowed;
+                       bool visible = v.ok() && access_->Decide(*caller, policy::Interaction::kRead, *v, req, now).allowed;
                        r = visible ? WriteResponse(200, w, base, prefer, fmt)
                                    : ErrorResponse(Status(StatusCode::kPreconditionFailed,
                                                           "If-None-Exist matched an existing resource"),
@@ -408,7 +408,7 @@ void FhirService::Delete(Call& call, const std::string& type, const std::string&
     op.if_match_version = *v;
   }
   if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
-  op.author = AccessControl::AuthorOf(call.caller);
+  op.author = AccessControl::AuthorOf(*call.caller);
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
   store_->Commit(std::move(ops), true, [this, respond = std::move(call.respond), fmt = call.fmt](store::CommitOutcome out) {
@@ -447,7 +447,7 @@ void FhirService::History(Call& call, const std::string& type, const std::string
     }
   }
   if (!type.empty()) {
-    policy::Decision gate = access_->DecideType(call.caller, policy::Interaction::kHistory, type);
+    policy::Decision gate = access_->DecideType(*call.caller, policy::Interaction::kHistory, type);
     if (!gate.allowed) return call.Fail(policy::DecisionStatus(gate), route);
   }
   // Authorization runs on every version the page would show. Pages are
@@ -467,9 +467,9 @@ void FhirService::History(Call& call, const std::string& type, const std::string
       store::HistoryEntry& e = chunk->entries[i];
       cursor = e.seq;
       bool type_ok =
-          !type.empty() || access_->DecideType(call.caller, policy::Interaction::kHistory, e.version.type).allowed;
+          !type.empty() || access_->DecideType(*call.caller, policy::Interaction::kHistory, e.version.type).allowed;
       if (type_ok &&
-          access_->Decide(call.caller, policy::Interaction::kHistory, e.version, call.req, call.now_ms).allowed) {
+          access_->Decide(*call.caller, policy::Interaction::kHistory, e.version, call.req, call.now_ms).allowed) {
         page.entries.push_back(std::move(e));
       }
       if (static_cast<int>(page.entries.size()) == q.count) {
@@ -564,9 +564,9 @@ void FhirService::Bundle(Call& call) {
                      }
                      auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
                        auto i = v.version ? policy::Interaction::kVRead : policy::Interaction::kRead;
-                       policy::Decision gate = access_->DecideType(caller, i, v.type);
+                       policy::Decision gate = access_->DecideType(*caller, i, v.type);
                        if (!gate.allowed) return policy::DecisionStatus(gate);
-                       return policy::DecisionStatus(access_->Decide(caller, i, v, req, now));
+                       return policy::DecisionStatus(access_->Decide(*caller, i, v, req, now));
                      };
                      r = JsonResponse(200,
                                       RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_read),
