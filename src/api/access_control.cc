@@ -8,6 +8,8 @@
 #include "auth/token_issuer.h"
 #include "common/log.h"
 #include "fhir/json_reader.h"
+#include "fhir/time.h"
+#include "http/client.h"
 #include "store/account_store.h"
 
 namespace phivault::api {
@@ -81,15 +83,32 @@ StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(AccessConfig conf
       std::make_shared<auth::JwtVerifier>(vc, std::make_shared<auth::StaticKeySetProvider>(keys)));
 
   for (const ExternalIssuer& e : ac->config_.external_issuers) {
-    auto set = auth::KeySet::LoadFile(e.jwks_file);
-    if (!set.ok()) return Status(set.status().code(), "JWKS for issuer " + e.issuer + ": " + set.status().message());
     auth::VerifierConfig evc;
     evc.issuer = e.issuer;
     evc.audiences = e.audiences;
     evc.role_claim = e.role_claim;
+    std::shared_ptr<auth::KeySetProvider> keys;
+    std::shared_ptr<auth::RefreshingKeySetProvider> refreshing;
+    if (!e.jwks_url.empty()) {
+      http::ClientOptions co;
+      co.ca_file = e.ca_file;
+      refreshing = std::make_shared<auth::RefreshingKeySetProvider>(
+          [url = e.jwks_url, co]() { return http::HttpsGet(url, co); });
+      // An unreachable provider at startup is not fatal: its tokens are
+      // refused until a fetch succeeds, and every other login keeps working.
+      Status first = refreshing->Refresh(fhir::NowMillis() / 1000);
+      if (!first.ok()) {
+        log::Warn("auth.jwks_fetch_failed", {{"issuer", e.issuer}, {"error", first.message()},
+                                             {"action", "check jwks_url and ca_file; retrying"}});
+      }
+      keys = refreshing;
+    } else {
+      auto set = auth::KeySet::LoadFile(e.jwks_file);
+      if (!set.ok()) return Status(set.status().code(), "JWKS for issuer " + e.issuer + ": " + set.status().message());
+      keys = std::make_shared<auth::StaticKeySetProvider>(*set);
+    }
     ac->external_.push_back(External{
-        e, std::make_unique<auth::CachingVerifier>(
-               std::make_shared<auth::JwtVerifier>(evc, std::make_shared<auth::StaticKeySetProvider>(*set)))});
+        e, std::make_unique<auth::CachingVerifier>(std::make_shared<auth::JwtVerifier>(evc, keys)), refreshing});
   }
 
   ac->indexes_ = std::make_unique<policy::PolicyIndexes>(ac->config_.policy);
@@ -220,6 +239,7 @@ StatusOr<std::shared_ptr<const Caller>> AccessControl::Authenticate(const http::
     Status first = claims.status();
     caller = Status(StatusCode::kUnauthenticated, first.message());
     for (External& e : external_) {
+      if (e.refreshing) e.refreshing->RefreshIfDue(now_s).IgnoreError();  // hourly; cheap when not due
       auto ec = e.verifier->Verify(token, now_s);
       if (ec.ok()) {
         exp_s = ec->exp;

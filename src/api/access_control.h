@@ -26,6 +26,7 @@
 
 #include <boost/json/object.hpp>
 
+#include "auth/jwks.h"
 #include "auth/jwt.h"
 #include "common/status.h"
 #include "crypto/keyring.h"
@@ -42,7 +43,9 @@ namespace phivault::api {
 struct ExternalIssuer {
   std::string issuer;
   std::vector<std::string> audiences;
-  std::string jwks_file;  // the issuer's JWKS, refreshed by the operator
+  std::string jwks_file;  // the issuer's JWKS as a file, or
+  std::string jwks_url;   // fetched over HTTPS and refreshed hourly (and on an unknown kid)
+  std::string ca_file;    // CA bundle for jwks_url; empty: the system store
   std::string role_claim = "role";
   std::string clearance_claim = "phivault_clearance";
 };
@@ -104,6 +107,7 @@ class AccessControl {
   struct External {
     ExternalIssuer config;
     std::unique_ptr<auth::CachingVerifier> verifier;
+    std::shared_ptr<auth::RefreshingKeySetProvider> refreshing;  // null for jwks_file
   };
   std::vector<External> external_;
   std::unique_ptr<policy::PolicyIndexes> indexes_;

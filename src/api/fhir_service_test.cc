@@ -421,7 +421,11 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   AccessConfig ac;
   ac.builtin_issuer = "https://vault.test";
   ac.builtin_audience = "https://vault.test/fhir";
-  ac.external_issuers.push_back({"https://idp.test", {"https://vault.test/fhir"}, jwks, "role", "phivault_clearance"});
+  ExternalIssuer idp;
+  idp.issuer = "https://idp.test";
+  idp.audiences = {"https://vault.test/fhir"};
+  idp.jwks_file = jwks;
+  ac.external_issuers.push_back(idp);
   auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), accounts->get());
   ASSERT_TRUE(access.ok()) << access.status().ToString();
   ServiceOptions so;

@@ -89,11 +89,14 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
       api::ExternalIssuer e;
       e.issuer = it->at_path("issuer").value_or(std::string());
       e.jwks_file = it->at_path("jwks_file").value_or(std::string());
+      e.jwks_url = it->at_path("jwks_url").value_or(std::string());
+      e.ca_file = it->at_path("ca_file").value_or(std::string());
       e.role_claim = it->at_path("role_claim").value_or(std::string("role"));
       e.clearance_claim = it->at_path("clearance_claim").value_or(std::string("phivault_clearance"));
       if (auto aud = it->at_path("audience").value<std::string>()) e.audiences.push_back(*aud);
-      if (e.issuer.empty() || e.jwks_file.empty() || e.audiences.empty()) {
-        return InvalidArgument("config " + path + ": each auth.issuers entry needs issuer, audience and jwks_file");
+      if (e.issuer.empty() || e.audiences.empty() || e.jwks_file.empty() == e.jwks_url.empty()) {
+        return InvalidArgument("config " + path +
+                               ": each auth.issuers entry needs issuer, audience and one of jwks_file or jwks_url");
       }
       cfg->issuers.push_back(std::move(e));
     }
@@ -125,7 +128,9 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--tls-client-ca", tls_client_ca_, "CA bundle for device client certificates (mTLS)");
   app->add_option("--oidc-issuer", oidc_issuer_, "accept tokens from this OpenID Connect issuer (iss)");
   app->add_option("--oidc-audience", oidc_audience_, "audience (aud) those tokens must carry");
-  app->add_option("--oidc-jwks-file", oidc_jwks_file_, "the issuer's JWKS (JSON file)");
+  app->add_option("--oidc-jwks-file", oidc_jwks_file_, "the issuer's JWKS (JSON file), or");
+  app->add_option("--oidc-jwks-url", oidc_jwks_url_, "the issuer's JWKS URL (https, refreshed hourly)");
+  app->add_option("--oidc-ca-file", oidc_ca_file_, "CA bundle for --oidc-jwks-url (default: system store)");
   app->add_option("--oidc-role-claim", oidc_role_claim_, "claim holding the phivault role (default: role)");
 }
 
@@ -148,14 +153,16 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (log_level_) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*log_level_));
   }
-  if (oidc_issuer_ || oidc_audience_ || oidc_jwks_file_) {
-    if (!oidc_issuer_ || !oidc_audience_ || !oidc_jwks_file_) {
-      return InvalidArgument("--oidc-issuer, --oidc-audience and --oidc-jwks-file go together");
+  if (oidc_issuer_ || oidc_audience_ || oidc_jwks_file_ || oidc_jwks_url_) {
+    if (!oidc_issuer_ || !oidc_audience_ || oidc_jwks_file_.has_value() == oidc_jwks_url_.has_value()) {
+      return InvalidArgument("--oidc-issuer and --oidc-audience go with one of --oidc-jwks-file or --oidc-jwks-url");
     }
     api::ExternalIssuer e;
     e.issuer = *oidc_issuer_;
     e.audiences = {*oidc_audience_};
-    e.jwks_file = *oidc_jwks_file_;
+    e.jwks_file = oidc_jwks_file_.value_or("");
+    e.jwks_url = oidc_jwks_url_.value_or("");
+    e.ca_file = oidc_ca_file_.value_or("");
     if (oidc_role_claim_) e.role_claim = *oidc_role_claim_;
     cfg->issuers.push_back(std::move(e));
   }

@@ -19,7 +19,8 @@
 //   [[auth.issuers]]                           # external OpenID Connect providers
 //   issuer = "https://login.example.org/realms/hospital"
 //   audience = "https://vault.example.org/fhir"
-//   jwks_file = "/etc/phivault/idp-jwks.json"
+//   jwks_url = "https://login.example.org/realms/hospital/protocol/openid-connect/certs"
+//   # or jwks_file = "/etc/phivault/idp-jwks.json"; ca_file = "..." for a private CA
 //   role_claim = "role"
 //   [log]
 //   level = "info"
@@ -77,7 +78,8 @@ class ConfigFlags {
 
  private:
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,
-      tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_role_claim_;
+      tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_jwks_url_, oidc_ca_file_,
+      oidc_role_claim_;
   std::optional<int> threads_, header_timeout_, idle_timeout_;
   std::optional<size_t> max_body_bytes_, max_connections_;
 };

@@ -14,6 +14,7 @@
 
 #include "common/metrics.h"
 #include "http/http_test_util.h"
+#include "http/client.h"
 #include "http/server.h"
 
 namespace phivault::http {
@@ -287,6 +288,38 @@ TEST_F(TlsServerTest, BadTlsFilesFailStart) {
   o = Options(false);
   o.tls_key_file.clear();
   EXPECT_FALSE(Server::Start(o, &handler_).ok());
+}
+
+// The HTTPS client that fetches identity providers' JWKS: verifies the
+// server against the given CA, refuses plain http and non-200 answers, and
+// caps the body.
+TEST_F(TlsServerTest, HttpsGetVerifiesTheServerAndChecksTheAnswer) {
+  WritePem(dir_ / "server-only.crt", *server_cert_, false);
+  handler_.fn = [](HttpRequest req, Responder respond) {
+    HttpResponse r;
+    r.status = req.path == "/jwks.json" ? 200 : 404;
+    r.headers.emplace_back("Content-Type", "application/json");
+    r.body = req.path == "/jwks.json" ? R"({"keys":[]})" : "{}";
+    respond(std::move(r));
+  };
+  StartServer(Options(false));
+  std::string base = "https://localhost:" + std::to_string(server_->port());
+  ClientOptions trusting;
+  trusting.ca_file = (dir_ / "server-only.crt").string();
+  auto body = HttpsGet(base + "/jwks.json", trusting);
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_EQ(*body, R"({"keys":[]})");
+
+  EXPECT_EQ(HttpsGet(base + "/missing", trusting).status().code(), StatusCode::kUnavailable);
+  ClientOptions wrong_ca;
+  wrong_ca.ca_file = (dir_ / "ca.crt").string();  // did not sign the server certificate
+  EXPECT_EQ(HttpsGet(base + "/jwks.json", wrong_ca).status().code(), StatusCode::kUnavailable);
+  ClientOptions tiny = trusting;
+  tiny.max_body_bytes = 4;
+  EXPECT_FALSE(HttpsGet(base + "/jwks.json", tiny).ok());
+  EXPECT_EQ(HttpsGet("http://localhost:" + std::to_string(server_->port()) + "/jwks.json", trusting).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(HttpsGet("https://user@localhost/x", trusting).status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
