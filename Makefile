@@ -37,7 +37,7 @@ fuzz-smoke: deps
 # Micro benchmarks and the loopback server benchmark (wrk vs nginx).
 bench:
 	bash scripts/install-deps.sh --bench
-	cmake --preset release >/dev/null
+	cmake --preset release -DPHIVAULT_BENCH=ON >/dev/null
 	cmake --build build/release -j $(JOBS)
 	bash bench/run_all.sh build/release
 
