@@ -1,5 +1,7 @@
 #include "store/account_store.h"
 
+#include "store/sqlite_util.h"
+
 #include <sqlite3.h>
 #include <sys/stat.h>
 
@@ -65,69 +67,13 @@ int64_t SystemNowMs() {
       .count();
 }
 
-bool IsIntegrityError(int rc) {
-  return rc == SQLITE_IOERR_DATA || (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
-}
+Status SqliteError(int rc, std::string_view what) { return sqlite::Error(rc, "accounts.db", what); }
 
-Status SqliteError(int rc, std::string_view what) {
-  std::string msg = "accounts database: " + std::string(what) + ": " + sqlite3_errstr(rc);
-  if (IsIntegrityError(rc)) {
-    return DataLoss(msg + "; accounts.db was modified outside phivault or belongs to another key: restore it from a backup");
-  }
-  int primary = rc & 0xff;
-  if (primary == SQLITE_FULL || primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_IOERR) {
-    return Unavailable(msg);
-  }
-  if (primary == SQLITE_CONSTRAINT) return Status(StatusCode::kAlreadyExists, msg);
-  return Internal(msg);
-}
-
-// A statement prepared for one call; finalized on scope exit. Statements are
-// not cached: account operations are rare and each costs an Argon2id or an
-// fsync, next to which preparing is noise.
-class Stmt {
+// Statements here are prepared per call, not cached: account operations are
+// rare and each costs an Argon2id or an fsync, next to which preparing is noise.
+class Stmt : public sqlite::Statement {
  public:
-  Stmt() = default;
-  ~Stmt() { sqlite3_finalize(s_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Status Prepare(sqlite3* db, const char* sql) {
-    int rc = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr);
-    return rc == SQLITE_OK ? Status::Ok() : SqliteError(rc, "prepare");
-  }
-  Stmt& Bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindBlob(int i, std::string_view v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& BindNull(int i) {
-    sqlite3_bind_null(s_, i);
-    return *this;
-  }
-  int Step() { return sqlite3_step(s_); }
-  int64_t Int(int col) { return sqlite3_column_int64(s_, col); }
-  bool IsNull(int col) { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
-  std::string Text(int col) {
-    const unsigned char* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-  std::string Blob(int col) {
-    const void* p = sqlite3_column_blob(s_, col);
-    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
+  Status Prepare(sqlite3* db, const char* sql) { return Statement::Prepare(db, sql, "accounts.db"); }
 };
 
 Status Exec(sqlite3* db, const char* sql) {

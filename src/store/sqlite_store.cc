@@ -20,6 +20,7 @@
 #include "fhir/json_reader.h"
 #include "fhir/time.h"
 #include "store/encrypted_vfs.h"
+#include "store/sqlite_util.h"
 
 namespace phivault::store {
 namespace {
@@ -31,72 +32,9 @@ constexpr int kSchemaVersion = 1;
 constexpr char kBodyRawJson = 1;
 constexpr char kBodyZstdJson = 2;
 
-// SQLite extended code for a page that failed authentication in our VFS.
-bool IsIntegrityError(int rc) { return rc == SQLITE_IOERR_DATA || (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB; }
+using sqlite::Statement;
 
-Status SqliteError(sqlite3* db, int rc, std::string_view what) {
-  std::string msg(what);
-  msg += ": ";
-  msg += sqlite3_errstr(rc);
-  if (IsIntegrityError(rc)) {
-    return DataLoss("integrity check failed reading the vault database (" + msg +
-                    "); the data directory was modified outside phivault: restore it from a backup");
-  }
-  int primary = rc & 0xff;
-  if (primary == SQLITE_FULL) return Unavailable("storage full (" + msg + ")");
-  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) return Unavailable("storage busy (" + msg + ")");
-  if (primary == SQLITE_IOERR) return Unavailable("storage I/O error (" + msg + ")");
-  (void)db;
-  return Internal(msg);
-}
-
-// A prepared statement bound to one connection. Statements are cached per
-// connection and reset after each use.
-class Stmt {
- public:
-  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
-  ~Stmt() {
-    if (s_) {
-      sqlite3_reset(s_);
-      sqlite3_clear_bindings(s_);
-    }
-  }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Stmt& Bind(int i, std::string_view v) {
-    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& BindBlob(int i, std::string_view v) {
-    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(s_, i, v);
-    return *this;
-  }
-  Stmt& BindNull(int i) {
-    sqlite3_bind_null(s_, i);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(s_); }
-  int64_t Int(int col) { return sqlite3_column_int64(s_, col); }
-  std::string Text(int col) {
-    const unsigned char* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-  std::string Blob(int col) {
-    const void* p = sqlite3_column_blob(s_, col);
-    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
-             : std::string();
-  }
-
- private:
-  sqlite3_stmt* s_;
-};
+Status SqliteError(sqlite3* /*db*/, int rc, std::string_view what) { return sqlite::Error(rc, kDatabaseFileName, what); }
 
 class Connection {
  public:
@@ -133,7 +71,7 @@ class Connection {
 
 #define PV_STMT(var, conn, sql)                      \
   PV_ASSIGN_OR_RETURN(sqlite3_stmt * var##_raw, (conn).Prepare(sql)); \
-  Stmt var(var##_raw)
+  Statement var(var##_raw)
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS vault_meta(
@@ -1042,7 +980,7 @@ StoreStats SqliteStore::Stats() {
   auto count = [&](const char* sql) -> int64_t {
     auto st = conn.Prepare(sql);
     if (!st.ok()) return -1;
-    Stmt q(*st);
+    Statement q(*st);
     return q.Step() == SQLITE_ROW ? q.Int(0) : -1;
   };
   s.versions = count("SELECT COALESCE(MAX(seq), 0) FROM resource_versions");
