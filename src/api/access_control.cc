@@ -164,6 +164,13 @@ StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std
     p.device_patients = device->patients;
   }
   c.token_id = claims.jti;
+  if (builtin && accounts_ != nullptr && p.role != policy::Role::kDevice) {
+    // Built-in accounts can be disabled: their tokens stop working within
+    // the caller cache's minute, not at token expiry. Service tokens from
+    // `phivault token issue` have no account and are not affected.
+    auto user = accounts_->GetUser(p.subject);
+    if (user.ok() && user->disabled) return Status(StatusCode::kUnauthenticated, "the account is disabled");
+  }
   if (builtin && !claims.jti.empty() && !TouchSession(claims.jti, now_ms)) {
     return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
   }

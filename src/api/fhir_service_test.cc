@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "api/vault.h"
+#include "auth/password.h"
 #include "auth/testing/test_keys.h"
 #include "auth/token_issuer.h"
 #include "store/account_store.h"
@@ -489,6 +490,23 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   EXPECT_EQ(call(dr).status, 404) << "devices read back only what they wrote";
   dr.client_cert_sha256 = std::string(64, 'b');  // unregistered certificate
   EXPECT_EQ(call(dr).status, 401);
+
+  // A disabled built-in account's tokens stop working (new tokens at once,
+  // tokens already seen within the caller cache's minute).
+  store::UserRecord nurse;
+  nurse.username = "nurse1";
+  nurse.password_hash = *auth::HashPassword("correct horse battery staple", {1, 8u << 20});
+  nurse.role = "clinician";
+  nurse.fhir_user = "Practitioner/nurse1";
+  ASSERT_TRUE((*accounts)->CreateUser(nurse, nullptr).ok());
+  http::HttpRequest nr;
+  nr.method = "GET";
+  nr.path = "/fhir/Patient/bound";
+  nr.headers = {{"authorization", "Bearer " + Token("nurse1", "clinician", "Practitioner/nurse1", "user/*.rs")}};
+  EXPECT_EQ(call(nr).status, 404) << "authenticated, but no care relationship";
+  ASSERT_TRUE((*accounts)->SetUserDisabled("nurse1", true).ok());
+  nr.headers = {{"authorization", "Bearer " + Token("nurse1", "clinician", "Practitioner/nurse1", "user/*.rs")}};
+  EXPECT_EQ(call(nr).status, 401);
 }
 
 }  // namespace
