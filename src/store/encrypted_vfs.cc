@@ -58,6 +58,11 @@ struct EncFile {
   const VfsState* state;
   Kind kind;
   const char* path;  // owned by SQLite, valid until xClose
+  // The database file's base name ("vault.db", also for its WAL), bound into
+  // every page's AAD so a page cannot move between two databases that share
+  // the storage key (vault.db and accounts.db).
+  char tag[64];
+  size_t tag_len;
   uint8_t* scratch;
   size_t scratch_cap;
 };
@@ -99,8 +104,9 @@ uint64_t UnitIndex(Kind k, int64_t start) {
   return k == Kind::kDb ? static_cast<uint64_t>(start / kP) + 1 : static_cast<uint64_t>((start - kFirstBody) / kFrameSize);
 }
 
-// AAD = role || 8-byte big-endian index.
-std::string_view MakeAad(Kind k, uint64_t index, char (&buf)[11]) {
+// AAD = role || file tag length (1 byte) || file tag || 8-byte big-endian index.
+constexpr size_t kAadMax = 3 + 1 + sizeof(EncFile::tag) + 8;
+std::string_view MakeAad(const EncFile* f, Kind k, uint64_t index, char (&buf)[kAadMax]) {
   size_t n = 0;
   if (k == Kind::kDb) {
     buf[n++] = 'd';
@@ -110,6 +116,9 @@ std::string_view MakeAad(Kind k, uint64_t index, char (&buf)[11]) {
     buf[n++] = 'a';
     buf[n++] = 'l';
   }
+  buf[n++] = static_cast<char>(f->tag_len);
+  std::memcpy(buf + n, f->tag, f->tag_len);
+  n += f->tag_len;
   for (int i = 7; i >= 0; --i) buf[n++] = static_cast<char>(index >> (8 * i));
   return {buf, n};
 }
@@ -177,9 +186,9 @@ int EncRead(sqlite3_file* file, void* out, int amt, sqlite3_int64 off) {
       std::memset(page, 0, kP);
       continue;
     }
-    char aad_buf[11];
+    char aad_buf[kAadMax];
     const uint64_t index = UnitIndex(f->kind, u);
-    Status s = f->state->aead->OpenInPlace(page, kSealLen, MakeAad(f->kind, index, aad_buf), page + kTrailerOff);
+    Status s = f->state->aead->OpenInPlace(page, kSealLen, MakeAad(f, f->kind, index, aad_buf), page + kTrailerOff);
     // The 4 bytes between content and trailer are written as zero and not
     // covered by the tag; insisting on zero makes every byte of a unit checked.
     static constexpr uint8_t kZero[kTrailerOff - kSealLen] = {};
@@ -248,8 +257,8 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
   for (int64_t u = NextUnit(f->kind, off); u + kP <= hi; u += UnitStride(f->kind)) {
     uint8_t* page = buf + (u - off);
     std::memset(page + kSealLen, 0, kReservedBytes);  // reserved bytes may hold stale heap contents
-    char aad_buf[11];
-    Status s = f->state->aead->SealInPlace(page, kSealLen, MakeAad(f->kind, UnitIndex(f->kind, u), aad_buf),
+    char aad_buf[kAadMax];
+    Status s = f->state->aead->SealInPlace(page, kSealLen, MakeAad(f, f->kind, UnitIndex(f->kind, u), aad_buf),
                                            page + kTrailerOff);
     if (!s.ok()) return SQLITE_IOERR_WRITE;
   }
@@ -432,6 +441,17 @@ int VfsOpen(sqlite3_vfs* vfs, const char* name, sqlite3_file* file, int flags, i
   f->state = st;
   f->kind = (flags & SQLITE_OPEN_MAIN_DB) ? Kind::kDb : Kind::kWal;
   f->path = name ? name : "";
+  {
+    std::string_view base(f->path);
+    if (auto slash = base.rfind('/'); slash != std::string_view::npos) base.remove_prefix(slash + 1);
+    constexpr std::string_view kWalSuffix = "-wal";
+    if (f->kind == Kind::kWal && base.size() > kWalSuffix.size() &&
+        base.substr(base.size() - kWalSuffix.size()) == kWalSuffix) {
+      base.remove_suffix(kWalSuffix.size());
+    }
+    f->tag_len = std::min(base.size(), sizeof(f->tag));
+    std::memcpy(f->tag, base.data(), f->tag_len);
+  }
   int rc = st->base->xOpen(st->base, name, f->real, flags, out_flags);
   if (rc != SQLITE_OK) {
     // SQLite calls xClose only if pMethods is set; release the inner file here.

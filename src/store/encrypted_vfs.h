@@ -4,9 +4,10 @@
 // first (page_size - kReservedBytes) bytes are encrypted in place and the
 // page's reserved tail holds 4 zero bytes then nonce (12) || tag (16), i.e.
 // the trailer is the LAST 28 bytes of the page. AAD binds the file role ("db"
-// or "wal") and the 1-based page number (db) or 0-based frame index (wal),
-// both as 8 big-endian bytes, so a page moved to another position fails to
-// open. SQLite is told to reserve kReservedBytes per page
+// or "wal"), the database file's base name (so a page cannot move between two
+// databases sharing the key) and the 1-based page number (db) or 0-based frame
+// index (wal) as 8 big-endian bytes, so a page moved to another position or
+// file fails to open. SQLite is told to reserve kReservedBytes per page
 // (SQLITE_FCNTL_RESERVE_BYTES) so it never stores data there. The page size is
 // fixed at kPageSize; the VFS refuses to write a page 1 that declares another
 // page size or fewer reserved bytes, so an unprepared database fails loudly

@@ -292,6 +292,28 @@ TEST_F(EncryptedVfsTest, SwappedPagesFail) {
   sqlite3_close(db);
 }
 
+// vault.db and accounts.db share the storage key: a page copied from one into
+// the other, at the same position, must not authenticate there.
+TEST_F(EncryptedVfsTest, PageMovedBetweenDatabasesFails) {
+  CreateDb(40);
+  std::string other_path = (dir_ / "db" / "accounts.db").string();
+  sqlite3* other = Open(other_path, vfs_);
+  Exec(other, "CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT NOT NULL); CREATE INDEX t_body ON t(body);");
+  InsertRows(other, 0, 40);
+  ASSERT_EQ(sqlite3_close(other), SQLITE_OK);
+  std::string victim = ReadAll(other_path);
+  std::string donor = ReadAll(db_path_);
+  ASSERT_GE(victim.size(), 3u * kPageSize);
+  ASSERT_GE(donor.size(), 3u * kPageSize);
+  victim.replace(2 * kPageSize, kPageSize, donor.substr(2 * kPageSize, kPageSize));
+  WriteAll(other_path, victim);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(other_path.c_str(), &db, SQLITE_OPEN_READWRITE, vfs_.c_str()), SQLITE_OK);
+  ASSERT_TRUE(PrepareEncryptedDatabase(db).ok());
+  EXPECT_EQ(RunAll(db, "PRAGMA integrity_check"), SQLITE_IOERR_DATA);
+  sqlite3_close(db);
+}
+
 TEST_F(EncryptedVfsTest, WrongKeyCannotRead) {
   CreateDb(20);
   const std::string other = vfs_ + "-otherkey";
