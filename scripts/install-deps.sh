@@ -10,7 +10,7 @@ PACKAGES=(
   libssl-dev libsodium-dev libsqlite3-dev libzstd-dev
   libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  openssl curl ca-certificates
+  openssl curl ca-certificates rsyslog rsyslog-gnutls
 )
 # Node.js runs the independent test clients; this image may ship its own build,
 # which conflicts with Debian's npm package, so only install it when absent.

@@ -1,0 +1,492 @@
+// SiemExporter against a real collector: rsyslogd (Debian's rsyslog +
+// rsyslog-gnutls) started on loopback with a TLS listener (imtcp, gtls
+// driver) and a test CA made with the openssl CLI. Checks RFC 5424 +
+// octet-counted framing as rsyslog parses it, delivery of every entry,
+// at-least-once across a collector stop/restart (duplicates allowed and
+// counted; never a gap, never out of index order within a connection), the
+// durable cursor, and certificate name checking. Also unit tests of the
+// message format and the cursor file that need no collector.
+#include "audit/siem_exporter.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "audit/entry.h"
+#include "audit/test_util.h"
+#include "fhir/time.h"
+
+extern char** environ;
+
+namespace phivault::audit {
+namespace {
+
+using phivault::testing::ReadFile;
+using phivault::testing::TempDir;
+using phivault::testing::WriteFile;
+using namespace std::chrono_literals;
+
+const char* const kRsyslogd = "/usr/sbin/rsyslogd";
+
+bool WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return pred();
+}
+
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+bool Listening(uint16_t port) {
+  // /proc/net/tcp lists listeners as state 0A; no connection is made, so
+  // rsyslog logs no aborted TLS session.
+  std::istringstream in(ReadFile("/proc/net/tcp"));
+  std::string line;
+  char want[16];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string sl, local, remote, state;
+    f >> sl >> local >> remote >> state;
+    if (state == "0A" && local.size() > 5 && local.substr(local.size() - 5) == want) return true;
+  }
+  return false;
+}
+
+// A test CA and a server certificate for 127.0.0.1 / localhost.
+bool MakeCerts(const std::string& dir) {
+  WriteFile(dir + "/ext.cnf",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n");
+  const std::string cmd =
+      "cd '" + dir +
+      "' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem "
+      "-days 2 -subj /CN=phivault-test-ca -addext basicConstraints=critical,CA:TRUE "
+      "-addext keyUsage=critical,keyCertSign,cRLSign"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr "
+      "-subj /CN=localhost"
+      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+      "-extfile ext.cnf";
+  return std::system(("(" + cmd + ") > '" + dir + "/openssl.log' 2>&1").c_str()) == 0;
+}
+
+// rsyslogd as a child process: TLS listener on 127.0.0.1:port, every message
+// written to out.log as "version|pri|hostname|app|msgid|sd|msg".
+class Rsyslog {
+ public:
+  Rsyslog(std::string dir, uint16_t port) : dir_(std::move(dir)), port_(port) {
+    WriteFile(
+        dir_ + "/rsyslog.conf",
+        "global(workDirectory=\"" + dir_ +
+            "\" maxMessageSize=\"256k\" net.enableDNS=\"off\"\n"
+            "  defaultNetstreamDriver=\"gtls\"\n"
+            "  defaultNetstreamDriverCAFile=\"" +
+            dir_ +
+            "/ca.pem\"\n"
+            "  defaultNetstreamDriverCertFile=\"" +
+            dir_ +
+            "/server.pem\"\n"
+            "  defaultNetstreamDriverKeyFile=\"" +
+            dir_ +
+            "/server.key\")\n"
+            "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n"
+            "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"" +
+            std::to_string(port_) +
+            "\")\n"
+            "template(name=\"pv\" type=\"string\" string=\"%protocol-version%|%pri%|%hostname%|%app-name%|%msgid%|"
+            "%structured-data%|%msg%\\n\")\n"
+            "action(type=\"omfile\" file=\"" +
+            dir_ + "/out.log\" template=\"pv\")\n");
+  }
+  ~Rsyslog() { Stop(); }
+
+  bool Start() {
+    const std::string conf = dir_ + "/rsyslog.conf";
+    const std::string pidfile = dir_ + "/rsyslog-" + std::to_string(++starts_) + ".pid";
+    const std::string log = dir_ + "/rsyslog.stderr";
+    std::vector<std::string> args = {kRsyslogd, "-n", "-f", conf, "-i", pidfile};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    const int rc = posix_spawn(&pid_, kRsyslogd, &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+      pid_ = -1;
+      return false;
+    }
+    return WaitFor([&] { return Listening(port_); }, 10s);
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    if (!WaitFor([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, 10s)) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+  }
+
+  struct Line {
+    std::string version, pri, hostname, app, msgid, sd, msg;
+  };
+  std::vector<Line> Lines() const {
+    std::vector<Line> out;
+    std::istringstream in(ReadFile(dir_ + "/out.log"));
+    std::string s;
+    while (std::getline(in, s)) {
+      Line l;
+      std::string* fields[] = {&l.version, &l.pri, &l.hostname, &l.app, &l.msgid, &l.sd};
+      size_t pos = 0;
+      for (std::string* f : fields) {
+        const size_t bar = s.find('|', pos);
+        if (bar == std::string::npos) break;
+        *f = s.substr(pos, bar - pos);
+        pos = bar + 1;
+      }
+      l.msg = s.substr(pos);
+      out.push_back(std::move(l));
+    }
+    return out;
+  }
+  // The index="N" of every message, in arrival order.
+  std::vector<uint64_t> Indices() const {
+    std::vector<uint64_t> out;
+    for (const Line& l : Lines()) {
+      const size_t p = l.sd.find("index=\"");
+      if (p != std::string::npos) out.push_back(std::stoull(l.sd.substr(p + 7)));
+    }
+    return out;
+  }
+  std::string Stderr() const { return ReadFile(dir_ + "/rsyslog.stderr"); }
+
+ private:
+  std::string dir_;
+  uint16_t port_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+};
+
+AuditEntry TestEntry(uint64_t i) {
+  AuditEntry e;
+  e.time_ms = fhir::NowMillis();
+  e.request_id = "req-" + std::to_string(i);
+  e.agent = {"user-" + std::to_string(i % 3), "clinician", "Practitioner/pr1", "app", ""};
+  e.source_address = "192.0.2.1";
+  e.user_agent = "test \xC3\xA9";  // non-ASCII: must arrive \u-escaped
+  e.action = i % 5 == 0 ? AuditAction::kSearch : AuditAction::kRead;
+  e.resources = {{"Observation", "o" + std::to_string(i), "1", ""}};
+  e.patients = {"pat-" + std::to_string(i % 7)};
+  e.purpose_of_use = "TREAT";
+  e.outcome = i % 11 == 0 ? AuditOutcome::kDenied : AuditOutcome::kAllowed;
+  e.rule = e.outcome == AuditOutcome::kDenied ? "consent" : "allow";
+  e.http_status = e.outcome == AuditOutcome::kDenied ? 403 : 200;
+  return e;
+}
+
+class SiemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    keyring_ = testing::MakeKeyring(data_.path());
+    auto log = AuditLog::Open(data_.path(), *keyring_);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    log_ = std::move(log).value();
+  }
+  void Append(uint64_t from, uint64_t to) {
+    for (uint64_t i = from; i < to; ++i) {
+      auto idx = log_->AppendAndWait(Serialize(TestEntry(i)));
+      ASSERT_TRUE(idx.ok());
+      ASSERT_EQ(*idx, i);
+    }
+  }
+  SiemExporterOptions Options(uint16_t port) const {
+    SiemExporterOptions o;
+    o.data_dir = data_.path();
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.ca_file = collector_.path() + "/ca.pem";
+    o.vault_id = keyring_->vault_id();
+    o.hostname = "vault-test";
+    o.batch_size = 16;  // several writes per burst
+    o.poll_interval = 20ms;
+    o.backoff_initial = 50ms;
+    o.backoff_max = 200ms;
+    o.connect_timeout = 2s;
+    o.write_timeout = 2s;
+    o.ack_grace = 100ms;
+    o.max_unacked = 32;  // exercise the drain pause
+    return o;
+  }
+
+  TempDir data_;
+  TempDir collector_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST(SiemFormatTest, Rfc5424MessageAndFraming) {
+  AuditEntry e = TestEntry(1);
+  e.time_ms = 1704164645678;
+  SyslogIdentity id{"host name\x01", "4242", "vault\"]\\x"};
+  const std::string msg = FormatSyslogMessage(Serialize(e), 7, id);
+  EXPECT_EQ(msg,
+            "<110>1 2024-01-02T03:04:05.678Z hostname phivault 4242 audit "
+            "[phivault@32473 index=\"7\" vault=\"vault\\\"\\]\\\\x\"] " +
+                Serialize(e));
+  e.outcome = AuditOutcome::kDenied;
+  EXPECT_EQ(FormatSyslogMessage(Serialize(e), 7, id).substr(0, 5), "<109>");
+  e.break_glass = true;
+  EXPECT_EQ(FormatSyslogMessage(Serialize(e), 7, id).substr(0, 5), "<108>");
+  // Not an entry: still sent, as base64, flagged.
+  const std::string raw = FormatSyslogMessage("\xff\n{junk", 8, {});
+  EXPECT_EQ(raw, "<109>1 - - phivault - audit [phivault@32473 index=\"8\" vault=\"\" enc=\"base64\"] /wp7anVuaw==");
+  EXPECT_EQ(OctetFrame("abc"), "3 abc");
+  EXPECT_EQ(OctetFrame(""), "0 ");
+}
+
+TEST(SiemFormatTest, CursorFile) {
+  TempDir dir;
+  const std::string path = dir.path() + "/siem.cursor";
+  EXPECT_EQ(ReadSiemCursor(path).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(WriteSiemCursor(path, 12345).ok());
+  auto c = ReadSiemCursor(path);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(*c, 12345u);
+  EXPECT_EQ(ReadFile(path), "phivault-siem-cursor 1 12345\n");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  for (const char* bad :
+       {"", "12\n", "phivault-siem-cursor 1 \n", "phivault-siem-cursor 1 12", "phivault-siem-cursor 1 1x\n",
+        "phivault-siem-cursor 1 99999999999999999999\n", "phivault-siem-cursor 2 5\n"}) {
+    WriteFile(path, bad);
+    EXPECT_EQ(ReadSiemCursor(path).status().code(), StatusCode::kDataLoss) << bad;
+  }
+}
+
+TEST_F(SiemTest, StartValidatesOptions) {
+  SiemExporterOptions o = Options(6514);
+  o.ca_file = "";
+  EXPECT_EQ(SiemExporter::Start(*log_, o).status().code(), StatusCode::kInvalidArgument);
+  o.ca_file = collector_.path() + "/missing.pem";
+  EXPECT_EQ(SiemExporter::Start(*log_, o).status().code(), StatusCode::kInvalidArgument);
+  o = Options(6514);
+  o.host = "";
+  EXPECT_EQ(SiemExporter::Start(*log_, o).status().code(), StatusCode::kInvalidArgument);
+  o = Options(6514);
+  o.client_cert_file = "x.pem";
+  EXPECT_EQ(SiemExporter::Start(*log_, o).status().code(), StatusCode::kInvalidArgument);
+  o = Options(6514);
+  o.batch_size = 0;
+  EXPECT_EQ(SiemExporter::Start(*log_, o).status().code(), StatusCode::kInvalidArgument);
+  // A cursor beyond the log (another vault's?) is refused.
+  ASSERT_TRUE(MakeCerts(collector_.path()));
+  ASSERT_TRUE(WriteSiemCursor(SiemCursorPath(data_.path()), 5).ok());
+  EXPECT_EQ(SiemExporter::Start(*log_, Options(6514)).status().code(), StatusCode::kDataLoss);
+}
+
+TEST_F(SiemTest, DeliversEveryEntryAcrossCollectorRestart) {
+  if (::access(kRsyslogd, X_OK) != 0)
+    GTEST_SKIP() << "rsyslogd is not installed (apt-get install rsyslog rsyslog-gnutls)";
+  ASSERT_TRUE(MakeCerts(collector_.path())) << ReadFile(collector_.path() + "/openssl.log");
+  const uint16_t port = FreePort();
+  ASSERT_NE(port, 0);
+  Rsyslog collector(collector_.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+
+  // Phase 1: a backlog written before the exporter starts, then live entries.
+  Append(0, 40);
+  auto exporter = SiemExporter::Start(*log_, Options(port));
+  ASSERT_TRUE(exporter.ok()) << exporter.status().ToString();
+  Append(40, 60);
+  (*exporter)->Notify();
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == 60; }, 10s))
+      << "cursor " << (*exporter)->cursor() << "; " << (*exporter)->stats().last_error << "\n"
+      << collector.Stderr();
+  ASSERT_TRUE(WaitFor([&] { return collector.Indices().size() >= 60; }, 5s));
+
+  // What rsyslog parsed: RFC 5424 version 1, facility 13 (log audit), our
+  // header fields and SD, and MSG = the entry, byte for byte.
+  std::map<uint64_t, AuditEntry> sent;
+  auto stored = log_->ReadEntries(0, 60);
+  ASSERT_TRUE(stored.ok());
+  for (uint64_t i = 0; i < 60; ++i) sent[i] = ParseEntry((*stored)[i]).value();
+  for (const Rsyslog::Line& l : collector.Lines()) {
+    EXPECT_EQ(l.version, "1");
+    EXPECT_TRUE(l.pri == "110" || l.pri == "109") << l.pri;
+    EXPECT_EQ(l.hostname, "vault-test");
+    EXPECT_EQ(l.app, "phivault");
+    EXPECT_EQ(l.msgid, "audit");
+    EXPECT_NE(l.sd.find("vault=\"" + keyring_->vault_id() + "\""), std::string::npos) << l.sd;
+    const uint64_t index = std::stoull(l.sd.substr(l.sd.find("index=\"") + 7));
+    auto parsed = ParseEntry(l.msg);
+    ASSERT_TRUE(parsed.ok()) << l.msg;
+    EXPECT_EQ(*parsed, sent[index]);
+    EXPECT_EQ(l.msg.find("\xC3"), std::string::npos);  // ASCII on the wire
+  }
+  EXPECT_EQ(ReadSiemCursor(SiemCursorPath(data_.path())).value(), 60u);
+
+  // Phase 2: the collector goes away; entries keep arriving in the log and
+  // appends never wait for the exporter.
+  collector.Stop();
+  const auto t0 = std::chrono::steady_clock::now();
+  Append(60, 90);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  ASSERT_TRUE(WaitFor([&] { return !(*exporter)->stats().connected; }, 5s));
+  std::this_thread::sleep_for(300ms);  // a few failed reconnects with backoff
+  EXPECT_GE((*exporter)->stats().connect_failures, 1u);
+  EXPECT_LE((*exporter)->cursor(), 90u);
+
+  // Phase 3: the collector returns; the exporter resumes from its cursor.
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  Append(90, 100);
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == 100; }, 10s))
+      << "cursor " << (*exporter)->cursor() << "; " << (*exporter)->stats().last_error;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::set<uint64_t> got;
+        for (uint64_t i : collector.Indices()) got.insert(i);
+        return got.size() == 100;
+      },
+      5s));
+
+  // At least once: every index arrived; a later message never skips ahead
+  // (after a reconnect the exporter may go back and resend, never forward).
+  const std::vector<uint64_t> arrived = collector.Indices();
+  std::set<uint64_t> unique(arrived.begin(), arrived.end());
+  EXPECT_EQ(unique.size(), 100u);
+  EXPECT_EQ(*unique.rbegin(), 99u);
+  for (size_t k = 1; k < arrived.size(); ++k) {
+    EXPECT_LE(arrived[k], arrived[k - 1] + 1) << "gap at arrival " << k;
+  }
+  const size_t duplicates = arrived.size() - unique.size();
+  RecordProperty("duplicates", static_cast<int>(duplicates));
+  std::printf("[ info     ] %zu messages for 100 entries (%zu duplicates)\n", arrived.size(), duplicates);
+  const SiemExporter::Stats stats = (*exporter)->stats();
+  EXPECT_GE(stats.connects, 2u);
+  EXPECT_GE(stats.sent, 100u);
+
+  // The cursor is durable: a new exporter resends nothing already confirmed.
+  (*exporter)->Stop();
+  EXPECT_EQ(ReadSiemCursor(SiemCursorPath(data_.path())).value(), 100u);
+  exporter = SiemExporter::Start(*log_, Options(port));
+  ASSERT_TRUE(exporter.ok());
+  Append(100, 101);
+  (*exporter)->Notify();
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == 101; }, 10s)) << (*exporter)->stats().last_error;
+  ASSERT_TRUE(WaitFor([&] { return collector.Indices().size() == arrived.size() + 1; }, 5s));
+  EXPECT_EQ(collector.Indices().back(), 100u);
+  exporter->reset();
+}
+
+// The collector stops and restarts while entries stream in: the case where
+// bytes are in flight (in our socket, in rsyslog's buffers) when it goes.
+TEST_F(SiemTest, CollectorRestartMidStreamLosesNothing) {
+  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd is not installed";
+  ASSERT_TRUE(MakeCerts(collector_.path()));
+  const uint16_t port = FreePort();
+  Rsyslog collector(collector_.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  SiemExporterOptions o = Options(port);
+  o.batch_size = 4;
+  auto exporter = SiemExporter::Start(*log_, o);
+  ASSERT_TRUE(exporter.ok());
+
+  constexpr uint64_t kTotal = 600;
+  std::atomic<bool> append_ok{true};
+  std::thread appender([&] {
+    for (uint64_t i = 0; i < kTotal; ++i) {
+      auto idx = log_->AppendAndWait(Serialize(TestEntry(i)));
+      if (!idx.ok() || *idx != i) append_ok = false;
+      (*exporter)->Notify();
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  ASSERT_TRUE(WaitFor([&] { return log_->size() >= kTotal / 4; }, 10s));
+  collector.Stop();
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  appender.join();
+  ASSERT_TRUE(append_ok);
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == kTotal; }, 10s))
+      << "cursor " << (*exporter)->cursor() << "; " << (*exporter)->stats().last_error;
+  exporter->reset();
+  const std::vector<uint64_t> arrived = collector.Indices();
+  const std::set<uint64_t> unique(arrived.begin(), arrived.end());
+  std::vector<uint64_t> missing;
+  for (uint64_t i = 0; i < kTotal; ++i) {
+    if (!unique.count(i)) missing.push_back(i);
+  }
+  EXPECT_TRUE(missing.empty()) << missing.size() << " entries lost, first " << missing.front();
+  for (size_t k = 1; k < arrived.size(); ++k) EXPECT_LE(arrived[k], arrived[k - 1] + 1) << "gap at arrival " << k;
+  std::printf("[ info     ] %zu messages for %llu entries (%zu duplicates)\n", arrived.size(),
+              static_cast<unsigned long long>(kTotal), arrived.size() - unique.size());
+}
+
+TEST_F(SiemTest, RefusesCollectorWithWrongName) {
+  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd is not installed";
+  ASSERT_TRUE(MakeCerts(collector_.path()));
+  const uint16_t port = FreePort();
+  Rsyslog collector(collector_.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  Append(0, 3);
+  SiemExporterOptions o = Options(port);
+  o.server_name = "siem.example.org";  // the certificate names 127.0.0.1 and localhost only
+  auto exporter = SiemExporter::Start(*log_, o);
+  ASSERT_TRUE(exporter.ok());
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->stats().connect_failures >= 2; }, 5s));
+  EXPECT_NE((*exporter)->stats().last_error.find("certificate"), std::string::npos) << (*exporter)->stats().last_error;
+  EXPECT_EQ((*exporter)->cursor(), 0u);
+  EXPECT_EQ((*exporter)->stats().connects, 0u);
+  EXPECT_TRUE(collector.Indices().empty());
+
+  // The right name (via the DNS SAN) works.
+  exporter->reset();
+  o.server_name = "localhost";
+  exporter = SiemExporter::Start(*log_, o);
+  ASSERT_TRUE(exporter.ok());
+  ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == 3; }, 10s)) << (*exporter)->stats().last_error;
+}
+
+}  // namespace
+}  // namespace phivault::audit
