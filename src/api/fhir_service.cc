@@ -600,6 +600,12 @@ void FhirService::Metrics(Call& call) {
           std::to_string(s.patients_with_keys) + "\n";
   text += "# HELP phivault_store_file_bytes Size of the database and WAL files.\n";
   text += "# TYPE phivault_store_file_bytes gauge\nphivault_store_file_bytes " + std::to_string(s.file_bytes) + "\n";
+  text += "# HELP phivault_store_group_commits_total Write transactions (one fsync each) since start.\n";
+  text += "# TYPE phivault_store_group_commits_total counter\nphivault_store_group_commits_total " +
+          std::to_string(s.group_commits) + "\n";
+  text += "# HELP phivault_store_committed_writes_total Writes made durable since start.\n";
+  text += "# TYPE phivault_store_committed_writes_total counter\nphivault_store_committed_writes_total " +
+          std::to_string(s.committed_ops) + "\n";
   text += "# HELP phivault_keys_unlocked Whether the vault keys are unlocked (1) or not (0).\n";
   text += "# TYPE phivault_keys_unlocked gauge\nphivault_keys_unlocked 1\n";
   text += "# HELP phivault_store_healthy Whether the store can serve requests.\n";

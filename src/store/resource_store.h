@@ -118,6 +118,8 @@ struct HistoryPage {
 
 struct StoreStats {
   int64_t versions = 0;
+  int64_t group_commits = 0;  // transactions (fsyncs) since open
+  int64_t committed_ops = 0;  // writes applied by those transactions since open
   int64_t patients_with_keys = 0;
   int64_t file_bytes = 0;
 };

@@ -364,6 +364,8 @@ class SqliteStore final : public ResourceStore {
   const crypto::Keyring* keyring_;
   std::string db_path_;
   std::atomic<bool> healthy_{true};
+  std::atomic<int64_t> group_commits_{0};
+  std::atomic<int64_t> committed_ops_{0};
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;
@@ -799,6 +801,8 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
     group_versions_.clear();
   } else {
     healthy_.store(true);
+    group_commits_.fetch_add(1, std::memory_order_relaxed);
+    for (const auto& b : group) committed_ops_.fetch_add(static_cast<int64_t>(b.ops.size()), std::memory_order_relaxed);
     last_group_time_ms_ = group_time_ms_;
     // Before any callback acknowledges a write, so no later read misses it.
     for (auto& v : group_versions_) {
@@ -974,6 +978,8 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
 
 StoreStats SqliteStore::Stats() {
   StoreStats s;
+  s.group_commits = group_commits_.load(std::memory_order_relaxed);
+  s.committed_ops = committed_ops_.load(std::memory_order_relaxed);
   auto lease = AcquireReader();
   if (!lease.ok()) return s;
   Connection& conn = ***lease;
