@@ -324,34 +324,20 @@ void FhirService::Create(Call& call, const std::string& type) {
     op.if_none_exist = std::move(*cond);
   }
   if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
-  std::vector<store::WriteOp> ops;
-  ops.push_back(std::move(op));
   Prefer prefer = PreferReturn(call.req);
-  store_->Commit(std::move(ops), true,
-                 [this, respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url, prefer,
-                  caller = call.caller, req = call.req, now = call.now_ms](store::CommitOutcome out) {
-                   http::HttpResponse r;
-                   if (!out.status.ok()) {
-                     r = ErrorResponse(out.status, fmt);
-                   } else {
-                     const store::WriteResult& w = *out.results[0];
-                     access_->OnCommitted(w);
-                     if (w.no_op) {
-                       // If-None-Exist matched: the caller sees the match only
-                       // if allowed to read it; otherwise the create just fails.
-                       auto v = store_->Read(w.type, w.id);
-                       bool visible = v.ok() && access_->Decide(*caller, policy::Interaction::kRead, *v, req, now).allowed;
-                       r = visible ? WriteResponse(200, w, base, prefer, fmt)
-                                   : ErrorResponse(Status(StatusCode::kPreconditionFailed,
-                                                          "If-None-Exist matched an existing resource"),
-                                                   fmt);
-                     } else {
-                       r = WriteResponse(201, w, base, prefer, fmt);
-                     }
-                   }
-                   SetRoute(r, kRoute);
-                   respond(std::move(r));
-                 });
+  CommitOne(call, std::move(op), kRoute,
+            [this, fmt = call.fmt, base = options_.base_url, prefer, caller = call.caller, req = call.req,
+             now = call.now_ms](const store::WriteResult& w) {
+              if (!w.no_op) return WriteResponse(201, w, base, prefer, fmt);
+              // If-None-Exist matched: the caller sees the match only if
+              // allowed to read it; otherwise the create just fails.
+              auto v = store_->Read(w.type, w.id);
+              bool visible = v.ok() && access_->Decide(*caller, policy::Interaction::kRead, *v, req, now).allowed;
+              return visible ? WriteResponse(200, w, base, prefer, fmt)
+                             : ErrorResponse(Status(StatusCode::kPreconditionFailed,
+                                                    "If-None-Exist matched an existing resource"),
+                                             fmt);
+            });
 }
 
 void FhirService::Update(Call& call, const std::string& type, const std::string& id) {
@@ -377,23 +363,11 @@ void FhirService::Update(Call& call, const std::string& type, const std::string&
     op.if_match_version = *v;
   }
   if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
-  std::vector<store::WriteOp> ops;
-  ops.push_back(std::move(op));
   Prefer prefer = PreferReturn(call.req);
-  store_->Commit(std::move(ops), true,
-                 [this, respond = std::move(call.respond), fmt = call.fmt, base = options_.base_url,
-                  prefer](store::CommitOutcome out) {
-                   http::HttpResponse r;
-                   if (!out.status.ok()) {
-                     r = ErrorResponse(out.status, fmt);
-                   } else {
-                     const store::WriteResult& w = *out.results[0];
-                     access_->OnCommitted(w);
-                     r = WriteResponse(w.created ? 201 : 200, w, base, prefer, fmt);
-                   }
-                   SetRoute(r, kRoute);
-                   respond(std::move(r));
-                 });
+  CommitOne(call, std::move(op), kRoute,
+            [fmt = call.fmt, base = options_.base_url, prefer](const store::WriteResult& w) {
+              return WriteResponse(w.created ? 201 : 200, w, base, prefer, fmt);
+            });
 }
 
 void FhirService::Delete(Call& call, const std::string& type, const std::string& id) {
@@ -409,21 +383,31 @@ void FhirService::Delete(Call& call, const std::string& type, const std::string&
   }
   if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
   op.author = AccessControl::AuthorOf(*call.caller);
+  CommitOne(call, std::move(op), kRoute, [fmt = call.fmt](const store::WriteResult& w) {
+    http::HttpResponse r =
+        OutcomeResponse(200, "information", "informational", w.no_op ? "nothing to delete" : "deleted", fmt);
+    if (!w.no_op) r.headers.emplace_back("ETag", ETag(w.version));
+    return r;
+  });
+}
+
+void FhirService::CommitOne(Call& call, store::WriteOp op, std::string_view route,
+                            std::function<http::HttpResponse(const store::WriteResult&)> render) {
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
-  store_->Commit(std::move(ops), true, [this, respond = std::move(call.respond), fmt = call.fmt](store::CommitOutcome out) {
-    http::HttpResponse r;
-    if (!out.status.ok()) {
-      r = ErrorResponse(out.status, fmt);
-    } else {
-      const store::WriteResult& w = *out.results[0];
-      access_->OnCommitted(w);
-      r = OutcomeResponse(200, "information", "informational", w.no_op ? "nothing to delete" : "deleted", fmt);
-      if (!w.no_op) r.headers.emplace_back("ETag", ETag(w.version));
-    }
-    SetRoute(r, kRoute);
-    respond(std::move(r));
-  });
+  store_->Commit(std::move(ops), true,
+                 [this, respond = std::move(call.respond), fmt = call.fmt, route, render = std::move(render)](
+                     store::CommitOutcome out) {
+                   http::HttpResponse r;
+                   if (!out.status.ok()) {
+                     r = ErrorResponse(out.status, fmt);
+                   } else {
+                     access_->OnCommitted(*out.results[0]);
+                     r = render(*out.results[0]);
+                   }
+                   SetRoute(r, route);
+                   respond(std::move(r));
+                 });
 }
 
 void FhirService::History(Call& call, const std::string& type, const std::string& id) {

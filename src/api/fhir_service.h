@@ -22,6 +22,7 @@
 #define PHIVAULT_API_FHIR_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "api/access_control.h"
@@ -66,6 +67,10 @@ class FhirService final : public http::Handler {
   void Metadata(Call& call);
   void Metrics(Call& call);
   void SmartConfiguration(Call& call);
+  // Commits one write and answers from the commit callback (once durable),
+  // rendering a success with `render`; feeds the policy indexes first.
+  void CommitOne(Call& call, store::WriteOp op, std::string_view route,
+                 std::function<http::HttpResponse(const store::WriteResult&)> render);
   // Authorizes one bundle write against what is stored; OK or the denial.
   Status AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms);
   // Reads and authorizes; NotFound when hidden or missing.
