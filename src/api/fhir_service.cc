@@ -251,23 +251,40 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   if (!gate.allowed) return policy::DecisionStatus(gate);
   std::string stored_author;
   bool exists = false;
+  // What a caller learns from a write must not depend on whether a record it
+  // may not see exists (see src/policy/README.md): a delete of a missing
+  // record answers like a delete of a hidden one (404), and a PUT onto a
+  // hidden record answers like a PUT creating it would, wherever possible.
+  auto new_content = [&](Interaction i) {
+    return access_->DecideWrite(*call.caller, i, op.type, op.id, op.resource, op.patients, stored_author, call.req,
+                                now_ms);
+  };
   if (op.kind != store::WriteOp::Kind::kCreate) {
     auto cur = store_->Read(op.type, op.id);
     if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
-    if (cur.ok() && !cur->deleted) {
-      // Changing a record needs the right to change it as it is now...
-      exists = true;
-      stored_author = cur->author;
-      policy::Decision d = access_->Decide(*call.caller, gate_i == Interaction::kDelete ? Interaction::kDelete
-                                                                                      : Interaction::kUpdate,
-                                           *cur, call.req, now_ms);
-      if (!d.allowed) return policy::DecisionStatus(d);
+    if (!cur.ok() && op.kind == store::WriteOp::Kind::kDelete) return NotFound("resource not found");
+    if (cur.ok()) {
+      // Changing a record (or learning it was deleted) needs the right to
+      // change it as it is now...
+      policy::Decision d = access_->Decide(*call.caller, gate_i, *cur, call.req, now_ms);
+      if (!d.allowed) {
+        if (d.hide_existence && op.kind == store::WriteOp::Kind::kPut) {
+          // A missing record would be created: answer as that create would
+          // be answered when it is refused. Only a caller allowed to create
+          // such content learns that the id is taken (unavoidable with
+          // client-assigned ids).
+          policy::Decision as_create = new_content(Interaction::kCreate);
+          if (!as_create.allowed) return policy::DecisionStatus(as_create);
+        }
+        return policy::DecisionStatus(d);
+      }
+      exists = !cur->deleted;
+      if (exists) stored_author = cur->author;
     }
   }
   if (op.kind == store::WriteOp::Kind::kDelete) return Status::Ok();
   // ...and the right to write what it becomes (its patients may change).
-  policy::Decision d = access_->DecideWrite(*call.caller, exists ? Interaction::kUpdate : Interaction::kCreate, op.type,
-                                            op.id, op.resource, op.patients, stored_author, call.req, now_ms);
+  policy::Decision d = new_content(exists ? Interaction::kUpdate : Interaction::kCreate);
   if (!d.allowed) return policy::DecisionStatus(d);
   op.author = AccessControl::AuthorOf(*call.caller);
   return Status::Ok();

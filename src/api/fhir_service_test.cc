@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <mutex>
+#include <regex>
 
 #include "api/vault.h"
 #include "auth/password.h"
@@ -358,6 +359,20 @@ TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing
   // ...and is withdrawn at once when the CareTeam is deleted.
   ASSERT_EQ(Call("DELETE", "/fhir/CareTeam/ct1").status, 200);
   EXPECT_EQ(Call("GET", "/fhir/Observation/obs1", "", dr).status, 404);
+
+  // Writes do not tell a hidden record from a missing one either.
+  auto del_hidden = Call("DELETE", "/fhir/Observation/obs1", "", dr);
+  auto del_missing = Call("DELETE", "/fhir/Observation/never-existed", "", dr);
+  EXPECT_EQ(del_hidden.status, 404);
+  EXPECT_EQ(del_hidden.body, del_missing.body);
+  std::string other_patient =
+      R"({"resourceType":"Observation","id":"ID","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat1"}})";
+  auto put_hidden = Call("PUT", "/fhir/Observation/obs1", std::regex_replace(other_patient, std::regex("ID"), "obs1"), dr);
+  auto put_missing =
+      Call("PUT", "/fhir/Observation/fresh-id", std::regex_replace(other_patient, std::regex("ID"), "fresh-id"), dr);
+  EXPECT_EQ(put_hidden.status, put_missing.status);
+  EXPECT_EQ(put_hidden.body, put_missing.body);
+  EXPECT_EQ(put_missing.status, 403) << "creating data for an unrelated patient is refused";
 
   // History shows only what the caller may see.
   auto h = Call("GET", "/fhir/Observation/_history", "", dr);
