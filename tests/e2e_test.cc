@@ -279,6 +279,27 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
   EXPECT_EQ(Stop(), 0);
 }
 
+// With tls.cert/tls.key the server speaks HTTPS only, TLS 1.2 or newer.
+TEST_F(E2eTest, ServesHttpsOnlyWhenACertificateIsConfigured) {
+  std::string cert = tmp_.Sub("cert.pem"), key = tmp_.Sub("key.pem");
+  std::string gen = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "
+                    "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                    " >/dev/null 2>&1";
+  if (std::system(gen.c_str()) != 0 || std::system("command -v curl >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "openssl or curl is missing (scripts/install-deps.sh installs both)";
+  }
+  uint16_t port = Serve({"--tls-cert", cert, "--tls-key", key});
+  ASSERT_NE(port, 0) << ReadFile(log_);
+  std::string p = std::to_string(port);
+  auto curl = [&](const std::string& args) {
+    return std::system(("curl -s -o /dev/null --max-time 5 " + args + " >/dev/null 2>&1").c_str());
+  };
+  EXPECT_EQ(curl("--fail --cacert " + cert + " https://localhost:" + p + "/fhir/metadata"), 0);
+  EXPECT_NE(curl("--fail http://127.0.0.1:" + p + "/fhir/metadata"), 0) << "plain HTTP must not be served";
+  EXPECT_NE(curl("--cacert " + cert + " --tls-max 1.1 https://localhost:" + p + "/healthz"), 0) << "TLS 1.1 refused";
+  EXPECT_EQ(Stop(), 0);
+}
+
 TEST_F(E2eTest, ModifiedDataDirectoryIsDetectedNotServed) {
   uint16_t port = Serve();
   ASSERT_NE(port, 0) << ReadFile(log_);
