@@ -445,6 +445,9 @@ Status SqliteStore::Init() {
 
   PV_ASSIGN_OR_RETURN(writer_, OpenConnection(options_.create));
   if (options_.create) {
+    // Ciphertext only, but still nobody else's business; SQLite gives its
+    // -wal and -shm files the database file's mode.
+    ::chmod(db_path_.c_str(), 0600);
     PV_RETURN_IF_ERROR(writer_->Exec(kSchema));
     PV_STMT(ins, *writer_, "INSERT INTO vault_meta(key, value) VALUES (?1, ?2)");
     ins.Bind(1, "vault_id").Bind(2, keyring_->vault_id());

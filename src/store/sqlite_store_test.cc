@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <boost/json.hpp>
@@ -404,6 +405,11 @@ TEST_F(StoreTest, NothingReadableOnDisk) {
     }
   };
   scan();  // while open: WAL and shm present
+  for (const auto& f : testing::FilesBelow(data_)) {
+    struct stat st;
+    ASSERT_EQ(::stat(f.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 077, 0u) << f << " is readable by group or others";
+  }
   store_->Close();
   scan();
 }
