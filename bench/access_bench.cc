@@ -17,6 +17,7 @@
 #include "api/vault.h"
 #include "auth/token_issuer.h"
 #include "fhir/time.h"
+#include "http/testing/call.h"
 
 namespace phivault {
 namespace {
@@ -66,19 +67,7 @@ struct Fixture {
     std::filesystem::remove_all(dir);
   }
 
-  http::HttpResponse Call(http::HttpRequest req) {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<http::HttpResponse> out;
-    service->Handle(std::move(req), [&](http::HttpResponse r) {
-      std::lock_guard lk(mu);
-      out = std::move(r);
-      cv.notify_one();
-    });
-    std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return out.has_value(); });
-    return std::move(*out);
-  }
+  http::testing::Reply Call(http::HttpRequest req) { return http::testing::CallHandler(*service, std::move(req)); }
   void Put(const std::string& tok, const std::string& type, const std::string& id, const std::string& body) {
     http::HttpRequest r;
     r.method = "PUT";
@@ -104,7 +93,7 @@ Fixture& F() {
 void BM_AuthorizedRead(benchmark::State& state) {
   Fixture& f = F();
   for (auto _ : state) {
-    http::HttpResponse r = f.Call(f.ReadRequest());
+    http::testing::Reply r = f.Call(f.ReadRequest());
     if (r.status != 200) state.SkipWithError("read failed");
     benchmark::DoNotOptimize(r);
   }

@@ -1,5 +1,7 @@
 #include "api/auth_service.h"
 
+#include "http/testing/call.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -79,21 +81,8 @@ class AuthServiceTest : public ::testing::Test {
     ASSERT_TRUE(accounts_->CreateUser(u, secret).ok());
   }
 
-  struct Reply {
-    int status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;
-    std::string Header(const std::string& name) const {
-      for (auto& [k, v] : headers) {
-        if (k == name) return v;
-      }
-      return "";
-    }
-    json::object Json() const {
-      boost::system::error_code ec;
-      json::value v = json::parse(body, ec);
-      return !ec && v.is_object() ? v.as_object() : json::object();
-    }
+  // Reply with the Str() accessor these tests use.
+  struct Reply : http::testing::Reply {
     std::string Str(const char* member) const {
       auto o = Json();
       auto* v = o.if_contains(member);
@@ -110,17 +99,7 @@ class AuthServiceTest : public ::testing::Test {
     req.body = std::move(body);
     req.remote_address = std::move(remote);
     if (!content_type.empty()) req.headers.emplace_back("content-type", content_type);
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<http::HttpResponse> resp;
-    service_->Handle(std::move(req), [&](http::HttpResponse r) {
-      std::lock_guard lk(mu);
-      resp = std::move(r);
-      cv.notify_one();
-    });
-    std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return resp.has_value(); });
-    return Reply{resp->status, resp->headers, resp->body};
+    return Reply{http::testing::CallHandler(*service_, std::move(req))};
   }
 
   Reply Login(const std::string& user, const std::string& password, const std::string& totp,

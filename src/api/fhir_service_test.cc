@@ -13,6 +13,7 @@
 #include "auth/token_issuer.h"
 #include "store/account_store.h"
 #include "common/testing/temp_dir.h"
+#include "http/testing/call.h"
 #include "fhir/time.h"
 
 namespace phivault::api {
@@ -61,22 +62,7 @@ class FhirServiceTest : public ::testing::Test {
     return t.ok() ? t->token : "";
   }
 
-  struct Reply {
-    int status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::string body;
-    std::string Header(const std::string& name) const {
-      for (auto& [k, v] : headers) {
-        if (k == name) return v;
-      }
-      return "";
-    }
-    json::object Json() const {
-      boost::system::error_code ec;
-      json::value v = json::parse(body, ec);
-      return !ec && v.is_object() ? v.as_object() : json::object();
-    }
-  };
+  using Reply = http::testing::Reply;
 
   Reply Call(std::string method, std::string target, std::string body = "",
              std::vector<std::pair<std::string, std::string>> headers = {}) {
@@ -93,17 +79,7 @@ class FhirServiceTest : public ::testing::Test {
       std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
       req.headers.push_back(h);
     }
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<http::HttpResponse> resp;
-    service_->Handle(std::move(req), [&](http::HttpResponse r) {
-      std::lock_guard lk(mu);
-      resp = std::move(r);
-      cv.notify_one();
-    });
-    std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return resp.has_value(); });
-    return Reply{resp->status, resp->headers, resp->body};
+    return http::testing::CallHandler(*service_, std::move(req));
   }
 
   static void ExpectOutcome(const Reply& r, int status) {
@@ -447,19 +423,7 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   ServiceOptions so;
   so.base_url = "https://vault.test";
   FhirService svc(vault_->store(), access->get(), so);
-  auto call = [&](http::HttpRequest req) {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::optional<http::HttpResponse> resp;
-    svc.Handle(std::move(req), [&](http::HttpResponse r) {
-      std::lock_guard lk(mu);
-      resp = std::move(r);
-      cv.notify_one();
-    });
-    std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return resp.has_value(); });
-    return *resp;
-  };
+  auto call = [&](http::HttpRequest req) { return http::testing::CallHandler(svc, std::move(req)); };
   ASSERT_EQ(Call("PUT", "/fhir/Patient/bound", R"({"resourceType":"Patient","id":"bound"})").status, 201);
 
   int64_t now = fhir::NowMillis() / 1000;
@@ -485,7 +449,7 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   d.client_cert_sha256 = std::string(64, 'a');
   d.headers = {{"content-type", "application/fhir+json"}};
   d.body = R"({"resourceType":"Observation","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/bound"}})";
-  http::HttpResponse created = call(d);
+  http::testing::Reply created = call(d);
   ASSERT_EQ(created.status, 201) << created.body;
   std::string own_id(json::parse(created.body).as_object().at("id").as_string());
   d.body = R"({"resourceType":"Observation","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/other"}})";
