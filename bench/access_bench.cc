@@ -50,7 +50,7 @@ struct Fixture {
     token = issuer->Issue(tr, fhir::NowMillis() / 1000)->token;
     api::ServiceOptions so;
     so.base_url = "https://vault.bench";
-    service = std::make_unique<api::FhirService>(vault->store(), access.get(), so);
+    service = std::make_unique<api::FhirService>(vault->store(), access.get(), vault->audit_trail(), so);
     std::string admin = issuer->Issue({"etl", "system/*.cruds", "", "system", {}}, fhir::NowMillis() / 1000)->token;
     Put(admin, "Patient", "p1", R"({"resourceType":"Patient","id":"p1"})");
     Put(admin, "CareTeam", "ct1",
