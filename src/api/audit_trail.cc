@@ -119,6 +119,19 @@ bool AuditTrail::Healthy() {
   return false;
 }
 
+StatusOr<size_t> AuditTrail::DrainChangeRecords(store::AccountStore& accounts) {
+  PV_ASSIGN_OR_RETURN(auto pending, accounts.PendingChangeRecords());
+  // A record appended but not yet dropped when the process died is appended
+  // again at the next drain: at least once, and the duplicate has the same
+  // request id. (Rare: the window is one SQLite delete.)
+  for (auto& p : pending) {
+    auto r = log_->AppendAndWait(std::move(p.record));
+    if (!r.ok()) return r.status();
+    PV_RETURN_IF_ERROR(accounts.DropChangeRecord(p.id));
+  }
+  return pending.size();
+}
+
 Status AuditTrail::RecordSystemEvent(std::string_view event) {
   audit::AuditEntry e;
   e.time_ms = fhir::NowMillis();

@@ -33,6 +33,7 @@
 #include "audit/audit_log.h"
 #include "audit/entry.h"
 #include "common/status.h"
+#include "store/account_store.h"
 #include "store/resource_store.h"
 
 namespace phivault::api {
@@ -71,6 +72,10 @@ class AuditTrail final : public RequestAuditor {
   void Record(const audit::AuditEntry& entry, Done done) override;
   void RecordWrite(int64_t record_id, std::string entry, std::string stored_record, Done done) override;
   bool Healthy() override;
+
+  // Moves the change records an AccountStore kept (user and device changes)
+  // into the log, then drops them there. Returns how many moved.
+  StatusOr<size_t> DrainChangeRecords(store::AccountStore& accounts);
 
   // Records a vault lifecycle event ("start", "stop") and waits for it.
   Status RecordSystemEvent(std::string_view event);

@@ -319,5 +319,43 @@ TEST_F(AuditedRequestsTest, ImportedBatchesAreAuditedLikeApiWrites) {
   EXPECT_EQ(PendingRecords(), 0u);
 }
 
+TEST_F(AuditedRequestsTest, UserAndDeviceChangesReachTheLogOnce) {
+  auto accounts = store::OpenAccountStore(cfg_.data_dir, vault_->keyring());
+  ASSERT_TRUE(accounts.ok());
+  (*accounts)->SetChangeRecordBuilder(AccountChangeRecorder("operator"));
+  store::DeviceRecord dev;
+  dev.device_id = "pump-7";
+  dev.cert_sha256 = std::string(64, 'b');
+  dev.patients = {"p1"};
+  ASSERT_TRUE((*accounts)->AddDevice(dev).ok());
+  ASSERT_TRUE((*accounts)->SetDeviceDisabled("pump-7", true).ok());
+  auto entries = EntriesOf([&] {
+    auto moved = vault_->audit_trail()->DrainChangeRecords(**accounts);
+    ASSERT_TRUE(moved.ok());
+    EXPECT_EQ(*moved, 2u);
+    EXPECT_EQ(*vault_->audit_trail()->DrainChangeRecords(**accounts), 0u);
+  });
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].action, audit::AuditAction::kDeviceChange);
+  EXPECT_EQ(entries[0].event, "device.add");
+  EXPECT_EQ(entries[1].event, "device.disable");
+  EXPECT_EQ(entries[1].agent.subject, "operator");
+  EXPECT_EQ(entries[1].resources, (std::vector<audit::AuditResource>{{"Device", "pump-7", "", ""}}));
+}
+
+TEST_F(AuditedRequestsTest, AuthenticationEventsMapToTheirActions) {
+  EXPECT_EQ(AuthEventEntry("login.success", "ann", "10.0.0.1", "success", 5).action, audit::AuditAction::kLogin);
+  EXPECT_EQ(AuthEventEntry("token.issued", "ann", "10.0.0.1", "success", 5).outcome, audit::AuditOutcome::kAllowed);
+  auto lock = AuthEventEntry("account.lockout", "ann", "10.0.0.1", "locked", 5);
+  EXPECT_EQ(lock.action, audit::AuditAction::kLockout);
+  EXPECT_EQ(lock.outcome, audit::AuditOutcome::kDenied);
+  auto fail = AuthEventEntry("login.failure", "", "10.0.0.1", "invalid_grant", 5);
+  EXPECT_EQ(fail.action, audit::AuditAction::kLoginFailure);
+  EXPECT_EQ(fail.source_address, "10.0.0.1");
+  EXPECT_EQ(fail.rule, "invalid_grant");
+  EXPECT_EQ(AuthEventEntry("token.refresh_reuse", "ann", "", "family_revoked", 5).action,
+            audit::AuditAction::kLoginFailure);
+}
+
 }  // namespace
 }  // namespace phivault::api

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/log.h"
+#include "fhir/time.h"
 
 namespace phivault::api {
 namespace {
@@ -130,6 +131,20 @@ audit::AuditEntry AuthEventEntry(std::string_view event, std::string_view userna
     e.action = audit::AuditAction::kLoginFailure;
   }
   return e;
+}
+
+store::ChangeRecordBuilder AccountChangeRecorder(std::string agent) {
+  return [agent = std::move(agent)](const store::AccountChange& c) {
+    audit::AuditEntry e;
+    e.time_ms = fhir::NowMillis();
+    e.request_id = NewId();
+    e.agent.subject = agent;
+    e.action = c.kind == "device" ? audit::AuditAction::kDeviceChange : audit::AuditAction::kUserChange;
+    e.event = c.kind + "." + c.action;
+    // Accounts are not FHIR resources; the type names them as the vault's.
+    e.resources.push_back({c.kind == "device" ? "Device" : "phivault:user", c.id, "", ""});
+    return audit::Serialize(e);
+  };
 }
 
 RequestAuditor::Done ReleaseWhenAudited(http::Responder respond, http::HttpResponse resp, const OutputFormat& fmt,

@@ -21,6 +21,7 @@
 #include "audit/entry.h"
 #include "http/types.h"
 #include "policy/engine.h"
+#include "store/account_store.h"
 #include "store/resource_store.h"
 
 namespace phivault::api {
@@ -49,6 +50,11 @@ void FinishEntry(audit::AuditEntry& e, int http_status);
 // hook's outcome as the rule.
 audit::AuditEntry AuthEventEntry(std::string_view event, std::string_view username, std::string_view source,
                                  std::string_view outcome, int64_t now_ms);
+
+// The audit record of a user or device change made by `agent` (the CLI
+// passes "operator": whoever holds the master key), for
+// store::AccountStore::SetChangeRecordBuilder.
+store::ChangeRecordBuilder AccountChangeRecorder(std::string agent);
 
 // The Done callback that sends `resp` once its entry is durable, and a 503
 // OperationOutcome (no health data) if the audit log cannot be written.

@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include <boost/json.hpp>
 #include <iostream>
@@ -94,6 +98,9 @@ http::HttpResponse RenderHttpError(int status, std::string_view message) {
 
 struct Served {
   std::shared_ptr<store::AccountStore> accounts;
+  // Moves user and device change records (made by the CLI beside the
+  // server) into the audit log every second. Stops before the rest.
+  std::jthread change_drainer;
   std::unique_ptr<api::AccessControl> access;
   std::unique_ptr<api::AuthService> auth;
   std::unique_ptr<api::FhirService> service;
@@ -109,6 +116,22 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   PV_RETURN_IF_ERROR(vault->audit_trail()->RecordSystemEvent("start"));
   Served s;
   PV_ASSIGN_OR_RETURN(s.accounts, store::OpenAccountStore(cfg.data_dir, vault->keyring()));
+  s.accounts->SetChangeRecordBuilder(api::AccountChangeRecorder("operator"));
+  PV_RETURN_IF_ERROR(vault->audit_trail()->DrainChangeRecords(*s.accounts).status());
+  s.change_drainer = std::jthread([trail = vault->audit_trail(), accounts = s.accounts](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, stop, std::chrono::seconds(1), [] { return false; });
+      }
+      if (stop.stop_requested()) break;
+      if (auto n = trail->DrainChangeRecords(*accounts); !n.ok()) {
+        log::Error("audit.change_records_not_moved", {{"error", n.status().message()}});
+      }
+    }
+  });
   api::AuthServiceOptions ao;
   ao.issuer = cfg.BaseUrl();
   ao.audience = Audience(cfg);
@@ -164,6 +187,7 @@ int WaitAndShutdown(Served& served, api::Vault* vault, const sigset_t& signals) 
   log::Info("server.draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   served.service->SetDraining();
   served.server->Shutdown(std::chrono::seconds(30));
+  served.change_drainer = {};  // request stop and join
   vault->store()->Close();
   if (Status s = vault->audit_trail()->RecordSystemEvent("stop"); !s.ok()) {
     log::Error("audit.stop_not_recorded", {{"error", s.message()}});
