@@ -2,11 +2,14 @@
 # Loopback server benchmark. In one run it:
 #   1. creates a vault and imports the sample patients plus generated
 #      Observations up to TOTAL resources (import rate, resources/s);
-#   2. serves it and measures with wrk: GET /fhir/Patient/{id} at 64
+#   2. serves it and measures with wrk: GET /fhir/Patient/{id} at 64 and 256
 #      connections, durable POST /fhir/Observation at 32 connections;
 #   3. measures nginx serving the same Patient JSON bytes as a static file,
 #      as the ceiling for reads;
-#   4. reads the server's RSS while it serves TOTAL resources.
+#   4. measures the same GET served with auditing switched off
+#      (build/bench/unaudited_server, benchmark builds only) on the same data,
+#      alternating with `phivault serve` (the vault lock allows one at a time);
+#   5. reads the server's RSS while it serves TOTAL resources.
 # Each wrk measurement is repeated ROUNDS times; mean and stdev are reported.
 # Usage: bench/server_bench.sh BUILD_DIR [OUT_JSON]
 set -euo pipefail
@@ -15,11 +18,13 @@ out_json=${2:-$build/server_bench.json}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 bin="$build/src/cli/phivault"
+unaudited_bin="$build/bench/unaudited_server"
 total=${TOTAL:-100000}
 duration=${DURATION:-10}
 rounds=${ROUNDS:-3}
 port=${PORT:-18080}
 nginx_port=${NGINX_PORT:-18081}
+unaudited_port=${UNAUDITED_PORT:-18082}
 
 work=$(mktemp -d /tmp/phivault-bench.XXXXXX)
 server_pid=""; nginx_started=""
@@ -49,10 +54,19 @@ import_out=$("$bin" import --data "$work/vault" --key-file "$work/key" "${sample
 import_rate=$(echo "$import_out" | sed -n 's/.*(\([0-9]*\) resources\/s).*/\1/p' | tail -1)
 loaded=$(echo "$import_out" | sed -n 's/.*: \([0-9]*\) loaded.*/\1/p' | tail -1)
 
-"$bin" serve --data "$work/vault" --key-file "$work/key" --listen "127.0.0.1:$port" --log-level warn \
-  > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+start_audited() {
+  "$bin" serve --data "$work/vault" --key-file "$work/key" --listen "127.0.0.1:$port" --log-level warn \
+    >> "$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+}
+start_unaudited() {
+  "$unaudited_bin" "$work/vault" "$work/key" "$unaudited_port" "http://127.0.0.1:$port" >> "$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$unaudited_port/healthz" >/dev/null && break; sleep 0.1; done
+}
+stop_server() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+start_audited
 
 patient=$(head -1 "$work/patients.txt")
 token=$("$bin" token issue --data "$work/vault" --key-file "$work/key" --listen "127.0.0.1:$port" \
@@ -99,13 +113,21 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 }
 stats() { awk '{ s+=$1; ss+=$1*$1; n++ } END { m=s/n; v=ss/n-m*m; if (v<0) v=0; printf "%.1f %.1f\n", m, sqrt(v) }'; }
 
 reads=(); nginx_r=(); posts=(); p50s=(); p99s=(); wp50s=(); wp99s=()
+reads256=(); un64=(); un256=()
 for r in $(seq "$rounds"); do
   read -r a b c < <(wrk_run "http://127.0.0.1:$port/fhir/Patient/$patient" 64); reads+=("$a"); p50s+=("$b"); p99s+=("$c")
+  read -r a _ _ < <(wrk_run "http://127.0.0.1:$port/fhir/Patient/$patient" 256); reads256+=("$a")
   read -r a _ _ < <(wrk_run "http://127.0.0.1:$nginx_port/patient.json" 64); nginx_r+=("$a")
   read -r a b c < <(wrk_run "http://127.0.0.1:$port/fhir/Observation" 32 "$work/post.lua"); posts+=("$a"); wp50s+=("$b"); wp99s+=("$c")
+  rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+  hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
+  if [[ -x "$unaudited_bin" ]]; then
+    stop_server; start_unaudited
+    read -r a _ _ < <(wrk_run "http://127.0.0.1:$unaudited_port/fhir/Patient/$patient" 64); un64+=("$a")
+    read -r a _ _ < <(wrk_run "http://127.0.0.1:$unaudited_port/fhir/Patient/$patient" 256); un256+=("$a")
+    stop_server; start_audited
+  fi
 done
-rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
-hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 
 read -r read_mean read_sd < <(printf '%s\n' "${reads[@]}" | stats)
 read -r nginx_mean nginx_sd < <(printf '%s\n' "${nginx_r[@]}" | stats)
@@ -115,12 +137,24 @@ read -r p99_mean _ < <(printf '%s\n' "${p99s[@]}" | stats)
 read -r wp50_mean _ < <(printf '%s\n' "${wp50s[@]}" | stats)
 read -r wp99_mean _ < <(printf '%s\n' "${wp99s[@]}" | stats)
 ratio=$(awk -v a="$read_mean" -v b="$nginx_mean" 'BEGIN { printf "%.2f", a/b }')
+read -r r256_mean r256_sd < <(printf '%s\n' "${reads256[@]}" | stats)
+if (( ${#un64[@]} > 0 )); then
+  read -r un64_mean un64_sd < <(printf '%s\n' "${un64[@]}" | stats)
+  read -r un256_mean un256_sd < <(printf '%s\n' "${un256[@]}" | stats)
+else
+  un64_mean=0; un64_sd=0; un256_mean=0; un256_sd=0
+fi
+audit64=$(awk -v a="$read_mean" -v b="$un64_mean" 'BEGIN { printf "%.2f", (b > 0 ? a/b : 0) }')
+audit256=$(awk -v a="$r256_mean" -v b="$un256_mean" 'BEGIN { printf "%.2f", (b > 0 ? a/b : 0) }')
 
 cat > "$out_json" <<JSON
 {
   "resources_stored": ${loaded:-0},
   "import_resources_per_s": ${import_rate:-0},
   "read_patient_rps": {"mean": $read_mean, "stdev": $read_sd, "p50_ms": $p50_mean, "p99_ms": $p99_mean, "connections": 64},
+  "read_patient_rps_256_connections": {"mean": $r256_mean, "stdev": $r256_sd},
+  "unaudited_read_rps": {"c64": {"mean": $un64_mean, "stdev": $un64_sd}, "c256": {"mean": $un256_mean, "stdev": $un256_sd}},
+  "audited_vs_unaudited_ratio": {"c64": $audit64, "c256": $audit256},
   "nginx_same_bytes_rps": {"mean": $nginx_mean, "stdev": $nginx_sd},
   "read_vs_nginx_ratio": $ratio,
   "durable_create_observation_rps": {"mean": $post_mean, "stdev": $post_sd, "p50_ms": $wp50_mean, "p99_ms": $wp99_mean, "connections": 32},
@@ -136,6 +170,9 @@ printf '%-40s %12s %10s\n' "import (resources/s)" "${import_rate:-0}" ">=20000"
 printf '%-40s %12s %10s\n' "GET Patient (req/s, 64 conns)" "$read_mean±$read_sd" ""
 printf '%-40s %12s %10s\n' "nginx same bytes (req/s)" "$nginx_mean±$nginx_sd" ""
 printf '%-40s %12s %10s\n' "read / nginx" "$ratio" ">=0.5"
+printf '%-40s %12s %10s\n' "GET Patient (req/s, 256 conns)" "$r256_mean±$r256_sd" ""
+printf '%-40s %12s %10s\n' "unaudited GET, 64 / 256 conns" "$un64_mean / $un256_mean" ""
+printf '%-40s %12s %10s\n' "audited / unaudited, 64 / 256 conns" "$audit64 / $audit256" ">=0.8"
 printf '%-40s %12s %10s\n' "GET p50 / p99 (ms)" "$p50_mean / $p99_mean" ""
 printf '%-40s %12s %10s\n' "durable POST (req/s, 32 conns)" "$post_mean±$post_sd" ">=5000"
 printf '%-40s %12s %10s\n' "POST p50 / p99 (ms)" "$wp50_mean / $wp99_mean" ""
