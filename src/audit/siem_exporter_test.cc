@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "audit/entry.h"
+#include "audit/publish.h"
 #include "audit/test_util.h"
 #include "fhir/time.h"
 
@@ -486,6 +487,48 @@ TEST_F(SiemTest, RefusesCollectorWithWrongName) {
   exporter = SiemExporter::Start(*log_, o);
   ASSERT_TRUE(exporter.ok());
   ASSERT_TRUE(WaitFor([&] { return (*exporter)->cursor() == 3; }, 10s)) << (*exporter)->stats().last_error;
+}
+
+// `phivault audit publish --to syslog+tls://…`: checkpoints reach a real
+// collector and read back from its output as notes that verify.
+TEST_F(SiemTest, PublishesCheckpointsToCollector) {
+  if (::access(kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd is not installed";
+  ASSERT_TRUE(MakeCerts(collector_.path()));
+  const uint16_t port = FreePort();
+  Rsyslog collector(collector_.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  std::vector<std::string> notes;
+  for (uint64_t i = 0; i < 3; ++i) {
+    Append(i, i + 1);
+    auto note = log_->SignCheckpoint();
+    ASSERT_TRUE(note.ok());
+    notes.push_back(*note);
+  }
+  auto target = ParseSyslogUrl("syslog+tls://127.0.0.1:" + std::to_string(port));
+  ASSERT_TRUE(target.ok());
+  target->ca_file = collector_.path() + "/ca.pem";
+  SyslogTarget wrong = *target;
+  wrong.server_name = "siem.example.org";
+  auto refused = SyslogPublisher::Connect(wrong, 5000);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("certificate"), std::string::npos) << refused.status().message();
+  auto pub = SyslogPublisher::Connect(*target, 5000);
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  for (size_t i = 0; i < notes.size(); ++i) {
+    ASSERT_TRUE((*pub)->Send(FormatCheckpointMessage(notes[i], i + 1, "vault-test", fhir::NowMillis())).ok());
+  }
+  pub->reset();
+  ASSERT_TRUE(WaitFor([&] { return ExtractCheckpoints(ReadFile(collector_.path() + "/out.log")).size() == 3; }, 10s))
+      << ReadFile(collector_.path() + "/out.log") << collector.Stderr();
+  auto vkey = ParseVerifierKey(log_->VerifierKey());
+  ASSERT_TRUE(vkey.ok());
+  std::vector<std::string> back = ExtractCheckpoints(ReadFile(collector_.path() + "/out.log"));
+  EXPECT_EQ(back, notes);
+  for (const auto& n : back) EXPECT_TRUE(VerifyCheckpoint(n, *vkey).ok());
+  for (const auto& l : collector.Lines()) {
+    EXPECT_EQ(l.app, "phivault");
+    EXPECT_EQ(l.msgid, "checkpoint");
+  }
 }
 
 }  // namespace
