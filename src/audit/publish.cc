@@ -185,9 +185,21 @@ std::vector<std::string> ExtractCheckpoints(std::string_view file) {
 }
 
 Status AppendCheckpointToFile(const std::string& path, std::string_view note) {
-  Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  Fd out(::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (out.fd < 0) return Unavailable(Errno("audit publish: cannot open", path));
-  std::string rec(note);
+  // A note torn by a crash is closed off first, so it stays one bad note
+  // (ignored by readers) instead of swallowing the next good one.
+  std::string rec;
+  struct stat st;
+  if (::fstat(out.fd, &st) != 0) return Unavailable(Errno("audit publish: cannot stat", path));
+  if (st.st_size > 0) {
+    char tail[2] = {0, 0};
+    const off_t at = st.st_size >= 2 ? st.st_size - 2 : 0;
+    const ssize_t n = ::pread(out.fd, tail, static_cast<size_t>(st.st_size - at), at);
+    const bool terminated = n == 2 && tail[0] == '\n' && tail[1] == '\n';
+    if (!terminated) rec = (n >= 1 && tail[n - 1] == '\n') ? "\n" : "\n\n";
+  }
+  rec += note;
   if (rec.empty() || rec.back() != '\n') rec += '\n';
   rec += '\n';
   PV_RETURN_IF_ERROR(WriteAll(out.fd, rec, path));
