@@ -177,14 +177,18 @@ class Publisher {
       return Status::Ok();
     }
     PV_ASSIGN_OR_RETURN(target_, audit::ParseSyslogUrl(s_.to));
-    target_.ca_file = s_.ca_file;
-    target_.client_cert_file = s_.client_cert;
-    target_.client_key_file = s_.client_key;
+    // Unset TLS settings default to the SIEM's ([audit.siem]): usually the same collector.
+    auto pick = [](const std::string& flag, const std::string& conf) { return flag.empty() ? conf : flag; };
+    target_.ca_file = pick(s_.ca_file, cfg_.siem.ca_file);
+    target_.client_cert_file = pick(s_.client_cert, cfg_.siem.client_cert);
+    target_.client_key_file = pick(s_.client_key, cfg_.siem.client_key);
     target_.server_name = s_.server_name;
     if (target_.ca_file.empty()) return InvalidArgument("publishing to syslog needs --ca FILE");
     syslog_ = true;
     std::string safe;
-    for (char c : target_.host + "_" + std::to_string(target_.port)) safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '-';
+    for (char c : target_.host + "_" + std::to_string(target_.port)) {
+      safe += std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ? c : '-';
+    }
     record_ = audit::AuditLog::AuditDir(cfg_.data_dir) + "/published-" + safe;
     return Status::Ok();
   }

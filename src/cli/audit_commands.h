@@ -36,7 +36,8 @@
 // whose root differs from the log's checkpoint of the same size is a fork:
 // publish refuses to continue and exits 4. --follow polls every
 // --interval-ms (default 1000) until SIGTERM or SIGINT, reconnecting to a
-// collector that went away.
+// collector that went away. For syslog, --ca/--client-cert/--client-key
+// default to the [audit.siem] settings.
 //
 // Wiring (main.cc):
 //   AuditCommandState audit_cmds;
