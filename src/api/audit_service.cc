@@ -236,6 +236,10 @@ AuditRequestInfo AuditService::Describe(const http::HttpRequest& request) {
 }
 
 void AuditService::Handle(http::HttpRequest request, http::Responder respond) {
+  if (access_ == nullptr) {
+    respond(OutcomeResponse(500, "fatal", "exception", "audit service has no access control"));
+    return;
+  }
   auto caller = access_->Authenticate(request, fhir::NowMillis());
   if (!caller.ok()) {
     const int status = caller.status().code() == StatusCode::kPermissionDenied ? 403 : 401;

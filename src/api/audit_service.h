@@ -80,7 +80,8 @@ struct AuditRequestInfo {
 
 class AuditService final : public http::Handler {
  public:
-  // REQUIRES: log and access are non-null and outlive the service.
+  // REQUIRES: log is non-null; both outlive the service. `access` may be
+  // null only if Handle() is never called (HandleAs needs no AccessControl).
   AuditService(audit::AuditLog* log, AccessControl* access, AuditServiceOptions options);
 
   // True for every path this service answers (see the file comment); the
