@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -194,42 +196,57 @@ class Publisher {
   }
 
   // Publishes what is new; returns how many notes went out.
+  // Publishes what is new; returns how many notes went out. Reads the
+  // published record once, then only what the log's checkpoints file gained
+  // since the last call (both files grow by up to one note per second).
   StatusOr<size_t> Once() {
-    auto own_text = ReadText(audit::AuditLog::AuditDir(cfg_.data_dir) + "/checkpoints");
-    if (!own_text.ok()) return own_text.status();
-    const std::vector<std::string> own_notes = audit::SplitNotes(*own_text);
-    auto own = Verified(own_notes, key_);
-    if (own.size() != own_notes.size()) {
+    if (!loaded_) {
+      std::string done_text;
+      if (auto t = ReadText(record_); t.ok()) done_text = std::move(*t);
+      for (const auto& [h, n] : Verified(audit::ExtractCheckpoints(done_text), key_)) {
+        published_[h.size] = h.root;
+        published_max_ = std::max(published_max_, h.size);
+        any_published_ = true;
+      }
+      loaded_ = true;
+    }
+    const std::string path = audit::AuditLog::AuditDir(cfg_.data_dir) + "/checkpoints";
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return NotFound("cannot read " + path);
+    in.seekg(0, std::ios::end);
+    if (static_cast<uint64_t>(in.tellg()) < own_offset_) {
+      return DataLoss("fork: " + path + " shrank; the log was rewritten or truncated. Not publishing; run "
+                      "`phivault audit verify --checkpoint " + record_ + "`");
+    }
+    in.seekg(static_cast<std::streamoff>(own_offset_));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const std::string fresh = ss.str();
+    size_t complete = 0;
+    const std::vector<std::string> notes = audit::SplitNotes(fresh, &complete);
+    auto own = Verified(notes, key_);
+    if (own.size() != notes.size()) {
       return DataLoss("the vault's checkpoints file holds a checkpoint that does not verify; run `phivault audit verify`");
     }
-    std::string done_text;
-    if (auto t = ReadText(record_); t.ok()) done_text = std::move(*t);
-    auto done = Verified(audit::ExtractCheckpoints(done_text), key_);
-    std::map<uint64_t, audit::Hash> by_size;
-    for (const auto& [h, n] : own) by_size[h.size] = h.root;
-    uint64_t published_max = 0;
-    bool any = false;
-    for (const auto& [h, n] : done) {
-      auto it = by_size.find(h.size);
-      if (it != by_size.end() && it->second != h.root) {
+    size_t sent = 0;
+    for (const auto& [h, note] : own) {
+      auto it = published_.find(h.size);
+      if (it != published_.end() && it->second != h.root) {
         return DataLoss("fork: a checkpoint published earlier for size " + std::to_string(h.size) +
                         " has a different root than the log's; the log was rewritten. Not publishing; run "
                         "`phivault audit verify --checkpoint " + record_ + "`");
       }
-      published_max = std::max(published_max, h.size);
-      any = true;
-    }
-    size_t sent = 0;
-    for (const auto& [h, note] : own) {
-      if (any && h.size <= published_max) continue;
+      if (any_published_ && h.size <= published_max_) continue;
       if (syslog_) {
         PV_RETURN_IF_ERROR(SendSyslog(note, h.size));
       }
       PV_RETURN_IF_ERROR(audit::AppendCheckpointToFile(record_, note));
-      published_max = h.size;
-      any = true;
+      published_max_ = h.size;
+      any_published_ = true;
       ++sent;
     }
+    // Only now: a failure above re-reads these notes on the next call.
+    own_offset_ += complete;
     return sent;
   }
 
@@ -253,6 +270,11 @@ class Publisher {
   bool syslog_ = false;
   audit::SyslogTarget target_;
   std::string record_;  // file holding what was published
+  bool loaded_ = false;
+  std::map<uint64_t, audit::Hash> published_;  // read from record_ at start
+  uint64_t published_max_ = 0;
+  bool any_published_ = false;
+  uint64_t own_offset_ = 0;  // bytes of the log's checkpoints file already handled
   std::unique_ptr<audit::SyslogPublisher> conn_;
 };
 
