@@ -18,6 +18,7 @@
 #include "audit/checkpoint.h"
 #include "audit/entry.h"
 #include "audit/publish.h"
+#include "audit/rsyslog_test_util.h"
 #include "audit/test_util.h"
 #include "common/testing/temp_dir.h"
 #include "crypto/keyring.h"
@@ -196,6 +197,40 @@ TEST_F(AuditCliTest, PublishFollowAppendsEachNewCheckpoint) {
     EXPECT_GT(h->size, last);
     last = h->size;
   }
+}
+
+TEST_F(AuditCliTest, PublishToSyslogCollectorAndVerifyFromItsLog) {
+  if (::access(audit::testing::kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd is not installed";
+  TempDir collector_dir;
+  ASSERT_TRUE(audit::testing::MakeCerts(collector_dir.path()));
+  const uint16_t port = audit::testing::FreePort();
+  audit::testing::Rsyslog collector(collector_dir.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  const std::string received = collector_dir.path() + "/out.log";
+
+  AppendAndSign(10, "a");
+  const std::string vkey = Vkey();
+  // The collector's CA comes from the SIEM settings of the config file.
+  const std::string conf = tmp_.Sub("phivault.toml");
+  testing::WriteFile(conf, "[audit.siem]\ncollector = \"127.0.0.1:" + std::to_string(port) + "\"\nca_file = \"" +
+                               collector_dir.path() + "/ca.pem\"\n");
+  const std::string to = "syslog+tls://127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(Run({"audit", "publish", "--config", conf, "--data", data_, "--vkey", vkey, "--to", to}), 0) << out_;
+  auto count = [&] { return audit::ExtractCheckpoints(ReadFile(received)).size(); };
+  ASSERT_TRUE(audit::testing::WaitFor([&] { return count() >= 1; }, std::chrono::seconds(10))) << collector.Stderr();
+  const size_t first = count();
+  ASSERT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", received}), 0) << out_;
+
+  AppendAndSign(3, "b");
+  ASSERT_EQ(Run({"audit", "publish", "--config", conf, "--data", data_, "--vkey", vkey, "--to", to}), 0) << out_;
+  ASSERT_TRUE(audit::testing::WaitFor([&] { return count() == first + 1; }, std::chrono::seconds(10)))
+      << "only the new checkpoint is sent: " << ReadFile(received);
+
+  // The copy on the collector exposes a rewritten history.
+  std::filesystem::remove_all(audit::AuditLog::AuditDir(data_));
+  AppendAndSign(13, "forged");
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", received}), 4) << out_;
+  EXPECT_NE(out_.find("fork"), std::string::npos) << out_;
 }
 
 }  // namespace
