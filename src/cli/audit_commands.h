@@ -22,6 +22,11 @@
 //   * publish: the verifier key (--vkey or keyring) so that only checkpoints
 //     that verify are published.
 //
+// verify reads the files as they are: on a vault that `serve` is writing to,
+// the record being appended at that moment can look torn and be reported as
+// damage at the last index. Verify a running vault through `audit export`
+// (which stops at the last complete record) or while it is stopped.
+//
 // verify exits 0 when the log is intact, 4 when it found a problem (it
 // prints the kind, the first bad index and one line of reason), 1 for
 // unusable inputs. Given --checkpoint files (published notes, a collector's
