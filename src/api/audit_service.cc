@@ -1,6 +1,7 @@
 #include "api/audit_service.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 
@@ -182,7 +183,6 @@ struct Ctx {
   const http::HttpRequest& req;
   QueryParams params;
   OutputFormat fmt;
-  const Caller& caller;
 };
 
 }  // namespace
@@ -202,7 +202,14 @@ AuditRequestInfo AuditService::Describe(const http::HttpRequest& request) {
   std::string names;
   if (params.ok()) {
     std::vector<std::string> sorted;
-    for (const auto& [k, v] : *params) sorted.push_back(k);
+    // Names are the client's text too: anything but a plausible parameter
+    // name is recorded as "?" so free text cannot ride into the audit trail.
+    for (const auto& [k, v] : *params) {
+      const bool plain = !k.empty() && k.size() <= 64 && std::all_of(k.begin(), k.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == ':' || c == '.';
+      });
+      sorted.push_back(plain ? k : "?");
+    }
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
     for (const auto& k : sorted) names += (names.empty() ? "" : "&") + k;
@@ -513,7 +520,7 @@ void AuditService::HandleAs(const Caller& caller, const http::HttpRequest& reque
   if (!params.ok()) return reply(ErrorResponse(params.status()), "/audit");
   auto fmt = NegotiateFormat(request, *params);
   if (!fmt.ok()) return reply(OutcomeResponse(406, "error", "not-supported", fmt.status().message()), "/audit");
-  Ctx ctx{request, std::move(*params), *fmt, caller};
+  Ctx ctx{request, std::move(*params), *fmt};
   Handlers h(*log_, options_, ctx);
 
   if (auto patient = AccessReportPatient(path)) {

@@ -224,6 +224,9 @@ TEST_F(AuditServiceTest, RoutesAndDescribesTheRequestForItsAuditEntry) {
   EXPECT_EQ(info.action, audit::AuditAction::kAuditQuery);
   EXPECT_EQ(info.patients, (std::vector<std::string>{"p1", "p2"}));
   EXPECT_EQ(info.query, "AuditEvent?agent&date&patient") << "names only, never values";
+  req.query = "John%20Smith=1&patient=p1";
+  EXPECT_EQ(AuditService::Describe(req).query, "AuditEvent??&patient")
+      << "free text in a name is not recorded";
   req.path = "/audit/entries";
   req.query = "start=1";
   info = AuditService::Describe(req);
