@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -32,9 +33,10 @@ struct Fixture {
 Fixture& Get() {
   static Fixture* f = [] {
     auto* fx = new Fixture;
-    char tmpl[] = "/tmp/phivault-audit-fuzz-XXXXXX";
+    static char tmpl[] = "/tmp/phivault-audit-fuzz-XXXXXX";
     const char* dir = ::mkdtemp(tmpl);
     if (dir == nullptr) std::abort();
+    std::atexit([] { std::filesystem::remove_all(tmpl); });
     crypto::MasterKeySource src;
     src.key_file = std::string(dir) + "/master.key";
     if (!crypto::GenerateKeyFile(src.key_file).ok()) std::abort();
