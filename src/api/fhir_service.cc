@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/bundle_processor.h"
+#include "api/request_audit.h"
 #include "api/capability.h"
 #include "api/request_context.h"
 #include "common/metrics.h"
@@ -19,17 +20,30 @@ namespace phivault::api {
 struct FhirService::Call {
   http::HttpRequest req;
   http::Responder respond;
+  RequestAuditor* auditor = nullptr;
   QueryParams params;
   OutputFormat fmt;
   std::vector<std::string_view> segments;  // path below /fhir
   std::shared_ptr<const Caller> caller;  // null only for /fhir/metadata
   int64_t now_ms = 0;
+  // Filled while the request is handled; recorded by Reply.
+  audit::AuditEntry entry;
 
+  // Records the audit entry and sends `resp` once it is durable (503 if it
+  // cannot be written). Every answer below /fhir goes through here, or
+  // through ReplyAfterWrite for committed writes.
   void Reply(http::HttpResponse resp, std::string_view route) {
+    SetRoute(resp, route);
+    resp.headers.emplace_back("X-Request-Id", entry.request_id);
+    FinishEntry(entry, resp.status);
+    auditor->Record(entry, ReleaseWhenAudited(std::move(respond), std::move(resp), fmt, route));
+  }
+  void Fail(const Status& s, std::string_view route) { Reply(ErrorResponse(s, fmt), route); }
+  // Operational endpoints only (no identity, no health data): not audited.
+  void Send(http::HttpResponse resp, std::string_view route) {
     SetRoute(resp, route);
     respond(std::move(resp));
   }
-  void Fail(const Status& s, std::string_view route) { Reply(ErrorResponse(s, fmt), route); }
 };
 
 namespace {
@@ -76,26 +90,37 @@ StatusOr<int> PageSize(const QueryParams& params, int def, int max) {
 
 }  // namespace
 
-FhirService::FhirService(store::ResourceStore* store, AccessControl* access, ServiceOptions options,
-                         http::Handler* auth_endpoints)
+FhirService::FhirService(store::ResourceStore* store, AccessControl* access, RequestAuditor* auditor,
+                         ServiceOptions options, http::Handler* auth_endpoints)
     : store_(store),
       access_(access),
+      auditor_(auditor),
       auth_endpoints_(auth_endpoints),
       options_(std::move(options)),
       capability_json_(BuildCapabilityStatement(options_.base_url)) {}
 
 void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
-  Call call{std::move(request), std::move(respond), {}, {}, {}};
+  Call call;
+  call.req = std::move(request);
+  call.respond = std::move(respond);
+  call.auditor = auditor_;
   const std::string& path = call.req.path;
 
   if (path == "/healthz") {
-    call.Reply(JsonResponse(200, R"({"status":"alive"})", OutputFormat{.plain_json = true}), "/healthz");
+    call.Send(JsonResponse(200, R"({"status":"alive"})", OutputFormat{.plain_json = true}), "/healthz");
     return;
   }
   if (path == "/readyz") {
-    bool ready = store_->Healthy() && !draining_.load();
-    call.Reply(JsonResponse(ready ? 200 : 503, ready ? R"({"status":"ready"})" : R"({"status":"not ready"})", OutputFormat{.plain_json = true}),
-               "/readyz");
+    // Not ready while either the data or the audit trail cannot be written:
+    // a load balancer should send requests elsewhere. (Asking the auditor
+    // also probes a failed audit log, so readiness returns on its own.)
+    bool audit_ok = auditor_->Healthy();
+    bool ready = store_->Healthy() && audit_ok && !draining_.load();
+    std::string body = ready ? R"({"status":"ready"})"
+                             : std::string(R"({"status":"not ready","store":)") +
+                                   (store_->Healthy() ? "true" : "false") + R"(,"audit":)" +
+                                   (audit_ok ? "true" : "false") + "}";
+    call.Send(JsonResponse(ready ? 200 : 503, std::move(body), OutputFormat{.plain_json = true}), "/readyz");
     return;
   }
   if (path == "/metrics") {
@@ -111,9 +136,11 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
     return;
   }
   if (path != "/fhir" && path.rfind("/fhir/", 0) != 0) {
-    call.Reply(OutcomeResponse(404, "error", "not-found", "unknown URL"), "other");
+    call.Send(OutcomeResponse(404, "error", "not-found", "unknown URL"), "other");
     return;
   }
+  call.now_ms = fhir::NowMillis();
+  StartEntry(call.entry, call.req, call.now_ms);
   auto params = ParseQuery(call.req.query);
   if (!params.ok()) {
     call.Fail(params.status(), "/fhir");
@@ -128,7 +155,6 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   call.fmt = *fmt;
   call.segments = SplitPath(std::string_view(path).substr(5));
-  call.now_ms = fhir::NowMillis();
   bool is_metadata = call.segments.size() == 1 && call.segments[0] == "metadata";
   if (!is_metadata) {
     // Deny by default: nothing below /fhir but the CapabilityStatement is
@@ -139,10 +165,12 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
       http::HttpResponse r = OutcomeResponse(status, "error", status == 401 ? "login" : "forbidden",
                                              caller.status().message(), call.fmt);
       if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+      call.entry.rule = "identity";
       call.Reply(std::move(r), "/fhir");
       return;
     }
     call.caller = std::move(*caller);
+    SetAgent(call.entry, *call.caller);
   }
   HandleFhir(call);
 }
@@ -201,18 +229,42 @@ void FhirService::HandleFhir(Call& call) {
   return VRead(call, type, id, std::string(seg[3]));
 }
 
+// The grant is an event of its own (the privacy officer's alert), recorded
+// before the request that opened it: the log keeps order, so by the time the
+// request's entry is durable, so is this one.
+void FhirService::RecordBreakGlassGrant(Call& call, const store::ResourceVersion& v) {
+  log::Warn("policy.break_glass_granted", {{"subject", call.caller->principal.subject}, {"type", v.type}});
+  metrics::Registry::Default().GetCounter("phivault_break_glass_grants_total", "Break-glass grants", {}).Increment();
+  audit::AuditEntry grant = call.entry;
+  grant.action = audit::AuditAction::kBreakGlass;
+  grant.resources.clear();
+  grant.patients = v.patients;
+  grant.break_glass = true;
+  FinishEntry(grant, 0);
+  auditor_->Record(grant, {});
+}
+
 StatusOr<store::ResourceVersion> FhirService::ReadAuthorized(Call& call, const std::string& type,
                                                              const std::string& id, int64_t version) {
   auto interaction = version ? policy::Interaction::kVRead : policy::Interaction::kRead;
+  call.entry.action = version ? audit::AuditAction::kVRead : audit::AuditAction::kRead;
   policy::Decision gate = access_->DecideType(*call.caller, interaction, type);
-  if (!gate.allowed) return policy::DecisionStatus(gate);
-  auto v = version ? store_->ReadVersion(type, id, version) : store_->Read(type, id);
-  if (!v.ok()) return v.status();
-  policy::Decision d = access_->Decide(*call.caller, interaction, *v, call.req, call.now_ms);
-  if (d.break_glass_activated) {
-    log::Warn("policy.break_glass_granted", {{"subject", call.caller->principal.subject}, {"type", type}});
-    metrics::Registry::Default().GetCounter("phivault_break_glass_grants_total", "Break-glass grants", {}).Increment();
+  if (!gate.allowed) {
+    NoteDecision(call.entry, gate);
+    AddRequested(call.entry, type, id);
+    return policy::DecisionStatus(gate);
   }
+  auto v = version ? store_->ReadVersion(type, id, version) : store_->Read(type, id);
+  if (!v.ok()) {
+    AddRequested(call.entry, type, id);
+    return v.status();
+  }
+  // The entry names the record even when it is refused or deleted: the
+  // privacy officer must see attempts too.
+  AddResource(call.entry, *v);
+  policy::Decision d = access_->Decide(*call.caller, interaction, *v, call.req, call.now_ms);
+  NoteDecision(call.entry, d);
+  if (d.break_glass_activated) RecordBreakGlassGrant(call, *v);
   if (!d.allowed) return policy::DecisionStatus(d);
   // Only a caller who may see the record learns that it was deleted.
   if (v->deleted) return Status(StatusCode::kGone, "resource was deleted");
@@ -248,7 +300,23 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
                        : op.kind == store::WriteOp::Kind::kDelete ? Interaction::kDelete
                                                                   : Interaction::kUpdate;
   policy::Decision gate = access_->DecideType(*call.caller, gate_i, op.type);
-  if (!gate.allowed) return policy::DecisionStatus(gate);
+  if (!gate.allowed) {
+    NoteDecision(call.entry, gate);
+    AddRequested(call.entry, op.type, op.id);
+    return policy::DecisionStatus(gate);
+  }
+  // A refused write is recorded with what it targeted (and whose record it
+  // was); an allowed one with what the store reports it wrote.
+  auto refused = [&](const policy::Decision& d, const store::ResourceVersion* target) {
+    NoteDecision(call.entry, d);
+    if (target) {
+      AddResource(call.entry, *target);
+    } else {
+      AddRequested(call.entry, op.type, op.id);
+      call.entry.patients.insert(call.entry.patients.end(), op.patients.begin(), op.patients.end());
+    }
+    return policy::DecisionStatus(d);
+  };
   std::string stored_author;
   bool exists = false;
   // What a caller learns from a write must not depend on whether a record it
@@ -262,11 +330,15 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   if (op.kind != store::WriteOp::Kind::kCreate) {
     auto cur = store_->Read(op.type, op.id);
     if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
-    if (!cur.ok() && op.kind == store::WriteOp::Kind::kDelete) return NotFound("resource not found");
+    if (!cur.ok() && op.kind == store::WriteOp::Kind::kDelete) {
+      AddRequested(call.entry, op.type, op.id);
+      return NotFound("resource not found");
+    }
     if (cur.ok()) {
       // Changing a record (or learning it was deleted) needs the right to
       // change it as it is now...
       policy::Decision d = access_->Decide(*call.caller, gate_i, *cur, call.req, now_ms);
+      if (d.break_glass_activated) RecordBreakGlassGrant(call, *cur);
       if (!d.allowed) {
         if (d.hide_existence && op.kind == store::WriteOp::Kind::kPut) {
           // A missing record would be created: answer as that create would
@@ -274,10 +346,11 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
           // such content learns that the id is taken (unavoidable with
           // client-assigned ids).
           policy::Decision as_create = new_content(Interaction::kCreate);
-          if (!as_create.allowed) return policy::DecisionStatus(as_create);
+          if (!as_create.allowed) return refused(as_create, &*cur);
         }
-        return policy::DecisionStatus(d);
+        return refused(d, &*cur);
       }
+      NoteDecision(call.entry, d);
       exists = !cur->deleted;
       if (exists) stored_author = cur->author;
     }
@@ -285,7 +358,8 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   if (op.kind == store::WriteOp::Kind::kDelete) return Status::Ok();
   // ...and the right to write what it becomes (its patients may change).
   policy::Decision d = new_content(exists ? Interaction::kUpdate : Interaction::kCreate);
-  if (!d.allowed) return policy::DecisionStatus(d);
+  if (!d.allowed) return refused(d, nullptr);
+  NoteDecision(call.entry, d);
   op.author = AccessControl::AuthorOf(*call.caller);
   return Status::Ok();
 }
@@ -412,24 +486,69 @@ void FhirService::CommitOne(Call& call, store::WriteOp op, std::string_view rout
                             std::function<http::HttpResponse(const store::WriteResult&)> render) {
   std::vector<store::WriteOp> ops;
   ops.push_back(std::move(op));
-  store_->Commit(std::move(ops), true,
-                 [this, respond = std::move(call.respond), fmt = call.fmt, route, render = std::move(render)](
-                     store::CommitOutcome out) {
-                   http::HttpResponse r;
-                   if (!out.status.ok()) {
-                     r = ErrorResponse(out.status, fmt);
-                   } else {
-                     access_->OnCommitted(*out.results[0]);
-                     r = render(*out.results[0]);
-                   }
-                   SetRoute(r, route);
-                   respond(std::move(r));
-                 });
+  CommitAudited(call, std::move(ops), true, route,
+                [this, render = std::move(render)](const store::CommitOutcome& out, audit::AuditEntry& entry) {
+                  const store::WriteResult& w = *out.results[0];
+                  access_->OnCommitted(w);
+                  http::HttpResponse r = render(w);
+                  if (w.no_op && r.status == 200 && !w.json.empty()) {
+                    // If-None-Exist matched and the match is shown.
+                    entry.resources.push_back({w.type, w.id, std::to_string(w.version), ""});
+                    entry.patients.insert(entry.patients.end(), w.patients.begin(), w.patients.end());
+                  }
+                  return r;
+                });
+}
+
+// A committed write answers only after its audit entry reaches the log. The
+// store keeps the entry (as far as the writes go) in the write's own
+// transaction; the entry appended afterwards adds what the answer showed
+// (its status, and any resources a bundle returned), so a recovered entry
+// describes a write whose answer was never sent.
+void FhirService::CommitAudited(Call& call, std::vector<store::WriteOp> ops, bool atomic, std::string_view route,
+                                std::function<http::HttpResponse(const store::CommitOutcome&, audit::AuditEntry&)>
+                                    render) {
+  std::vector<std::pair<std::string, std::string>> targets;
+  for (const auto& op : ops) targets.emplace_back(op.type, op.id);
+  auto builder = [entry = call.entry](const store::CommitOutcome& out, int64_t record_id) {
+    audit::AuditEntry e = entry;
+    e.write_record = record_id;
+    AddWriteResults(e, out.results);
+    FinishEntry(e, 0);
+    return audit::Serialize(e);
+  };
+  store_->Commit(
+      std::move(ops), atomic,
+      [this, respond = std::move(call.respond), fmt = call.fmt, route, entry = std::move(call.entry),
+       render = std::move(render), targets = std::move(targets)](store::CommitOutcome out) mutable {
+        if (!out.status.ok() || out.audit_record_id == 0) {
+          // Nothing was stored: an ordinary entry for a failed request,
+          // naming what it tried to write.
+          for (const auto& [type, id] : targets) AddRequested(entry, type, id);
+          http::HttpResponse r = ErrorResponse(out.status.ok() ? Internal("write not recorded") : out.status, fmt);
+          SetRoute(r, route);
+          r.headers.emplace_back("X-Request-Id", entry.request_id);
+          FinishEntry(entry, r.status);
+          auditor_->Record(entry, ReleaseWhenAudited(std::move(respond), std::move(r), fmt, route));
+          return;
+        }
+        entry.write_record = out.audit_record_id;
+        AddWriteResults(entry, out.results);
+        http::HttpResponse r = render(out, entry);
+        SetRoute(r, route);
+        r.headers.emplace_back("X-Request-Id", entry.request_id);
+        FinishEntry(entry, r.status);
+        auditor_->RecordWrite(out.audit_record_id, audit::Serialize(entry), std::move(out.audit_record),
+                              ReleaseWhenAudited(std::move(respond), std::move(r), fmt, route));
+      },
+      std::move(builder));
 }
 
 void FhirService::History(Call& call, const std::string& type, const std::string& id) {
   std::string_view route = id.empty() ? (type.empty() ? "/fhir/_history" : "/fhir/{type}/_history")
                                       : "/fhir/{type}/{id}/_history";
+  call.entry.action = audit::AuditAction::kHistory;
+  call.entry.query = (type.empty() ? "" : type + "/") + (id.empty() ? "" : id + "/") + "_history";
   store::HistoryQuery q;
   q.type = type;
   q.id = id;
@@ -449,7 +568,10 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   }
   if (!type.empty()) {
     policy::Decision gate = access_->DecideType(*call.caller, policy::Interaction::kHistory, type);
-    if (!gate.allowed) return call.Fail(policy::DecisionStatus(gate), route);
+    if (!gate.allowed) {
+      NoteDecision(call.entry, gate);
+      return call.Fail(policy::DecisionStatus(gate), route);
+    }
   }
   // Authorization runs on every version the page would show. Pages are
   // refilled from further back so a page holds `count` visible entries
@@ -469,9 +591,14 @@ void FhirService::History(Call& call, const std::string& type, const std::string
       cursor = e.seq;
       bool type_ok =
           !type.empty() || access_->DecideType(*call.caller, policy::Interaction::kHistory, e.version.type).allowed;
-      if (type_ok &&
-          access_->Decide(*call.caller, policy::Interaction::kHistory, e.version, call.req, call.now_ms).allowed) {
-        page.entries.push_back(std::move(e));
+      if (type_ok) {
+        policy::Decision d = access_->Decide(*call.caller, policy::Interaction::kHistory, e.version, call.req,
+                                             call.now_ms);
+        if (d.break_glass_activated) RecordBreakGlassGrant(call, e.version);
+        if (d.allowed) {
+          if (d.break_glass) call.entry.break_glass = true;
+          page.entries.push_back(std::move(e));
+        }
       }
       if (static_cast<int>(page.entries.size()) == q.count) {
         more = more || i + 1 < chunk->entries.size();
@@ -498,6 +625,7 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   bool first = true;
   for (const auto& e : page.entries) {
     const store::ResourceVersion& v = e.version;
+    AddResource(call.entry, v);
     if (!first) body += ',';
     first = false;
     body += R"({"fullUrl":)";
@@ -532,6 +660,7 @@ void FhirService::Bundle(Call& call) {
   if (!parsed.ok()) return call.Fail(parsed.status(), kRoute);
   auto plan = PlanBundle(std::move(*parsed), options_.max_bundle_entries);
   if (!plan.ok()) return call.Fail(plan.status(), kRoute);
+  call.entry.action = plan->transaction ? audit::AuditAction::kTransaction : audit::AuditAction::kBatch;
   // Every write entry is authorized before anything is committed; a
   // transaction with one denied entry stores nothing.
   std::vector<store::WriteOp> kept;
@@ -553,29 +682,29 @@ void FhirService::Bundle(Call& call) {
   }
   plan->ops.clear();
   auto shared_plan = std::make_shared<BundlePlan>(std::move(*plan));
-  store_->Commit(std::move(kept), shared_plan->transaction,
-                 [this, respond = std::move(call.respond), fmt = call.fmt, shared_plan, caller = call.caller,
-                  req = call.req, now = call.now_ms](store::CommitOutcome out) {
-                   http::HttpResponse r;
-                   if (shared_plan->transaction && !out.status.ok()) {
-                     r = ErrorResponse(out.status, fmt);
-                   } else {
-                     for (const auto& w : out.results) {
-                       if (w.ok()) access_->OnCommitted(*w);
-                     }
-                     auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
-                       auto i = v.version ? policy::Interaction::kVRead : policy::Interaction::kRead;
-                       policy::Decision gate = access_->DecideType(*caller, i, v.type);
-                       if (!gate.allowed) return policy::DecisionStatus(gate);
-                       return policy::DecisionStatus(access_->Decide(*caller, i, v, req, now));
-                     };
-                     r = JsonResponse(200,
-                                      RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_read),
-                                      fmt);
-                   }
-                   SetRoute(r, kRoute);
-                   respond(std::move(r));
-                 });
+  bool atomic = shared_plan->transaction;
+  CommitAudited(call, std::move(kept), atomic, kRoute,
+                [this, fmt = call.fmt, shared_plan, caller = call.caller, req = call.req, now = call.now_ms](
+                    const store::CommitOutcome& out, audit::AuditEntry& entry) {
+                  for (const auto& w : out.results) {
+                    if (w.ok()) access_->OnCommitted(*w);
+                  }
+                  // Reads in the bundle are authorized one by one, and what
+                  // they return joins the entry.
+                  auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
+                    auto i = v.version ? policy::Interaction::kVRead : policy::Interaction::kRead;
+                    policy::Decision gate = access_->DecideType(*caller, i, v.type);
+                    if (!gate.allowed) return policy::DecisionStatus(gate);
+                    policy::Decision d = access_->Decide(*caller, i, v, req, now);
+                    if (d.allowed) {
+                      AddResource(entry, v);
+                      if (d.break_glass) entry.break_glass = true;
+                    }
+                    return policy::DecisionStatus(d);
+                  };
+                  return JsonResponse(
+                      200, RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_read), fmt);
+                });
 }
 
 void FhirService::SmartConfiguration(Call& call) {
@@ -586,10 +715,14 @@ void FhirService::SmartConfiguration(Call& call) {
                      R"(,"token_endpoint_auth_methods_supported":["none"])"
                      R"(,"scopes_supported":["openid","fhirUser","user/*.cruds","patient/*.rs","system/*.cruds"])"
                      R"(,"capabilities":["permission-v1","permission-v2","permission-user","permission-patient"]})";
-  call.Reply(JsonResponse(200, std::move(body), OutputFormat{.plain_json = true}), "/.well-known/smart-configuration");
+  call.Send(JsonResponse(200, std::move(body), OutputFormat{.plain_json = true}), "/.well-known/smart-configuration");
 }
 
-void FhirService::Metadata(Call& call) { call.Reply(JsonResponse(200, capability_json_, call.fmt), "/fhir/metadata"); }
+void FhirService::Metadata(Call& call) {
+  call.entry.action = audit::AuditAction::kOperation;
+  call.entry.query = "metadata";
+  call.Reply(JsonResponse(200, capability_json_, call.fmt), "/fhir/metadata");
+}
 
 void FhirService::Metrics(Call& call) {
   std::string text = metrics::RenderPrometheus();
@@ -616,7 +749,7 @@ void FhirService::Metrics(Call& call) {
   r.status = 200;
   r.headers.emplace_back("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.body = std::move(text);
-  call.Reply(std::move(r), "/metrics");
+  call.Send(std::move(r), "/metrics");
 }
 
 }  // namespace phivault::api

@@ -6,9 +6,18 @@
 // each resource's patient link once, asks AccessControl about the type and
 // then about every resource it would return or write, and turns every failure
 // into an OperationOutcome with the right status. A denial that depends on a
-// specific record answers exactly like a missing record (404). Reads answer
-// synchronously; writes answer from the store's group-commit callback, i.e.
-// only once they are durable.
+// specific record answers exactly like a missing record (404).
+//
+// Every request below /fhir produces exactly one audit entry (who, from
+// where, what - each resource returned or written, with versions and the
+// patients touched - why, and the outcome with the deciding policy rule),
+// handed to the RequestAuditor; the response is released only once that
+// entry is durable, and becomes a 503 when it cannot be written. A write's
+// entry is stored in the write's own transaction (see audit_trail.h), so
+// writes answer from the store's group-commit callback and then the audit
+// log's. The operational endpoints (/healthz, /readyz, /metrics,
+// /.well-known/*) carry no identity and no health data and are not audited;
+// /readyz reports not ready while the audit log cannot be written.
 //
 // Public without authentication: /healthz, /readyz, /metrics (no health
 // data), /fhir/metadata and /.well-known/smart-configuration (SMART clients
@@ -26,6 +35,7 @@
 #include <string>
 
 #include "api/access_control.h"
+#include "api/audit_trail.h"
 #include "fhir/json_reader.h"
 #include "http/types.h"
 #include "store/resource_store.h"
@@ -44,9 +54,9 @@ struct ServiceOptions {
 
 class FhirService final : public http::Handler {
  public:
-  // REQUIRES: store and access outlive the service. `auth_endpoints` (may be
-  // null) serves /auth/* and /.well-known/jwks.json.
-  FhirService(store::ResourceStore* store, AccessControl* access, ServiceOptions options,
+  // REQUIRES: store, access and auditor outlive the service.
+  // `auth_endpoints` (may be null) serves /auth/* and /.well-known/jwks.json.
+  FhirService(store::ResourceStore* store, AccessControl* access, RequestAuditor* auditor, ServiceOptions options,
               http::Handler* auth_endpoints = nullptr);
 
   void Handle(http::HttpRequest request, http::Responder respond) override;
@@ -71,14 +81,21 @@ class FhirService final : public http::Handler {
   // rendering a success with `render`; feeds the policy indexes first.
   void CommitOne(Call& call, store::WriteOp op, std::string_view route,
                  std::function<http::HttpResponse(const store::WriteResult&)> render);
+  // Commits `ops` with their audit record in the same transaction, renders
+  // the answer (which may add to the entry), and releases it once the entry
+  // is in the audit log.
+  void CommitAudited(Call& call, std::vector<store::WriteOp> ops, bool atomic, std::string_view route,
+                     std::function<http::HttpResponse(const store::CommitOutcome&, audit::AuditEntry&)> render);
   // Authorizes one bundle write against what is stored; OK or the denial.
   Status AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms);
+  void RecordBreakGlassGrant(Call& call, const store::ResourceVersion& v);
   // Reads and authorizes; NotFound when hidden or missing.
   StatusOr<store::ResourceVersion> ReadAuthorized(Call& call, const std::string& type, const std::string& id,
                                                   int64_t version);
 
   store::ResourceStore* store_;
   AccessControl* access_;
+  RequestAuditor* auditor_;
   http::Handler* auth_endpoints_;
   ServiceOptions options_;
   std::string capability_json_;

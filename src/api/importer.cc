@@ -9,7 +9,9 @@
 #include <boost/json.hpp>
 
 #include "api/bundle_processor.h"
+#include "api/request_audit.h"
 #include "api/request_context.h"
+#include "fhir/time.h"
 #include "fhir/compartment.h"
 #include "fhir/json_reader.h"
 
@@ -34,7 +36,43 @@ class ImportState {
       cv_.wait(lk, [&] { return in_flight_ < options_.max_in_flight; });
       ++in_flight_;
     }
+    store::AuditRecordBuilder builder;
+    if (options_.auditor) {
+      builder = [](const store::CommitOutcome& out, int64_t record_id) {
+        audit::AuditEntry e;
+        e.time_ms = fhir::NowMillis();
+        e.request_id = NewId();
+        e.agent.subject = "operator";  // whoever ran `phivault import` with the master key
+        e.action = audit::AuditAction::kBatch;
+        e.event = "import";
+        e.write_record = record_id;
+        AddWriteResults(e, out.results);
+        FinishEntry(e, 0);
+        return audit::Serialize(e);
+      };
+    }
     store->Commit(std::move(ops), atomic, [this, where = std::move(where), atomic](store::CommitOutcome out) {
+      if (options_.auditor && out.audit_record_id != 0) {
+        // Counted once the batch's entry is in the log.
+        int64_t id = out.audit_record_id;
+        std::string record = out.audit_record;
+        std::string stored = std::move(out.audit_record);
+        options_.auditor->RecordWrite(id, std::move(record), std::move(stored),
+                                      [this, out = std::move(out), where, atomic](Status audited) mutable {
+                                        if (!audited.ok()) {
+                                          std::lock_guard lk(mu_);
+                                          if (fatal_.ok()) fatal_ = audited;
+                                        }
+                                        Finish(std::move(out), where, atomic);
+                                      });
+        return;
+      }
+      Finish(std::move(out), where, atomic);
+    }, std::move(builder));
+  }
+
+  void Finish(store::CommitOutcome out, const std::vector<std::string>& where, bool atomic) {
+    {
       std::lock_guard lk(mu_);
       if (!out.status.ok()) {
         if (atomic || out.results.empty()) {
@@ -57,8 +95,8 @@ class ImportState {
       }
       processed_ += static_cast<int64_t>(where.size());
       --in_flight_;
-      cv_.notify_all();
-    });
+    }
+    cv_.notify_all();
   }
 
   void Drain() {
@@ -142,6 +180,13 @@ class Importer {
   }
 
   ImportSummary Summary() { return state_.Summary(); }
+
+  Status RunResources(std::vector<boost::json::object> resources) {
+    for (size_t i = 0; i < resources.size(); ++i) Add(std::move(resources[i]), "resource " + std::to_string(i));
+    Flush();
+    state_.Drain();
+    return state_.fatal();
+  }
 
  private:
   Status ImportFile(const std::string& path) {
@@ -278,6 +323,13 @@ class Importer {
 };
 
 }  // namespace
+
+StatusOr<ImportSummary> ImportResources(store::ResourceStore* store, std::vector<boost::json::object> resources,
+                                        const ImportOptions& options) {
+  Importer importer(store, options);
+  PV_RETURN_IF_ERROR(importer.RunResources(std::move(resources)));
+  return importer.Summary();
+}
 
 StatusOr<ImportSummary> ImportFiles(store::ResourceStore* store, const std::vector<std::string>& files,
                                     const ImportOptions& options) {

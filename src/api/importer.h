@@ -20,6 +20,9 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
+
+#include "api/audit_trail.h"
 #include "common/status.h"
 #include "store/resource_store.h"
 
@@ -29,6 +32,9 @@ struct ImportOptions {
   size_t batch_size = 1000;    // resources per group commit
   int max_in_flight = 4;       // batches queued at the writer at most
   size_t max_reasons = 50;     // rejection reasons kept for the summary
+  // Each batch of writes is audited (one entry per batch, kept with the
+  // writes in their transaction, as for API writes). Null only in tests.
+  RequestAuditor* auditor = nullptr;
   // Called now and then with resources processed so far and files done.
   std::function<void(int64_t processed, size_t files_done, size_t files_total)> progress;
 };
@@ -44,6 +50,10 @@ struct ImportSummary {
 // bad records are rejected and counted.
 StatusOr<ImportSummary> ImportFiles(store::ResourceStore* store, const std::vector<std::string>& files,
                                     const ImportOptions& options = {});
+
+// The same for resources already in memory (ids kept, as PUT).
+StatusOr<ImportSummary> ImportResources(store::ResourceStore* store, std::vector<boost::json::object> resources,
+                                        const ImportOptions& options = {});
 
 }  // namespace phivault::api
 

@@ -305,6 +305,7 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& data_dir, 
   log->store_ = std::make_unique<FileHashStore>(log->dir_ + "/tree");
   PV_RETURN_IF_ERROR(log->store_->Init());
   PV_RETURN_IF_ERROR(log->Recover());
+  log->completer_ = std::thread([p = log.get()] { p->CompleterLoop(); });
   log->writer_ = std::thread([p = log.get()] { p->WriterLoop(); });
   return log;
 }
@@ -462,6 +463,40 @@ AuditLog::~AuditLog() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_stop_ = true;
+  }
+  done_cv_.notify_all();
+  if (completer_.joinable()) completer_.join();
+}
+
+void AuditLog::Complete(Completion c) {
+  {
+    std::lock_guard<std::mutex> lock(done_mu_);
+    done_queue_.push_back(std::move(c));
+  }
+  done_cv_.notify_one();
+}
+
+void AuditLog::CompleterLoop() {
+  for (;;) {
+    Completion c;
+    {
+      std::unique_lock<std::mutex> lock(done_mu_);
+      done_cv_.wait(lock, [&] { return done_stop_ || !done_queue_.empty(); });
+      if (done_queue_.empty()) return;  // stopping and drained
+      c = std::move(done_queue_.front());
+      done_queue_.pop_front();
+    }
+    for (size_t i = 0; i < c.callbacks.size(); ++i) {
+      if (c.error.ok()) {
+        c.callbacks[i](c.base + i);
+      } else {
+        c.callbacks[i](c.error);
+      }
+    }
+  }
 }
 
 // ----------------------------------------------------------------- append
@@ -587,11 +622,13 @@ void AuditLog::CommitBatch(std::vector<Pending>& batch) {
     log::Error("audit_write_failed", {{"error", st.message()},
                                       {"entries", std::to_string(batch.size())},
                                       {"action", "requests fail with 503 until the audit directory is writable"}});
-    const Status out = Unavailable("audit log unavailable: " + st.message());
+    Completion c;
+    c.error = Unavailable("audit log unavailable: " + st.message());
     for (Pending& p : batch) {
       SecureWipe(p.entry.data(), p.entry.size());
-      p.durable(out);
+      c.callbacks.push_back(std::move(p.durable));
     }
+    Complete(std::move(c));
   };
   Status st = PrepareSegment();
   if (!st.ok()) {
@@ -638,7 +675,11 @@ void AuditLog::CommitBatch(std::vector<Pending>& batch) {
     healthy_ = true;
   }
   if (recovered) log::Info("audit_write_recovered", {{"entries", std::to_string(size_)}});
-  for (size_t i = 0; i < batch.size(); ++i) batch[i].durable(base + i);
+  Completion c;
+  c.base = base;
+  c.callbacks.reserve(batch.size());
+  for (Pending& p : batch) c.callbacks.push_back(std::move(p.durable));
+  Complete(std::move(c));
 }
 
 // ------------------------------------------------------------ checkpoints

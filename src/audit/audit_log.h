@@ -24,8 +24,10 @@
 // hash cache is rebuilt from the records.
 //
 // Thread-safety: every public method is safe to call from any thread.
-// Callbacks run on the writer thread (or, for immediate rejections, on the
-// caller's thread) and must not block for long or call AppendAndWait.
+// Callbacks run, in append order, on a completion thread (or, for immediate
+// rejections, on the caller's thread), so the writer starts the next group
+// while the last group's callbacks run; they must not block for long or call
+// AppendAndWait.
 // Lifetime: the destructor commits everything already appended, signs a final
 // checkpoint, and joins the writer; the Keyring need not outlive Open().
 #ifndef PHIVAULT_AUDIT_AUDIT_LOG_H_
@@ -34,6 +36,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -147,9 +150,17 @@ class AuditLog {
     kIfDue,  // Checkpoint()
     kNow,    // SignCheckpoint()
   };
+  // The callbacks of one group: indices from `base`, or all get `error`.
+  struct Completion {
+    std::vector<DurableCallback> callbacks;
+    uint64_t base = 0;
+    Status error;
+  };
   Status Recover();
   Status LoadCheckpoints();
   void WriterLoop();
+  void CompleterLoop();
+  void Complete(Completion c);
   void CommitBatch(std::vector<Pending>& batch);
   Status PrepareSegment();
   StatusOr<std::string> CheckpointImpl(CheckpointMode mode);
@@ -192,6 +203,12 @@ class AuditLog {
   std::chrono::steady_clock::time_point latest_time_{};
 
   std::thread writer_;
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  std::deque<Completion> done_queue_;
+  bool done_stop_ = false;
+  std::thread completer_;
 };
 
 // The checkpoint verifier key ("<name>+<keyid>+<base64>") of a vault, for

@@ -106,6 +106,9 @@ Shape ShapeOf(const AuditEntry& e) {
       return dcm("110113", "Security Alert", "110127", "Emergency Override Started");
     case AuditAction::kConsentChange:
       return dcm("110113", "Security Alert", "110135", "Object Security Attributes Changed");
+    case AuditAction::kSystem:
+      return e.event == "stop" ? dcm("110100", "Application Activity", "110121", "Application Stop")
+                               : dcm("110100", "Application Activity", "110120", "Application Start");
     case AuditAction::kKeyChange:
       return dcm("110113", "Security Alert", "110129", "Security Configuration");
     case AuditAction::kBackup:

@@ -15,6 +15,7 @@ constexpr std::array<std::string_view, kAuditActionCount> kActionCodes = {
     "delete",       "batch",   "transaction", "operation",   "login",         "login-failure",
     "token-issued", "lockout", "break-glass", "user-change", "device-change", "consent-change",
     "key-change",   "backup",  "restore",     "export",      "access-report", "audit-query",
+    "system",
 };
 
 // 9999-12-31T23:59:59.999Z: the last instant FHIR can write with a
@@ -233,7 +234,10 @@ std::string Serialize(const AuditEntry& e) {
   w.Str("break_glass_reason", e.break_glass_reason);
   w.Str("outcome", OutcomeCode(e.outcome));
   w.Str("rule", e.rule);
+  w.Str("decision", e.decision);
+  w.Str("event", e.event);
   if (e.http_status != 0) w.Int("http_status", e.http_status);
+  if (e.write_record != 0) w.Int("write_record", e.write_record);
   w.End();
   return out;
 }
@@ -321,10 +325,13 @@ StatusOr<AuditEntry> ParseEntry(std::string_view json) {
     return Bad("unknown or missing outcome");
   }
   PV_RETURN_IF_ERROR(GetString(*o, "rule", &e.rule));
+  PV_RETURN_IF_ERROR(GetString(*o, "decision", &e.decision));
+  PV_RETURN_IF_ERROR(GetString(*o, "event", &e.event));
   int64_t status = 0;
   PV_RETURN_IF_ERROR(GetInt(*o, "http_status", false, 0, 599, &status));
   if (status != 0 && status < 100) return Bad("http_status is out of range");
   e.http_status = static_cast<int>(status);
+  PV_RETURN_IF_ERROR(GetInt(*o, "write_record", false, 0, INT64_MAX, &e.write_record));
   return e;
 }
 

@@ -64,8 +64,9 @@ enum class AuditAction {
   kExport,         // "export"
   kAccessReport,   // "access-report": Patient/{id}/$access-report
   kAuditQuery,     // "audit-query": GET /fhir/AuditEvent (ITI-81)
+  kSystem,         // "system": vault lifecycle (start, stop, audit-log probe); see `event`
 };
-inline constexpr int kAuditActionCount = 24;
+inline constexpr int kAuditActionCount = 25;
 
 std::string_view ActionCode(AuditAction a);
 std::optional<AuditAction> ParseActionCode(std::string_view code);
@@ -118,7 +119,18 @@ struct AuditEntry {
   // Outcome.
   AuditOutcome outcome = AuditOutcome::kAllowed;
   std::string rule;     // the deciding policy rule ("allow", "consent", ...)
+  // The policy rules evaluated, in order, each with "+" (passed) or "-"
+  // ("role+ scope+ care-relationship-"): the decision's trace without its
+  // details, which could name sensitivity labels (themselves health data).
+  std::string decision;
+  // System and authentication events: what happened ("start", "stop",
+  // "audit-probe"; "login.failure", "token.refresh_reuse", ...).
+  std::string event;
   int http_status = 0;  // 0 when the event had no HTTP response
+  // Writes: the id of the write record the store kept with the write in the
+  // same transaction (ResourceStore's audit outbox); 0 otherwise. Recovery
+  // after a crash uses it to append each record exactly once.
+  int64_t write_record = 0;
 
   bool operator==(const AuditEntry&) const = default;
 };

@@ -28,6 +28,9 @@ AuditEntry FullEntry() {
   e.outcome = AuditOutcome::kDenied;
   e.rule = "consent";
   e.http_status = 403;
+  e.write_record = 77;
+  e.decision = "role+ consent-";
+  e.event = "x";
   return e;
 }
 
@@ -78,7 +81,10 @@ TEST(AuditEntryTest, FieldNamesAreStable) {
                           "\"break_glass_reason\":",
                           "\"outcome\":\"denied\"",
                           "\"rule\":",
-                          "\"http_status\":403"}) {
+                          "\"http_status\":403",
+                          "\"write_record\":77",
+                          "\"decision\":",
+                          "\"event\":"}) {
     EXPECT_NE(json.find(key), std::string::npos) << key;
   }
 }

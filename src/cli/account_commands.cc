@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/secure_bytes.h"
 #include "crypto/keyring.h"
+#include "api/request_audit.h"
 #include "store/account_store.h"
 
 namespace phivault::cli {
@@ -385,6 +386,9 @@ int RunAccountCommands(const AccountCommandState& state, const Config& cfg) {
   auto accounts = store::OpenAccountStore(cfg.data_dir, *c.keyring);
   if (!accounts.ok()) return Fail(accounts.status());
   c.accounts = std::move(*accounts);
+  // Each change keeps its audit record beside it; the server moves it into
+  // the audit log (within a second if it is running, else when it starts).
+  c.accounts->SetChangeRecordBuilder(api::AccountChangeRecorder("operator"));
   return run(c);
 }
 

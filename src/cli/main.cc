@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
+#include <stop_token>
+#include <thread>
 
 #include <boost/json.hpp>
 #include <iostream>
@@ -24,6 +28,7 @@
 #include "fhir/time.h"
 #include "store/account_store.h"
 #include "api/importer.h"
+#include "api/request_audit.h"
 #include "api/vault.h"
 #include "cli/account_commands.h"
 #include "cli/audit_commands.h"
@@ -58,8 +63,9 @@ void PrintSummary(const api::ImportSummary& s) {
   }
 }
 
-StatusOr<api::ImportSummary> RunImport(store::ResourceStore* store, const std::vector<std::string>& files) {
+StatusOr<api::ImportSummary> RunImport(api::Vault* vault, const std::vector<std::string>& files) {
   api::ImportOptions opts;
+  opts.auditor = vault->audit_trail();
   if (::isatty(STDERR_FILENO)) {
     opts.progress = [](int64_t processed, size_t done, size_t total) {
       std::fprintf(stderr, "\rimporting: %lld resources, file %zu/%zu", static_cast<long long>(processed),
@@ -67,7 +73,7 @@ StatusOr<api::ImportSummary> RunImport(store::ResourceStore* store, const std::v
       std::fflush(stderr);
     };
   }
-  return api::ImportFiles(store, files, opts);
+  return api::ImportFiles(vault->store(), files, opts);
 }
 
 // Blocks the termination signals in every thread so that only the main
@@ -93,6 +99,9 @@ http::HttpResponse RenderHttpError(int status, std::string_view message) {
 
 struct Served {
   std::shared_ptr<store::AccountStore> accounts;
+  // Moves user and device change records (made by the CLI beside the
+  // server) into the audit log every second. Stops before the rest.
+  std::jthread change_drainer;
   std::unique_ptr<api::AccessControl> access;
   std::unique_ptr<api::AuthService> auth;
   std::unique_ptr<api::FhirService> service;
@@ -104,12 +113,36 @@ struct Served {
 std::string Audience(const Config& cfg) { return cfg.BaseUrl() + "/fhir"; }
 
 StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
+  // A vault whose audit log cannot be written does not start serving.
+  PV_RETURN_IF_ERROR(vault->audit_trail()->RecordSystemEvent("start"));
   Served s;
   PV_ASSIGN_OR_RETURN(s.accounts, store::OpenAccountStore(cfg.data_dir, vault->keyring()));
+  s.accounts->SetChangeRecordBuilder(api::AccountChangeRecorder("operator"));
+  PV_RETURN_IF_ERROR(vault->audit_trail()->DrainChangeRecords(*s.accounts).status());
+  s.change_drainer = std::jthread([trail = vault->audit_trail(), accounts = s.accounts](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, stop, std::chrono::seconds(1), [] { return false; });
+      }
+      if (stop.stop_requested()) break;
+      if (auto n = trail->DrainChangeRecords(*accounts); !n.ok()) {
+        log::Error("audit.change_records_not_moved", {{"error", n.status().message()}});
+      }
+    }
+  });
   api::AuthServiceOptions ao;
   ao.issuer = cfg.BaseUrl();
   ao.audience = Audience(cfg);
   PV_ASSIGN_OR_RETURN(s.auth, api::AuthService::Create(s.accounts, vault->keyring(), std::move(ao)));
+  // Authentication events are audited without holding up the answer: a
+  // token is not health data, and a refused login must not wait on a disk.
+  s.auth->SetAuditHook([trail = vault->audit_trail()](std::string_view event, std::string_view username,
+                                                       std::string_view source, std::string_view outcome) {
+    trail->Record(api::AuthEventEntry(event, username, source, outcome, fhir::NowMillis()), {});
+  });
   api::AccessConfig ac;
   ac.builtin_issuer = cfg.BaseUrl();
   ac.builtin_audience = Audience(cfg);
@@ -120,7 +153,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   api::ServiceOptions so;
   so.base_url = cfg.BaseUrl();
   so.parse_limits.max_bytes = cfg.max_body_bytes;
-  s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), so, s.auth.get());
+  s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), vault->audit_trail(), so, s.auth.get());
   http::ServerOptions ho;
   PV_RETURN_IF_ERROR(cfg.SplitListen(&ho.host, &ho.port));
   ho.threads = cfg.threads;
@@ -155,7 +188,11 @@ int WaitAndShutdown(Served& served, api::Vault* vault, const sigset_t& signals) 
   log::Info("server.draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   served.service->SetDraining();
   served.server->Shutdown(std::chrono::seconds(30));
+  served.change_drainer = {};  // request stop and join
   vault->store()->Close();
+  if (Status s = vault->audit_trail()->RecordSystemEvent("stop"); !s.ok()) {
+    log::Error("audit.stop_not_recorded", {{"error", s.message()}});
+  }
   log::Info("server.stopped");
   return 0;
 }
@@ -179,9 +216,11 @@ int CmdServe(const Config& cfg) {
 }
 
 int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime_minutes) {
-  auto vault = api::Vault::Open(cfg.Vault());
-  if (!vault.ok()) return Fail(vault.status());
-  auto token = IssueToken((*vault)->keyring(), cfg, req, lifetime_minutes);
+  // Only the keyring: minting works beside a running server, which holds
+  // the vault itself (store and audit log) exclusively.
+  auto keyring = crypto::Keyring::Open(cfg.data_dir, cfg.key);
+  if (!keyring.ok()) return Fail(keyring.status());
+  auto token = IssueToken(**keyring, cfg, req, lifetime_minutes);
   if (!token.ok()) return Fail(token.status());
   std::printf("%s\n", token->c_str());
   return 0;
@@ -190,7 +229,7 @@ int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime
 int CmdImport(const Config& cfg, const std::vector<std::string>& files) {
   auto vault = api::Vault::Open(cfg.Vault());
   if (!vault.ok()) return Fail(vault.status());
-  auto summary = RunImport((*vault)->store(), files);
+  auto summary = RunImport(vault->get(), files);
   if (!summary.ok()) return Fail(summary.status());
   PrintSummary(*summary);
   return summary->rejected > 0 && summary->loaded == 0 ? 2 : 0;
@@ -237,7 +276,7 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
     if (files.empty()) {
       return Fail(NotFound("no sample data found under " + samples_dir + " (use --samples DIR)"));
     }
-    auto summary = RunImport((*vault)->store(), files);
+    auto summary = RunImport(vault->get(), files);
     if (!summary.ok()) return Fail(summary.status());
     PrintSummary(*summary);
   } else {
@@ -254,22 +293,19 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
   if (fresh) {
     // A care team ties the demo clinician to the demo patient, so the
     // clinician token shows allow and the unrelated one shows deny.
-    store::WriteOp ct;
-    ct.kind = store::WriteOp::Kind::kPut;
-    ct.type = "CareTeam";
-    ct.id = "demo-care-team";
-    ct.resource = boost::json::object{
+    std::vector<boost::json::object> care_team;
+    care_team.push_back(boost::json::object{
         {"resourceType", "CareTeam"},
         {"id", "demo-care-team"},
         {"status", "active"},
         {"subject", boost::json::object{{"reference", "Patient/" + patient_id}}},
         {"participant", boost::json::array{boost::json::object{
-                            {"member", boost::json::object{{"reference", "Practitioner/demo-clinician"}}}}}}};
-    ct.patients = {patient_id};
-    std::vector<store::WriteOp> ops;
-    ops.push_back(std::move(ct));
-    auto out = (*vault)->store()->CommitAndWait(std::move(ops), true);
-    if (!out.status.ok()) return Fail(out.status);
+                            {"member", boost::json::object{{"reference", "Practitioner/demo-clinician"}}}}}}});
+    api::ImportOptions opts;
+    opts.auditor = (*vault)->audit_trail();
+    auto out = api::ImportResources((*vault)->store(), std::move(care_team), opts);
+    if (!out.ok()) return Fail(out.status());
+    if (out->loaded != 1) return Fail(Internal("the demo care team was not stored"));
   }
   auto served = StartServing(vault->get(), cfg);
   if (!served.ok()) return Fail(served.status());

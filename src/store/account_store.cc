@@ -203,7 +203,7 @@ class SqliteAccountStore final : public AccountStore {
       int rc = st.Step();
       if ((rc & 0xff) == SQLITE_CONSTRAINT) return Status(StatusCode::kAlreadyExists, "a user with this name exists");
       if (rc != SQLITE_DONE) return SqliteError(rc, "insert user");
-      return Status::Ok();
+      return QueueChange({"user", u.username, "add"});
     });
   }
 
@@ -239,7 +239,7 @@ class SqliteAccountStore final : public AccountStore {
     return InTransaction(db_, [&]() -> Status {
       PV_RETURN_IF_ERROR(UpdateOne("UPDATE users SET disabled = ?2 WHERE username = ?1", name, int64_t{disabled}));
       if (disabled) PV_RETURN_IF_ERROR(DeleteSubjectTokens(name));
-      return Status::Ok();
+      return QueueChange({"user", name, disabled ? "disable" : "enable"});
     });
   }
 
@@ -253,7 +253,7 @@ class SqliteAccountStore final : public AccountStore {
       st.Bind(1, name).Bind(2, password_hash);
       PV_RETURN_IF_ERROR(StepDone(st, "update password"));
       if (sqlite3_changes(db_) != 1) return NotFound("no such user");
-      return Status::Ok();
+      return QueueChange({"user", name, "password"});
     });
   }
 
@@ -268,7 +268,8 @@ class SqliteAccountStore final : public AccountStore {
       st.Bind(1, name).BindBlob(2, totp_aead_->Seal(secret.view(), TotpAad(name)));
       PV_RETURN_IF_ERROR(StepDone(st, "update TOTP secret"));
       if (sqlite3_changes(db_) != 1) return NotFound("no such user");
-      return DeleteSubjectTokens(name);
+      PV_RETURN_IF_ERROR(DeleteSubjectTokens(name));
+      return QueueChange({"user", name, "mfa-reset"});
     });
   }
 
@@ -337,7 +338,7 @@ class SqliteAccountStore final : public AccountStore {
         return Status(StatusCode::kAlreadyExists, "a device with this id or certificate is already registered");
       }
       if (rc != SQLITE_DONE) return SqliteError(rc, "insert device");
-      return Status::Ok();
+      return QueueChange({"device", d.device_id, "add"});
     });
   }
 
@@ -366,8 +367,39 @@ class SqliteAccountStore final : public AccountStore {
   Status SetDeviceDisabled(std::string_view device_id, bool disabled) override {
     std::lock_guard lock(mu_);
     return InTransaction(db_, [&]() -> Status {
-      return UpdateOne("UPDATE devices SET disabled = ?2 WHERE device_id = ?1", device_id, int64_t{disabled});
+      PV_RETURN_IF_ERROR(
+          UpdateOne("UPDATE devices SET disabled = ?2 WHERE device_id = ?1", device_id, int64_t{disabled}));
+      return QueueChange({"device", std::string(device_id), disabled ? "disable" : "enable"});
     });
+  }
+
+  // ---- audit of changes ----
+
+  void SetChangeRecordBuilder(ChangeRecordBuilder builder) override {
+    std::lock_guard lock(mu_);
+    change_builder_ = std::move(builder);
+  }
+
+  StatusOr<std::vector<PendingAuditRecord>> PendingChangeRecords() override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    PV_RETURN_IF_ERROR(st.Prepare(db_, "SELECT id, created, record FROM change_outbox ORDER BY id"));
+    std::vector<PendingAuditRecord> out;
+    for (;;) {
+      int rc = st.Step();
+      if (rc == SQLITE_DONE) break;
+      if (rc != SQLITE_ROW) return SqliteError(rc, "read change records");
+      out.push_back({st.Int(0), st.Int(1), st.Text(2)});
+    }
+    return out;
+  }
+
+  Status DropChangeRecord(int64_t id) override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    PV_RETURN_IF_ERROR(st.Prepare(db_, "DELETE FROM change_outbox WHERE id = ?1"));
+    st.Bind(1, id);
+    return StepDone(st, "drop change record");
   }
 
   // ---- refresh tokens ----
@@ -474,6 +506,10 @@ class SqliteAccountStore final : public AccountStore {
         return StepDone(st, "write vault id");
       }));
     }
+    // Every open, so files from before the outbox get it too.
+    PV_RETURN_IF_ERROR(Exec(db_,
+                            "CREATE TABLE IF NOT EXISTS change_outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                            "created INTEGER NOT NULL, record TEXT NOT NULL)"));
     Stmt st;
     PV_RETURN_IF_ERROR(st.Prepare(db_, "SELECT value FROM account_meta WHERE key = 'vault_id'"));
     int rc = st.Step();
@@ -539,6 +575,15 @@ class SqliteAccountStore final : public AccountStore {
     return Status::Ok();
   }
 
+  // REQUIRES: mu_ held, inside the change's transaction.
+  Status QueueChange(const AccountChange& change) {
+    if (!change_builder_) return Status::Ok();
+    Stmt st;
+    PV_RETURN_IF_ERROR(st.Prepare(db_, "INSERT INTO change_outbox(created, record) VALUES (?1, ?2)"));
+    st.Bind(1, options_.now_ms()).Bind(2, change_builder_(change));
+    return StepDone(st, "store change record");
+  }
+
   Status DeleteSubjectTokens(std::string_view subject) {
     Stmt st;
     PV_RETURN_IF_ERROR(st.Prepare(db_, "DELETE FROM refresh_tokens WHERE subject = ?1"));
@@ -568,6 +613,7 @@ class SqliteAccountStore final : public AccountStore {
   sqlite3* db_;
   std::unique_ptr<crypto::Aead> totp_aead_;
   AccountStoreOptions options_;
+  ChangeRecordBuilder change_builder_;  // guarded by mu_
 };
 
 }  // namespace

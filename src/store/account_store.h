@@ -41,6 +41,7 @@
 #define PHIVAULT_STORE_ACCOUNT_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +52,7 @@
 #include "common/secure_bytes.h"
 #include "common/status.h"
 #include "crypto/keyring.h"
+#include "store/resource_store.h"
 
 namespace phivault::store {
 
@@ -105,6 +107,15 @@ struct DeviceRecord {
   int64_t created_ms = 0;
 };
 
+// An administrative change to an account, for its audit record.
+struct AccountChange {
+  std::string kind;    // "user" or "device"
+  std::string id;      // user name or device id
+  std::string action;  // "add", "disable", "enable", "password", "mfa-reset"
+};
+// Builds the audit record of a change (see SetChangeRecordBuilder).
+using ChangeRecordBuilder = std::function<std::string(const AccountChange&)>;
+
 class AccountStore : public auth::RefreshTokenStore {
  public:
   ~AccountStore() override = default;
@@ -145,6 +156,17 @@ class AccountStore : public auth::RefreshTokenStore {
   virtual StatusOr<DeviceRecord> FindDeviceByCert(std::string_view cert_sha256) = 0;
   virtual StatusOr<std::vector<DeviceRecord>> ListDevices() = 0;
   virtual Status SetDeviceDisabled(std::string_view device_id, bool disabled) = 0;
+
+  // ---- audit of changes ----
+  // With a builder set, every user and device change stores its audit record
+  // in accounts.db in the change's own transaction (an outbox, as resource
+  // writes do in vault.db), so a change and its record are durable together.
+  // Whoever holds the audit log moves the records there and drops them:
+  // `phivault serve` does so at start and every second, so changes made by
+  // the CLI beside a running server are audited within a second.
+  virtual void SetChangeRecordBuilder(ChangeRecordBuilder builder) = 0;
+  virtual StatusOr<std::vector<PendingAuditRecord>> PendingChangeRecords() = 0;
+  virtual Status DropChangeRecord(int64_t id) = 0;
 
   // ---- refresh tokens (auth::RefreshTokenStore) ----
   // Insert/MarkUsed report storage errors as kUnavailable; the void methods

@@ -209,6 +209,29 @@ TEST_F(AccountStoreTest, Devices) {
   EXPECT_EQ((*all)[0].device_id, "monitor-0");
 }
 
+TEST_F(AccountStoreTest, EveryChangeKeepsItsAuditRecordAndAFailedChangeKeepsNone) {
+  store_->SetChangeRecordBuilder([](const AccountChange& c) { return c.kind + "|" + c.id + "|" + c.action; });
+  ASSERT_TRUE(store_->CreateUser(User("gina", "clinician", "Practitioner/g"), nullptr).ok());
+  ASSERT_TRUE(store_->SetUserDisabled("gina", true).ok());
+  ASSERT_TRUE(store_->SetPasswordHash("gina", Hash("yet another pass 12")).ok());
+  ASSERT_TRUE(store_->SetTotpSecret("gina", SecureBytes::From("0123456789abcdef")).ok());
+  ASSERT_TRUE(store_->AddDevice(Device("pump-1", 'c')).ok());
+  ASSERT_TRUE(store_->SetDeviceDisabled("pump-1", true).ok());
+  // Refused changes store nothing, record included.
+  EXPECT_FALSE(store_->CreateUser(User("gina", "clinician", "Practitioner/g"), nullptr).ok());
+  EXPECT_FALSE(store_->SetUserDisabled("nobody", true).ok());
+
+  Reopen();  // durable with the changes
+  auto pending = store_->PendingChangeRecords();
+  ASSERT_TRUE(pending.ok());
+  std::vector<std::string> records;
+  for (const auto& p : *pending) records.push_back(p.record);
+  EXPECT_EQ(records, (std::vector<std::string>{"user|gina|add", "user|gina|disable", "user|gina|password",
+                                               "user|gina|mfa-reset", "device|pump-1|add", "device|pump-1|disable"}));
+  for (const auto& p : *pending) ASSERT_TRUE(store_->DropChangeRecord(p.id).ok());
+  EXPECT_TRUE(store_->PendingChangeRecords()->empty());
+}
+
 TEST_F(AccountStoreTest, RefreshTokenStoreSemantics) {
   auth::RefreshTokenRecord r{"alice", "openid", "famA", 1000, 5000, false};
   ASSERT_TRUE(store_->Insert(std::string(32, '\x01'), r).ok());

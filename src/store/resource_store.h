@@ -95,9 +95,31 @@ struct WriteResult {
 struct CommitOutcome {
   Status status;                      // failure of the whole batch (atomic, or commit/fsync failed)
   std::vector<StatusOr<WriteResult>> results;  // one per op, in order
+  // When the batch was committed with an AuditRecordBuilder and something was
+  // stored: the id and text of the audit record kept with it (see below).
+  int64_t audit_record_id = 0;
+  std::string audit_record;
 };
 
 using CommitCallback = std::function<void(CommitOutcome)>;
+
+// Builds the audit record of a batch from its outcome, on the writer thread,
+// inside the batch's transaction and before COMMIT, so it can name the
+// versions written. `record_id` is the id the record will have (unique,
+// increasing). The store keeps the record in the same transaction as the
+// writes (an outbox), so a write and its audit record become durable
+// together or not at all. The caller moves the record on to the audit log
+// and then acknowledges it (AckAuditRecords); whatever a crash left
+// unacknowledged is returned by PendingAuditRecords at the next start.
+// Not called for a batch that stores nothing (a failed atomic batch).
+// Must not block or call back into the store.
+using AuditRecordBuilder = std::function<std::string(const CommitOutcome& outcome, int64_t record_id)>;
+
+struct PendingAuditRecord {
+  int64_t id = 0;
+  int64_t created_ms = 0;  // commit time of its batch
+  std::string record;
+};
 
 struct HistoryQuery {
   std::string type;  // empty: whole system
@@ -145,8 +167,18 @@ class ResourceStore {
   // Queues a batch of writes. `atomic`: all succeed or none is stored (FHIR
   // transaction); otherwise each op stands alone (FHIR batch, import).
   // `done` runs on the writer thread once the outcome is durable (or failed);
-  // it must not block.
-  virtual void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) = 0;
+  // it must not block. With `audit_record`, the batch's audit record is
+  // stored in the same transaction (see AuditRecordBuilder).
+  virtual void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done,
+                      AuditRecordBuilder audit_record) = 0;
+  void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) {
+    Commit(std::move(ops), atomic, std::move(done), nullptr);
+  }
+
+  // The audit outbox. Records stay until acknowledged; acknowledged records
+  // are dropped by a later transaction of the writer.
+  virtual StatusOr<std::vector<PendingAuditRecord>> PendingAuditRecords() = 0;
+  virtual void AckAuditRecord(int64_t record_id) = 0;
 
   // Synchronous convenience for tools and tests.
   CommitOutcome CommitAndWait(std::vector<WriteOp> ops, bool atomic);

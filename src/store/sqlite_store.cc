@@ -300,7 +300,25 @@ struct PendingBatch {
   std::vector<WriteOp> ops;
   bool atomic = false;
   CommitCallback done;
+  AuditRecordBuilder audit;
 };
+
+// The audit outbox (see AuditRecordBuilder). Created on every open, not only
+// at init, so vaults made before it existed get it too. AUTOINCREMENT: ids
+// are never reused after rows are dropped, because the audit log refers to
+// them (AuditEntry::write_record).
+constexpr const char* kOutboxSchema = R"sql(
+CREATE TABLE IF NOT EXISTS audit_outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  created INTEGER NOT NULL,
+  record TEXT NOT NULL
+);
+)sql";
+
+// Acknowledged outbox records are dropped with the next write group, or by a
+// transaction of their own when this many wait or the writer idles this long.
+constexpr size_t kMaxPendingAcks = 4096;
+constexpr std::chrono::milliseconds kAckIdleFlush{1000};
 
 class SqliteStore final : public ResourceStore {
  public:
@@ -316,7 +334,10 @@ class SqliteStore final : public ResourceStore {
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   Status ForEachCurrent(const std::vector<std::string>& types,
                         const std::function<Status(const ResourceVersion&)>& fn) override;
-  void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) override;
+  using ResourceStore::Commit;
+  void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) override;
+  StatusOr<std::vector<PendingAuditRecord>> PendingAuditRecords() override;
+  void AckAuditRecord(int64_t record_id) override;
   StoreStats Stats() override;
   bool Healthy() override { return healthy_.load(); }
   void Close() override;
@@ -347,7 +368,9 @@ class SqliteStore final : public ResourceStore {
                                  const std::string& owner, const std::string& sealed);
 
   void WriterLoop();
-  void ApplyGroup(std::vector<PendingBatch>& group);
+  void ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64_t>& acks);
+  // Stores the batch's audit record (writer thread, inside the transaction).
+  Status StoreAuditRecord(PendingBatch& batch, CommitOutcome& out);
   StatusOr<WriteResult> ApplyOp(WriteOp& op);
   Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result);
   StatusOr<std::vector<std::string>> FindExisting(const std::string& type, const ExistCondition& cond);
@@ -399,10 +422,12 @@ class SqliteStore final : public ResourceStore {
   std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx_;
   int64_t group_time_ms_ = 0;
   int64_t last_group_time_ms_ = 0;
+  int64_t last_audit_record_id_ = 0;  // highest id handed out
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<PendingBatch> queue_;
+  std::vector<int64_t> acks_;  // acknowledged outbox records not yet dropped
   bool closing_ = false;
   std::thread writer_thread_;
   std::once_flag close_once_;
@@ -465,6 +490,16 @@ Status SqliteStore::Init() {
     }
     if (q.Text(0) != keyring_->vault_id()) {
       return PermissionDenied("the vault database belongs to another vault than this keyring");
+    }
+  }
+  PV_RETURN_IF_ERROR(writer_->Exec(kOutboxSchema));
+  {
+    PV_STMT(q, *writer_, "SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox'");
+    int rc = q.Step();
+    if (rc == SQLITE_ROW) {
+      last_audit_record_id_ = q.Int(0);
+    } else if (rc != SQLITE_DONE) {
+      return SqliteError(writer_->db(), rc, "read audit outbox sequence");
     }
   }
   cctx_.reset(ZSTD_createCCtx());
@@ -699,11 +734,11 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
   return page;
 }
 
-void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) {
+void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) {
   {
     std::lock_guard lk(queue_mu_);
     if (!closing_) {
-      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done)});
+      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done), std::move(audit)});
       queue_cv_.notify_one();
       return;
     }
@@ -713,13 +748,47 @@ void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback d
   done(std::move(out));
 }
 
+StatusOr<std::vector<PendingAuditRecord>> SqliteStore::PendingAuditRecords() {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  PV_STMT(q, **lease, "SELECT id, created, record FROM audit_outbox ORDER BY id");
+  std::vector<PendingAuditRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Int(0), q.Int(1), q.Text(2)});
+  if (rc != SQLITE_DONE) return SqliteError((*lease)->db(), rc, "read audit outbox");
+  return out;
+}
+
+void SqliteStore::AckAuditRecord(int64_t record_id) {
+  // After Close() the ack is simply lost: the record is reconciled (and
+  // dropped) at the next start.
+  std::lock_guard lk(queue_mu_);
+  acks_.push_back(record_id);
+  // The first ack starts the writer's idle timer; many acks flush at once.
+  if (acks_.size() == 1 || acks_.size() >= kMaxPendingAcks) queue_cv_.notify_one();
+}
+
 void SqliteStore::WriterLoop() {
   for (;;) {
     std::vector<PendingBatch> group;
+    std::vector<int64_t> acks;
     {
       std::unique_lock lk(queue_mu_);
-      queue_cv_.wait(lk, [&] { return !queue_.empty() || closing_; });
-      if (queue_.empty()) return;  // closing and drained
+      // Acks alone do not wake the writer at once: they ride along with the
+      // next write group, or go in a transaction of their own when many wait
+      // or nothing else happens for a while.
+      auto ready = [&] { return !queue_.empty() || closing_ || acks_.size() >= kMaxPendingAcks; };
+      queue_cv_.wait(lk, [&] { return ready() || !acks_.empty(); });
+      if (!ready()) queue_cv_.wait_for(lk, kAckIdleFlush, ready);
+      acks.swap(acks_);
+      if (queue_.empty()) {
+        if (!acks.empty()) {
+          lk.unlock();
+          ApplyGroup(group, acks);
+          continue;
+        }
+        if (closing_) return;  // closing and drained
+        continue;
+      }
       size_t ops = 0;
       while (!queue_.empty() &&
              (group.empty() || ops + queue_.front().ops.size() <= static_cast<size_t>(options_.max_group_ops))) {
@@ -728,24 +797,47 @@ void SqliteStore::WriterLoop() {
         queue_.pop_front();
       }
     }
-    ApplyGroup(group);
+    ApplyGroup(group, acks);
   }
 }
 
-void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
+Status SqliteStore::StoreAuditRecord(PendingBatch& batch, CommitOutcome& out) {
+  int64_t id = ++last_audit_record_id_;
+  std::string record = batch.audit(out, id);
+  PV_STMT(ins, *writer_, "INSERT INTO audit_outbox(id, created, record) VALUES (?1, ?2, ?3)");
+  ins.Bind(1, id).Bind(2, group_time_ms_).Bind(3, record);
+  if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "store audit record");
+  out.audit_record_id = id;
+  out.audit_record = std::move(record);
+  return Status::Ok();
+}
+
+void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64_t>& acks) {
   std::vector<CommitOutcome> outcomes(group.size());
   group_new_keys_.clear();
   group_new_key_order_.clear();
   group_versions_.clear();
   // Monotonic per group: every write in a group shares one lastUpdated.
   group_time_ms_ = std::max(fhir::NowMillis(), last_group_time_ms_);
+  auto keep_acks = [&] {
+    std::lock_guard lk(queue_mu_);
+    acks_.insert(acks_.end(), acks.begin(), acks.end());
+  };
   Status begin = writer_->Exec("BEGIN IMMEDIATE");
   if (!begin.ok()) {
+    keep_acks();
     for (size_t i = 0; i < group.size(); ++i) {
       outcomes[i].status = begin;
       group[i].done(std::move(outcomes[i]));
     }
     return;
+  }
+  for (int64_t id : acks) {
+    auto del = writer_->Prepare("DELETE FROM audit_outbox WHERE id = ?1");
+    if (!del.ok()) break;
+    Statement d(*del);
+    d.Bind(1, id);
+    if (d.Step() != SQLITE_DONE) break;  // left for the next start to reconcile
   }
   for (size_t b = 0; b < group.size(); ++b) {
     PendingBatch& batch = group[b];
@@ -765,13 +857,25 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
         out.results.push_back(std::move(r));
         if (!failed.ok()) break;
       }
+      if (failed.ok() && batch.audit) failed = StoreAuditRecord(batch, out);
       if (!failed.ok()) {
+        out.audit_record_id = 0;
+        out.audit_record.clear();
         writer_->Exec("ROLLBACK TO batch").IgnoreError();
         RollBackTo(mark);
         out.status = failed;
       }
       writer_->Exec("RELEASE batch").IgnoreError();
     } else {
+      // Non-atomic ops stand alone, but all of them stand or fall with the
+      // batch's audit record: nothing is stored unaudited.
+      GroupMark batch_mark = Mark();
+      if (batch.audit) {
+        if (Status sp = writer_->Exec("SAVEPOINT batch"); !sp.ok()) {
+          out.status = sp;
+          continue;
+        }
+      }
       for (WriteOp& op : batch.ops) {
         Status sp = writer_->Exec("SAVEPOINT op");
         if (!sp.ok()) {
@@ -787,6 +891,17 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
         writer_->Exec("RELEASE op").IgnoreError();
         out.results.push_back(std::move(r));
       }
+      if (batch.audit) {
+        if (Status a = StoreAuditRecord(batch, out); !a.ok()) {
+          writer_->Exec("ROLLBACK TO batch").IgnoreError();
+          RollBackTo(batch_mark);
+          out.status = a;
+          out.results.clear();
+          out.audit_record_id = 0;
+          out.audit_record.clear();
+        }
+        writer_->Exec("RELEASE batch").IgnoreError();
+      }
     }
   }
   Status commit = writer_->Exec("COMMIT");
@@ -798,7 +913,10 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
     for (auto& out : outcomes) {
       out.status = commit;
       out.results.clear();
+      out.audit_record_id = 0;
+      out.audit_record.clear();
     }
+    keep_acks();
     group_new_keys_.clear();
     group_new_key_order_.clear();
     group_versions_.clear();
@@ -863,6 +981,7 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
       result.version = v.version;
       result.last_updated_ms = v.last_updated_ms;
       result.json = std::move(v.json);
+      result.patients = std::move(v.patients);
       result.no_op = true;
       return result;
     }

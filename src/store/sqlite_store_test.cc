@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/testing/temp_dir.h"
@@ -252,6 +255,103 @@ TEST_F(StoreTest, AtomicBatchIsAllOrNothing) {
   EXPECT_TRUE(out2.results[0].ok());
   EXPECT_FALSE(out2.results[1].ok());
   EXPECT_TRUE(store_->Read("Observation", "new1").ok());
+}
+
+// Commits with an audit record builder and waits; the builder records what
+// it was shown.
+CommitOutcome CommitAudited(ResourceStore& store, std::vector<WriteOp> ops, bool atomic,
+                            std::vector<std::string>* built = nullptr) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<CommitOutcome> result;
+  store.Commit(
+      std::move(ops), atomic,
+      [&](CommitOutcome out) {
+        std::lock_guard lk(mu);
+        result = std::move(out);
+        cv.notify_one();
+      },
+      [built](const CommitOutcome& out, int64_t id) {
+        // The record can name what the batch wrote: versions are assigned.
+        std::string r = "record " + std::to_string(id) + ":";
+        for (const auto& w : out.results) r += w.ok() ? " v" + std::to_string(w->version) : " failed";
+        if (built) built->push_back(r);
+        return r;
+      });
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+TEST_F(StoreTest, AuditRecordIsStoredWithTheWriteAndNamesItsVersions) {
+  ASSERT_TRUE(Commit1(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"})).status.ok());
+  std::vector<WriteOp> ops;
+  ops.push_back(Put("Patient", "p", R"({"resourceType":"Patient","active":true})", {"p"}));
+  auto out = CommitAudited(*store_, std::move(ops), true);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_GT(out.audit_record_id, 0);
+  EXPECT_EQ(out.audit_record, "record " + std::to_string(out.audit_record_id) + ": v2");
+
+  // Durable with the write: still there after a restart until acknowledged.
+  Reopen();
+  auto pending = store_->PendingAuditRecords();
+  ASSERT_TRUE(pending.ok());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ((*pending)[0].id, out.audit_record_id);
+  EXPECT_EQ((*pending)[0].record, out.audit_record);
+  EXPECT_GT((*pending)[0].created_ms, 0);
+
+  // Acknowledged records are dropped by the writer's next transaction, and
+  // ids are never handed out twice, even after a restart.
+  store_->AckAuditRecord(out.audit_record_id);
+  ASSERT_TRUE(Commit1(Put("Patient", "q", R"({"resourceType":"Patient"})", {"q"})).status.ok());
+  EXPECT_TRUE(store_->PendingAuditRecords()->empty());
+  Reopen();
+  std::vector<WriteOp> ops2;
+  ops2.push_back(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"}));
+  auto out2 = CommitAudited(*store_, std::move(ops2), true);
+  ASSERT_TRUE(out2.status.ok());
+  EXPECT_GT(out2.audit_record_id, out.audit_record_id);
+}
+
+TEST_F(StoreTest, AcknowledgedRecordsAreDroppedWithoutFurtherWrites) {
+  std::vector<WriteOp> ops;
+  ops.push_back(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"}));
+  auto out = CommitAudited(*store_, std::move(ops), true);
+  ASSERT_TRUE(out.status.ok());
+  store_->AckAuditRecord(out.audit_record_id);
+  // No write follows: the idle writer drops it on its own.
+  for (int i = 0; i < 100 && !store_->PendingAuditRecords()->empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(store_->PendingAuditRecords()->empty());
+}
+
+TEST_F(StoreTest, FailedAtomicBatchStoresNoAuditRecord) {
+  ASSERT_TRUE(Commit1(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"})).status.ok());
+  std::vector<WriteOp> ops;
+  ops.push_back(Put("Observation", "o1", R"({"resourceType":"Observation"})", {"p"}));
+  WriteOp bad = Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"});
+  bad.if_match_version = 99;
+  ops.push_back(std::move(bad));
+  std::vector<std::string> built;
+  auto out = CommitAudited(*store_, std::move(ops), true, &built);
+  EXPECT_FALSE(out.status.ok());
+  EXPECT_TRUE(built.empty());
+  EXPECT_EQ(out.audit_record_id, 0);
+  EXPECT_TRUE(store_->PendingAuditRecords()->empty());
+  EXPECT_EQ(store_->Read("Observation", "o1").status().code(), StatusCode::kNotFound);
+
+  // A non-atomic batch stores what succeeded, and one record for all of it.
+  std::vector<WriteOp> ops2;
+  ops2.push_back(Put("Observation", "o1", R"({"resourceType":"Observation"})", {"p"}));
+  WriteOp bad2 = Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"});
+  bad2.if_match_version = 99;
+  ops2.push_back(std::move(bad2));
+  auto out2 = CommitAudited(*store_, std::move(ops2), false, &built);
+  ASSERT_TRUE(out2.status.ok());
+  EXPECT_EQ(out2.audit_record, "record " + std::to_string(out2.audit_record_id) + ": v1 failed");
+  EXPECT_EQ(store_->PendingAuditRecords()->size(), 1u);
 }
 
 TEST_F(StoreTest, ConditionalCreateMatchesIdentifier) {

@@ -1,0 +1,361 @@
+// The audit trail on the request path (issue 4): one entry per request with
+// what it returned or wrote, entries durable before answers, fail-closed when
+// the log cannot be written, and writes whose entries survive a crash.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "api/service_test_util.h"
+#include "api/importer.h"
+#include "api/request_audit.h"
+#include "audit/entry.h"
+
+namespace phivault::api {
+namespace {
+
+class AuditedRequestsTest : public FhirServiceTest {
+ protected:
+  // Every entry the log holds, decoded.
+  std::vector<audit::AuditEntry> Entries() {
+    std::vector<audit::AuditEntry> out;
+    audit::AuditLog* log = vault_->audit_log();
+    auto texts = log->ReadEntries(0, log->size());
+    EXPECT_TRUE(texts.ok()) << texts.status().ToString();
+    if (!texts.ok()) return out;
+    for (const auto& t : *texts) {
+      auto e = audit::ParseEntry(t);
+      EXPECT_TRUE(e.ok()) << t;
+      if (e.ok()) out.push_back(std::move(*e));
+    }
+    return out;
+  }
+  // The entries appended by `fn` (the log is only appended to).
+  template <typename Fn>
+  std::vector<audit::AuditEntry> EntriesOf(Fn fn) {
+    size_t before = vault_->audit_log()->size();
+    fn();
+    auto all = Entries();
+    return std::vector<audit::AuditEntry>(all.begin() + static_cast<ptrdiff_t>(before), all.end());
+  }
+  void ReopenVault() {
+    service_.reset();
+    access_.reset();
+    vault_.reset();
+    auto v = Vault::Open(cfg_);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    vault_ = std::move(*v);
+  }
+  // Waits (bounded) for the store to drop acknowledged outbox records.
+  size_t PendingRecords() {
+    for (int i = 0; i < 100; ++i) {
+      auto p = vault_->store()->PendingAuditRecords();
+      if (p.ok() && p->empty()) return 0;
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+    return vault_->store()->PendingAuditRecords()->size();
+  }
+};
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+TEST_F(AuditedRequestsTest, EveryRequestLeavesExactlyOneEntryNamingWhatItTouched) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","name":[{"family":"Zyx"}]})")
+                .status,
+            201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/o1",
+                 R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat1"}})")
+                .status,
+            201);
+
+  // A read: who, from where, what (type/id/version, the patient), outcome.
+  auto read = EntriesOf([&] {
+    auto r = Call("GET", "/fhir/Observation/o1", "", {{"x-request-id", "req-42"}, {"user-agent", "ehr/1.0"}});
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.Header("X-Request-Id"), "req-42");
+  });
+  ASSERT_EQ(read.size(), 1u);
+  const audit::AuditEntry& e = read[0];
+  EXPECT_EQ(e.action, audit::AuditAction::kRead);
+  EXPECT_EQ(e.request_id, "req-42");
+  EXPECT_EQ(e.user_agent, "ehr/1.0");
+  EXPECT_EQ(e.agent.subject, "backend");
+  EXPECT_EQ(e.agent.role, "system");
+  ASSERT_EQ(e.resources.size(), 1u);
+  EXPECT_EQ(e.resources[0], (audit::AuditResource{"Observation", "o1", "1", ""}));
+  EXPECT_EQ(e.patients, std::vector<std::string>{"pat1"});
+  EXPECT_EQ(e.outcome, audit::AuditOutcome::kAllowed);
+  EXPECT_EQ(e.rule, "allow");
+  EXPECT_EQ(e.http_status, 200);
+  EXPECT_GT(e.time_ms, 0);
+
+  // An update: the version written and the one it replaced.
+  auto upd = EntriesOf([&] {
+    EXPECT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 200);
+  });
+  ASSERT_EQ(upd.size(), 1u);
+  EXPECT_EQ(upd[0].action, audit::AuditAction::kUpdate);
+  EXPECT_EQ(upd[0].resources, (std::vector<audit::AuditResource>{{"Patient", "pat1", "2", "1"}}));
+  EXPECT_GT(upd[0].write_record, 0);
+  EXPECT_EQ(PendingRecords(), 0u);  // handed on to the log and dropped
+
+  // A history page: every version it returned.
+  auto hist = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Patient/pat1/_history").status, 200); });
+  ASSERT_EQ(hist.size(), 1u);
+  EXPECT_EQ(hist[0].action, audit::AuditAction::kHistory);
+  EXPECT_EQ(hist[0].resources.size(), 2u);
+  EXPECT_EQ(hist[0].query, "Patient/pat1/_history");
+
+  // Unauthenticated and malformed requests are recorded too.
+  auto anon = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Patient/pat1", "", {{"authorization", ""}}).status, 401); });
+  ASSERT_EQ(anon.size(), 1u);
+  EXPECT_EQ(anon[0].outcome, audit::AuditOutcome::kDenied);
+  EXPECT_EQ(anon[0].rule, "identity");
+  EXPECT_EQ(anon[0].http_status, 401);
+  auto bad = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Patient/bad$id").status, 400); });
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_EQ(bad[0].http_status, 400);
+
+  // The operational endpoints carry no identity and no data: not audited.
+  auto ops = EntriesOf([&] {
+    EXPECT_EQ(Call("GET", "/healthz").status, 200);
+    EXPECT_EQ(Call("GET", "/readyz").status, 200);
+    EXPECT_EQ(Call("GET", "/metrics").status, 200);
+  });
+  EXPECT_TRUE(ops.empty());
+}
+
+TEST_F(AuditedRequestsTest, DenialsRecordTheRuleAndTheRecordWithoutTellingTheCaller) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Condition/c1",
+                 R"({"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/pat1"}})")
+                .status,
+            201);
+  Headers dr = {{"authorization", "Bearer " + Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds")}};
+  auto denied = EntriesOf([&] {
+    auto r = Call("GET", "/fhir/Condition/c1", "", dr);
+    EXPECT_EQ(r.status, 404);  // as if missing...
+  });
+  ASSERT_EQ(denied.size(), 1u);
+  // ...but the privacy officer learns who tried what, and which rule said no.
+  EXPECT_EQ(denied[0].outcome, audit::AuditOutcome::kDenied);
+  EXPECT_EQ(denied[0].rule, "care-relationship");
+  EXPECT_NE(denied[0].decision.find("care-relationship-"), std::string::npos) << denied[0].decision;
+  EXPECT_EQ(denied[0].agent.fhir_user, "Practitioner/dr1");
+  EXPECT_EQ(denied[0].patients, std::vector<std::string>{"pat1"});
+  ASSERT_EQ(denied[0].resources.size(), 1u);
+  EXPECT_EQ(denied[0].resources[0].id, "c1");
+
+  // Break-glass: the grant is an event of its own, and the read it allowed
+  // is marked, with the reason.
+  dr.emplace_back("x-purpose-of-use", "ETREAT");
+  dr.emplace_back("x-break-glass-reason", "unconscious in ED");
+  auto bg = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Condition/c1", "", dr).status, 200); });
+  ASSERT_EQ(bg.size(), 2u);
+  EXPECT_EQ(bg[0].action, audit::AuditAction::kBreakGlass);
+  EXPECT_EQ(bg[0].patients, std::vector<std::string>{"pat1"});
+  EXPECT_EQ(bg[1].action, audit::AuditAction::kRead);
+  EXPECT_TRUE(bg[1].break_glass);
+  EXPECT_EQ(bg[1].break_glass_reason, "unconscious in ED");
+  EXPECT_EQ(bg[1].purpose_of_use, "ETREAT");
+  EXPECT_EQ(bg[1].rule, "break-glass");
+}
+
+TEST_F(AuditedRequestsTest, BundleEntryListsEveryWriteAndEveryReadItReturned) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+  std::string bundle = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat1"}},
+     "request":{"method":"POST","url":"Observation"}},
+    {"request":{"method":"GET","url":"Patient/pat1"}}]})";
+  auto entries = EntriesOf([&] { EXPECT_EQ(Call("POST", "/fhir", bundle).status, 200); });
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].action, audit::AuditAction::kBatch);
+  ASSERT_EQ(entries[0].resources.size(), 2u);
+  EXPECT_EQ(entries[0].resources[0].type, "Observation");
+  EXPECT_EQ(entries[0].resources[1], (audit::AuditResource{"Patient", "pat1", "1", ""}));
+  EXPECT_EQ(entries[0].patients, std::vector<std::string>{"pat1"});
+}
+
+TEST_F(AuditedRequestsTest, NothingIsServedWhileTheLogCannotBeWrittenAndServiceResumesByItself) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","name":[{"family":"Qwertyson"}]})")
+                .status,
+            201);
+  const size_t before = vault_->audit_log()->size();
+
+  faults_->fail_writes = true;  // the disk is full
+  auto r = Call("GET", "/fhir/Patient/pat1");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body.find("Qwertyson"), std::string::npos) << "health data left unaudited";
+  EXPECT_EQ(r.Json()["resourceType"], "OperationOutcome");
+  EXPECT_EQ(Call("GET", "/readyz").status, 503);
+  // A write is refused the same way: its answer is withheld...
+  auto w = Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","active":true})");
+  EXPECT_EQ(w.status, 503);
+  EXPECT_EQ(w.body.find("Qwertyson"), std::string::npos);
+  EXPECT_EQ(vault_->audit_log()->size(), before);
+
+  // ...and once the disk works again, with no request at all, readiness
+  // returns (the probe writes), and the withheld write's entry lands.
+  faults_->fail_writes = false;
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    ready = Call("GET", "/readyz").status == 200;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(ready);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
+  EXPECT_EQ(PendingRecords(), 0u);
+
+  // Every write that happened has exactly one entry (the one the store kept:
+  // no answer was sent, so it has no status); the refused read has none,
+  // because it returned nothing.
+  int second_version_entries = 0;
+  for (const auto& e : Entries()) {
+    for (const auto& r : e.resources) {
+      if (e.action == audit::AuditAction::kUpdate && r.version == "2") {
+        EXPECT_EQ(r, (audit::AuditResource{"Patient", "pat1", "2", "1"}));
+        EXPECT_GT(e.write_record, 0);
+        EXPECT_EQ(e.http_status, 0);
+        ++second_version_entries;
+      }
+    }
+  }
+  EXPECT_EQ(second_version_entries, 1);
+  EXPECT_EQ(vault_->store()->Read("Patient", "pat1")->version, 2);
+}
+
+// Commits one Patient with an audit record that nobody hands on to the log,
+// as if the process died right after the store's COMMIT. Returns the record.
+store::CommitOutcome CommitWithoutAppending(store::ResourceStore& store, const std::string& id) {
+  store::WriteOp op;
+  op.kind = store::WriteOp::Kind::kPut;
+  op.type = "Patient";
+  op.id = id;
+  op.resource = boost::json::parse(R"({"resourceType":"Patient"})").as_object();
+  op.patients = {id};
+  std::vector<store::WriteOp> ops;
+  ops.push_back(std::move(op));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<store::CommitOutcome> result;
+  store.Commit(
+      std::move(ops), true,
+      [&](store::CommitOutcome out) {
+        std::lock_guard lk(mu);
+        result = std::move(out);
+        cv.notify_one();
+      },
+      [](const store::CommitOutcome& out, int64_t record_id) {
+        audit::AuditEntry e;
+        e.time_ms = fhir::NowMillis();
+        e.action = audit::AuditAction::kUpdate;
+        e.write_record = record_id;
+        AddWriteResults(e, out.results);
+        return audit::Serialize(e);
+      });
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return result.has_value(); });
+  return std::move(*result);
+}
+
+TEST_F(AuditedRequestsTest, AWriteWhoseEntryDidNotReachTheLogIsRecordedAtTheNextStartExactlyOnce) {
+  auto out = CommitWithoutAppending(*vault_->store(), "crash");
+  ASSERT_TRUE(out.status.ok());
+  ASSERT_EQ(vault_->store()->PendingAuditRecords()->size(), 1u);
+  auto count = [&] {
+    int n = 0;
+    for (const auto& e : Entries()) n += e.write_record == out.audit_record_id;
+    return n;
+  };
+  EXPECT_EQ(count(), 0);
+  ReopenVault();
+  EXPECT_EQ(count(), 1);
+  EXPECT_EQ(PendingRecords(), 0u);
+  ReopenVault();
+  EXPECT_EQ(count(), 1);
+}
+
+TEST_F(AuditedRequestsTest, RecoveryDoesNotAppendARecordTheLogAlreadyHolds) {
+  // The entry reached the log, but the process died before the store
+  // dropped the record: at the next start it is pending, and must not be
+  // appended a second time.
+  auto out = CommitWithoutAppending(*vault_->store(), "p");
+  ASSERT_TRUE(out.status.ok());
+  ASSERT_TRUE(vault_->audit_log()->AppendAndWait(out.audit_record).ok());
+  auto count = [&] {
+    int n = 0;
+    for (const auto& e : Entries()) n += e.write_record == out.audit_record_id;
+    return n;
+  };
+  EXPECT_EQ(count(), 1);
+  ReopenVault();
+  EXPECT_EQ(count(), 1);
+  EXPECT_EQ(PendingRecords(), 0u);
+}
+
+TEST_F(AuditedRequestsTest, ImportedBatchesAreAuditedLikeApiWrites) {
+  std::vector<boost::json::object> resources;
+  resources.push_back(boost::json::parse(R"({"resourceType":"Patient","id":"imp1"})").as_object());
+  resources.push_back(boost::json::parse(
+                          R"({"resourceType":"Observation","id":"o9","status":"final","code":{"text":"x"},)"
+                          R"("subject":{"reference":"Patient/imp1"}})")
+                          .as_object());
+  ImportOptions opts;
+  opts.auditor = vault_->audit_trail();
+  auto entries = EntriesOf([&] {
+    auto summary = ImportResources(vault_->store(), std::move(resources), opts);
+    ASSERT_TRUE(summary.ok());
+    EXPECT_EQ(summary->loaded, 2);
+  });
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].event, "import");
+  EXPECT_EQ(entries[0].resources.size(), 2u);
+  EXPECT_EQ(entries[0].patients, std::vector<std::string>{"imp1"});
+  EXPECT_GT(entries[0].write_record, 0);
+  EXPECT_EQ(PendingRecords(), 0u);
+}
+
+TEST_F(AuditedRequestsTest, UserAndDeviceChangesReachTheLogOnce) {
+  auto accounts = store::OpenAccountStore(cfg_.data_dir, vault_->keyring());
+  ASSERT_TRUE(accounts.ok());
+  (*accounts)->SetChangeRecordBuilder(AccountChangeRecorder("operator"));
+  store::DeviceRecord dev;
+  dev.device_id = "pump-7";
+  dev.cert_sha256 = std::string(64, 'b');
+  dev.patients = {"p1"};
+  ASSERT_TRUE((*accounts)->AddDevice(dev).ok());
+  ASSERT_TRUE((*accounts)->SetDeviceDisabled("pump-7", true).ok());
+  auto entries = EntriesOf([&] {
+    auto moved = vault_->audit_trail()->DrainChangeRecords(**accounts);
+    ASSERT_TRUE(moved.ok());
+    EXPECT_EQ(*moved, 2u);
+    EXPECT_EQ(*vault_->audit_trail()->DrainChangeRecords(**accounts), 0u);
+  });
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].action, audit::AuditAction::kDeviceChange);
+  EXPECT_EQ(entries[0].event, "device.add");
+  EXPECT_EQ(entries[1].event, "device.disable");
+  EXPECT_EQ(entries[1].agent.subject, "operator");
+  EXPECT_EQ(entries[1].resources, (std::vector<audit::AuditResource>{{"Device", "pump-7", "", ""}}));
+}
+
+TEST_F(AuditedRequestsTest, AuthenticationEventsMapToTheirActions) {
+  EXPECT_EQ(AuthEventEntry("login.success", "ann", "10.0.0.1", "success", 5).action, audit::AuditAction::kLogin);
+  EXPECT_EQ(AuthEventEntry("token.issued", "ann", "10.0.0.1", "success", 5).outcome, audit::AuditOutcome::kAllowed);
+  auto lock = AuthEventEntry("account.lockout", "ann", "10.0.0.1", "locked", 5);
+  EXPECT_EQ(lock.action, audit::AuditAction::kLockout);
+  EXPECT_EQ(lock.outcome, audit::AuditOutcome::kDenied);
+  auto fail = AuthEventEntry("login.failure", "", "10.0.0.1", "invalid_grant", 5);
+  EXPECT_EQ(fail.action, audit::AuditAction::kLoginFailure);
+  EXPECT_EQ(fail.source_address, "10.0.0.1");
+  EXPECT_EQ(fail.rule, "invalid_grant");
+  EXPECT_EQ(AuthEventEntry("token.refresh_reuse", "ann", "", "family_revoked", 5).action,
+            audit::AuditAction::kLoginFailure);
+}
+
+}  // namespace
+}  // namespace phivault::api
