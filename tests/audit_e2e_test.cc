@@ -54,10 +54,13 @@ class AuditCliTest : public ::testing::Test {
     return rc;
   }
 
-  // Appends `n` entries tagged `tag` and signs a checkpoint covering them.
+  // Appends `n` entries tagged `tag` and signs a checkpoint covering them;
+  // size_ is then the log's size (which includes the vault's own events,
+  // such as its creation).
   void AppendAndSign(int n, const std::string& tag) {
     auto log = audit::AuditLog::Open(data_, *keyring_);
     ASSERT_TRUE(log.ok()) << log.status().ToString();
+    base_ = (*log)->size();
     for (int i = 0; i < n; ++i) {
       audit::AuditEntry e;
       e.time_ms = 1767225600000 + i;
@@ -67,7 +70,9 @@ class AuditCliTest : public ::testing::Test {
       ASSERT_TRUE((*log)->AppendAndWait(audit::Serialize(e)).ok());
     }
     ASSERT_TRUE((*log)->SignCheckpoint().ok());
+    size_ = (*log)->size();
   }
+  std::string OkLine() const { return "audit log OK: " + std::to_string(size_) + " entries"; }
 
   std::string Vkey() {
     EXPECT_EQ(Run({"audit", "pubkey", "--data", data_, "--key-file", key_}), 0) << out_;
@@ -80,13 +85,15 @@ class AuditCliTest : public ::testing::Test {
   std::string key_, data_, out_;
   std::unique_ptr<crypto::Keyring> keyring_;
   int runs_ = 0;
+  uint64_t base_ = 0;  // log size before the last AppendAndSign
+  uint64_t size_ = 0;  // and after it
 };
 
 TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {
   AppendAndSign(40, "a");
   const std::string vkey = Vkey();
   EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--key-file", key_}), 0) << out_;
-  EXPECT_NE(out_.find("audit log OK: 40 entries"), std::string::npos) << out_;
+  EXPECT_NE(out_.find(OkLine()), std::string::npos) << out_;
 
   // Export and verify with no master key anywhere: only the public key.
   const std::string x = tmp_.Sub("export");
@@ -94,7 +101,7 @@ TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {
   EXPECT_EQ(ReadFile(x + "/vkey.txt"), vkey + "\n");
   for (const auto& f : testing::FilesBelow(x)) EXPECT_EQ(ReadFile(f).find("dr-a"), std::string::npos) << f;
   ASSERT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 0) << out_;
-  EXPECT_NE(out_.find("audit log OK: 40 entries"), std::string::npos) << out_;
+  EXPECT_NE(out_.find(OkLine()), std::string::npos) << out_;
   ASSERT_EQ(Run({"audit", "verify", "--data", x}), 0) << out_;
   EXPECT_NE(out_.find("vkey.txt"), std::string::npos) << "says which key it trusted: " << out_;
   const std::string vkey_file = tmp_.Sub("vkey.txt");
@@ -107,20 +114,22 @@ TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {
   const std::string seg = x + "/seg-000001.log";
   const std::string pristine = ReadFile(seg);
   audit::testing::RawSegment raw = audit::testing::ReadSegment(seg);
-  ASSERT_EQ(raw.records.size(), 40u);
-  raw.records[17][audit::kRecordHeaderSize + 5] ^= 0x01;
+  ASSERT_EQ(raw.records.size(), size_);
+  const uint64_t victim = base_ + 17;
+  raw.records[victim][audit::kRecordHeaderSize + 5] ^= 0x01;
   audit::testing::WriteSegment(seg, raw);
   EXPECT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 4) << out_;
-  EXPECT_NE(out_.find("first bad index: 17"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("first bad index: " + std::to_string(victim)), std::string::npos) << out_;
   EXPECT_NE(out_.find("FAILED"), std::string::npos) << out_;
 
   // Remove entry 30 instead.
   testing::WriteFile(seg, pristine);
   raw = audit::testing::ReadSegment(seg);
-  raw.records.erase(raw.records.begin() + 30);
+  const uint64_t removed = base_ + 30;
+  raw.records.erase(raw.records.begin() + static_cast<std::ptrdiff_t>(removed));
   audit::testing::WriteSegment(seg, raw);
   EXPECT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 4) << out_;
-  EXPECT_NE(out_.find("first bad index: 30"), std::string::npos) << out_;
+  EXPECT_NE(out_.find("first bad index: " + std::to_string(removed)), std::string::npos) << out_;
 
   // A key for another vault does not verify this one.
   testing::WriteFile(seg, pristine);
@@ -184,9 +193,9 @@ TEST_F(AuditCliTest, PublishFollowAppendsEachNewCheckpoint) {
     for (int i = 0; i < 200 && max_published() < size; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
     return max_published();
   };
-  EXPECT_EQ(wait_for(5), 5u) << ReadFile(log_path);
+  EXPECT_EQ(wait_for(size_), size_) << ReadFile(log_path);
   AppendAndSign(7, "b");
-  EXPECT_EQ(wait_for(12), 12u) << ReadFile(log_path);
+  EXPECT_EQ(wait_for(size_), size_) << ReadFile(log_path);
   ::kill(pid, SIGTERM);
   EXPECT_EQ(WaitBin(pid), 0) << ReadFile(log_path);
   // Every note in the published file verifies, in increasing size.

@@ -42,12 +42,14 @@ class AuditServiceTest : public ::testing::Test {
   void SetUp() override {
     tv_ = testing::TestVault::Create(tmp_);
     ASSERT_NE(tv_.access, nullptr);
-    auto log = audit::AuditLog::Open(tv_.data_dir, tv_.vault->keyring());
-    ASSERT_TRUE(log.ok()) << log.status().ToString();
-    log_ = std::move(*log);
+    // The vault's own log: it already holds the vault's events (creation,
+    // start); the entries the tests append start at base_.
+    log_ = tv_.vault->audit_log();
+    ASSERT_NE(log_, nullptr);
+    base_ = log_->size();
     AuditServiceOptions so;
     so.base_url = "https://vault.test";
-    service_ = std::make_unique<AuditService>(log_.get(), tv_.access.get(), so);
+    service_ = std::make_unique<AuditService>(log_, tv_.access.get(), so);
     po_token_ = Token("po-1", "privacy-officer", "Practitioner/po", "user/*.rs");
   }
 
@@ -123,7 +125,8 @@ class AuditServiceTest : public ::testing::Test {
     Append(Entry(kT0 + 9 * 60000, "dr-b", A::kDelete, {"p1"}));
   }
 
-  // Follows next links of a searchset and returns the AuditEvent ids seen.
+  // Follows next links of a searchset and returns the AuditEvent ids seen,
+  // relative to base_ (the vault's own earlier events are left out).
   std::vector<uint64_t> SearchAll(const std::string& first, int* pages = nullptr) {
     std::vector<uint64_t> ids;
     std::string url = first;
@@ -139,7 +142,8 @@ class AuditServiceTest : public ::testing::Test {
         for (const auto& e : b["entry"].as_array()) {
           const auto& res = e.as_object().at("resource").as_object();
           EXPECT_EQ(res.at("resourceType"), "AuditEvent");
-          ids.push_back(std::stoull(Str(res.at("id"))));
+          const uint64_t id = std::stoull(Str(res.at("id")));
+          if (id >= base_) ids.push_back(id - base_);  // relative to the tests' first entry
           EXPECT_EQ(Str(e.as_object().at("fullUrl")), "https://vault.test/fhir/AuditEvent/" + Str(res.at("id")));
         }
       }
@@ -152,9 +156,13 @@ class AuditServiceTest : public ::testing::Test {
     return ids;
   }
 
+  std::string Ev(uint64_t n) const { return "AuditEvent/" + std::to_string(base_ + n); }
+  std::string Idx(uint64_t n) const { return std::to_string(base_ + n); }
+
   phivault::testing::TempDir tmp_;
   testing::TestVault tv_;
-  std::unique_ptr<audit::AuditLog> log_;
+  audit::AuditLog* log_ = nullptr;
+  uint64_t base_ = 0;
   std::unique_ptr<AuditService> service_;
   std::string po_token_;
 };
@@ -252,7 +260,7 @@ TEST_F(AuditServiceTest, CheckpointAndProofsVerify) {
   ASSERT_TRUE(vkey.ok());
   auto head1 = audit::VerifyCheckpoint(cp1.body, *vkey);
   ASSERT_TRUE(head1.ok()) << head1.status().ToString() << cp1.body;
-  EXPECT_EQ(head1->size, 10u);
+  EXPECT_EQ(head1->size, base_ + 10);
   EXPECT_EQ(head1->origin, log_->origin());
 
   for (int i = 0; i < 7; ++i) Append(Entry(kT0 + 600000 + i, "dr-z", audit::AuditAction::kRead, {"p4"}));
@@ -260,48 +268,52 @@ TEST_F(AuditServiceTest, CheckpointAndProofsVerify) {
   Reply cp2 = Get("/audit/checkpoint", po_token_);
   auto head2 = audit::VerifyCheckpoint(cp2.body, *vkey);
   ASSERT_TRUE(head2.ok());
-  ASSERT_EQ(head2->size, 17u);
+  const uint64_t n = base_ + 17;
+  ASSERT_EQ(head2->size, n);
+  const std::string size = "&size=" + std::to_string(n);
 
-  // Inclusion of every entry in the 17-entry tree, checked against the
-  // signed root with the independent RFC 9162 verification.
-  for (uint64_t i = 0; i < 17; ++i) {
-    Reply r = Get("/audit/proof/inclusion?index=" + std::to_string(i) + "&size=17", po_token_);
+  // Inclusion of every entry in the tree, checked against the signed root
+  // with the independent RFC 9162 verification.
+  for (uint64_t i = 0; i < n; ++i) {
+    Reply r = Get("/audit/proof/inclusion?index=" + std::to_string(i) + size, po_token_);
     ASSERT_EQ(r.status, 200) << r.body;
     auto o = r.Json();
     EXPECT_EQ(o["index"].to_number<uint64_t>(), i);
-    EXPECT_EQ(o["size"].to_number<uint64_t>(), 17u);
+    EXPECT_EQ(o["size"].to_number<uint64_t>(), n);
     std::vector<std::string> proof;
     for (const auto& h : o["proof"].as_array()) proof.push_back(*audit::Base64Decode(Str(h)));
     auto leaf = audit::Base64Decode(Str(o["leafHash"]));
     ASSERT_TRUE(leaf.ok());
     EXPECT_EQ(*audit::Base64Decode(Str(o["rootHash"])), audit::HashString(head2->root));
-    EXPECT_TRUE(audit::VerifyInclusion(i, 17, *leaf, proof, audit::HashView(head2->root)).ok()) << i;
+    EXPECT_TRUE(audit::VerifyInclusion(i, n, *leaf, proof, audit::HashView(head2->root)).ok()) << i;
     // The leaf is the hash of the sealed record, not of anything we chose.
     EXPECT_EQ(*leaf, *log_->LeafHash(i));
     if (!proof.empty()) {
       proof[0][0] ^= 1;
-      EXPECT_FALSE(audit::VerifyInclusion(i, 17, *leaf, proof, audit::HashView(head2->root)).ok());
+      EXPECT_FALSE(audit::VerifyInclusion(i, n, *leaf, proof, audit::HashView(head2->root)).ok());
     }
   }
 
   // Consistency between the two signed checkpoints.
-  Reply c = Get("/audit/proof/consistency?from=10&to=17", po_token_);
+  Reply c = Get("/audit/proof/consistency?from=" + Idx(10) + "&to=" + std::to_string(n), po_token_);
   ASSERT_EQ(c.status, 200) << c.body;
   auto co = c.Json();
   std::vector<std::string> cproof;
   for (const auto& h : co["proof"].as_array()) cproof.push_back(*audit::Base64Decode(Str(h)));
   EXPECT_EQ(*audit::Base64Decode(Str(co["fromRoot"])), audit::HashString(head1->root));
   EXPECT_EQ(*audit::Base64Decode(Str(co["toRoot"])), audit::HashString(head2->root));
-  EXPECT_TRUE(audit::VerifyConsistency(10, 17, cproof, audit::HashView(head1->root), audit::HashView(head2->root)).ok());
-  EXPECT_FALSE(audit::VerifyConsistency(10, 17, cproof, audit::HashView(head2->root), audit::HashView(head1->root)).ok());
+  EXPECT_TRUE(audit::VerifyConsistency(base_ + 10, n, cproof, audit::HashView(head1->root), audit::HashView(head2->root)).ok());
+  EXPECT_FALSE(audit::VerifyConsistency(base_ + 10, n, cproof, audit::HashView(head2->root), audit::HashView(head1->root)).ok());
 
   // Untrusted parameters: OperationOutcome 400, never a crash.
+  const std::string n_s = std::to_string(n), n1_s = std::to_string(n + 1);
   for (std::string bad :
-       {"/audit/proof/inclusion?index=17&size=17", "/audit/proof/inclusion?index=0&size=18",
-        "/audit/proof/inclusion?index=0", "/audit/proof/inclusion?index=-1&size=3",
-        "/audit/proof/inclusion?index=0&size=3&size=4", "/audit/proof/inclusion?index=99999999999999999999999&size=2",
-        "/audit/proof/consistency?from=0&to=3", "/audit/proof/consistency?from=5&to=3",
-        "/audit/proof/consistency?from=1&to=18", "/audit/proof/consistency?from=x&to=3"}) {
+       {"/audit/proof/inclusion?index=" + n_s + "&size=" + n_s, "/audit/proof/inclusion?index=0&size=" + n1_s,
+        std::string("/audit/proof/inclusion?index=0"), std::string("/audit/proof/inclusion?index=-1&size=3"),
+        std::string("/audit/proof/inclusion?index=0&size=3&size=4"),
+        std::string("/audit/proof/inclusion?index=99999999999999999999999&size=2"),
+        std::string("/audit/proof/consistency?from=0&to=3"), std::string("/audit/proof/consistency?from=5&to=3"),
+        "/audit/proof/consistency?from=1&to=" + n1_s, std::string("/audit/proof/consistency?from=x&to=3")}) {
     Reply r = Get(bad, po_token_);
     EXPECT_EQ(r.status, 400) << bad << " " << r.body;
     EXPECT_EQ(r.Json()["resourceType"], "OperationOutcome") << bad;
@@ -318,7 +330,7 @@ TEST_F(AuditServiceTest, EntriesArePagedAndDecrypted) {
   }
   ASSERT_TRUE(log_->AppendAndWait("not json at all").ok());  // a foreign record is shown, not dropped
   std::vector<std::string> seen;
-  std::string url = "/audit/entries?start=3&_count=10";
+  std::string url = "/audit/entries?start=" + Idx(3) + "&_count=10";
   int pages = 0;
   bool saw_raw = false;
   while (!url.empty()) {
@@ -326,7 +338,7 @@ TEST_F(AuditServiceTest, EntriesArePagedAndDecrypted) {
     Reply r = Get(url, po_token_);
     ASSERT_EQ(r.status, 200) << r.body;
     auto o = r.Json();
-    EXPECT_EQ(o["logSize"].to_number<uint64_t>(), 26u);
+    EXPECT_EQ(o["logSize"].to_number<uint64_t>(), base_ + 26);
     uint64_t expect_index = o["start"].to_number<uint64_t>();
     for (const auto& e : o["entries"].as_array()) {
       const auto& eo = e.as_object();
@@ -344,10 +356,10 @@ TEST_F(AuditServiceTest, EntriesArePagedAndDecrypted) {
   EXPECT_TRUE(saw_raw);
   EXPECT_EQ(seen, std::vector<std::string>(request_ids.begin() + 3, request_ids.end()));
 
-  auto bounded = Get("/audit/entries?start=5&end=7", po_token_).Json();
+  auto bounded = Get("/audit/entries?start=" + Idx(5) + "&end=" + Idx(7), po_token_).Json();
   EXPECT_EQ(bounded["entries"].as_array().size(), 2u);
   EXPECT_FALSE(bounded.contains("next"));
-  EXPECT_EQ(Get("/audit/entries?start=5&end=27", po_token_).status, 400);
+  EXPECT_EQ(Get("/audit/entries?start=5&end=" + Idx(27), po_token_).status, 400);
   EXPECT_EQ(Get("/audit/entries?start=8&end=7", po_token_).status, 400);
   EXPECT_EQ(Get("/audit/entries?_count=0", po_token_).status, 400);
 }
@@ -377,15 +389,15 @@ TEST_F(AuditServiceTest, AuditEventSearchFiltersLikeIti81) {
   auto b = one.Json();
   ASSERT_EQ(b["entry"].as_array().size(), 1u);
   const auto& ev = b["entry"].as_array()[0].as_object().at("resource").as_object();
-  EXPECT_EQ(Str(ev.at("id")), "5");
+  EXPECT_EQ(Str(ev.at("id")), Idx(5));
   EXPECT_EQ(ev.at("action"), "R");
   std::string text = json::serialize(ev);
   EXPECT_NE(text.find("Patient/p1"), std::string::npos);
   EXPECT_NE(text.find("ETREAT"), std::string::npos);
-  Reply read = Get("/fhir/AuditEvent/5", po_token_);
+  Reply read = Get("/fhir/" + Ev(5), po_token_);
   ASSERT_EQ(read.status, 200);
   EXPECT_EQ(read.Json(), ev) << "the fullUrl resolves to the same resource";
-  EXPECT_EQ(Get("/fhir/AuditEvent/10", po_token_).status, 404);
+  EXPECT_EQ(Get("/fhir/" + Ev(10), po_token_).status, 404);
   EXPECT_EQ(Get("/fhir/AuditEvent/abc", po_token_).status, 404);
 
   // Bad values: 400 OperationOutcome.
@@ -439,7 +451,7 @@ TEST_F(AuditServiceTest, AuditEventPagingSeesEachMatchOnceWhileEntriesArrive) {
   AuditServiceOptions so;
   so.base_url = "https://vault.test";
   so.max_scan_entries = 3;
-  AuditService small(log_.get(), tv_.access.get(), so);
+  AuditService small(log_, tv_.access.get(), so);
   std::vector<uint64_t> all;
   std::string url = "/fhir/AuditEvent?patient=p2";
   int n = 0;
@@ -450,7 +462,7 @@ TEST_F(AuditServiceTest, AuditEventPagingSeesEachMatchOnceWhileEntriesArrive) {
     if (b.contains("entry")) {
       EXPECT_LE(b["entry"].as_array().size(), 3u);
       for (const auto& e : b["entry"].as_array()) {
-        all.push_back(std::stoull(Str(e.as_object().at("resource").as_object().at("id"))));
+        all.push_back(std::stoull(Str(e.as_object().at("resource").as_object().at("id"))) - base_);
       }
     }
     url.clear();
@@ -459,7 +471,7 @@ TEST_F(AuditServiceTest, AuditEventPagingSeesEachMatchOnceWhileEntriesArrive) {
     }
   }
   EXPECT_EQ(all, (std::vector<uint64_t>{1, 2, 8}));
-  EXPECT_EQ(n, 4) << "11 entries, 3 per page";
+  EXPECT_EQ(static_cast<uint64_t>(n), (base_ + 11 + 2) / 3) << "3 entries examined per page";
 }
 
 TEST_F(AuditServiceTest, AccessReportListsWhoTouchedThePatient) {
@@ -483,8 +495,7 @@ TEST_F(AuditServiceTest, AccessReportListsWhoTouchedThePatient) {
   EXPECT_EQ(total, 6u);
   std::vector<std::string> events;
   for (const auto* row : rows) events.push_back(Str(Part(*row, "event")->as_object().at("reference")));
-  EXPECT_EQ(events, (std::vector<std::string>{"AuditEvent/0", "AuditEvent/2", "AuditEvent/3", "AuditEvent/4",
-                                              "AuditEvent/5", "AuditEvent/9"}));
+  EXPECT_EQ(events, (std::vector<std::string>{Ev(0), Ev(2), Ev(3), Ev(4), Ev(5), Ev(9)}));
   // The search at index 2 also touched p2: only counts, no ids of p2's records.
   EXPECT_EQ(json::serialize(*rows[1]).find("obs-p2"), std::string::npos) << json::serialize(*rows[1]);
   EXPECT_EQ(json::serialize(o).find("p2"), std::string::npos) << "nothing of another patient";
@@ -537,16 +548,16 @@ TEST_F(AuditServiceTest, AccessReportPagesStayStableWhileEntriesArrive) {
   };
   std::string next;
   auto p1 = page("/fhir/Patient/p1/$access-report?_sort=-when&_count=4", &next);
-  EXPECT_EQ(p1, (std::vector<std::string>{"AuditEvent/9", "AuditEvent/5", "AuditEvent/4", "AuditEvent/3"}));
+  EXPECT_EQ(p1, (std::vector<std::string>{Ev(9), Ev(5), Ev(4), Ev(3)}));
   ASSERT_FALSE(next.empty());
   // A newer access would sort first; the second page must not repeat #3.
   Append(Entry(kT0 + 3600000, "dr-d", audit::AuditAction::kRead, {"p1"}));
   auto p2 = page(next, &next);
-  EXPECT_EQ(p2, (std::vector<std::string>{"AuditEvent/2", "AuditEvent/0"}));
+  EXPECT_EQ(p2, (std::vector<std::string>{Ev(2), Ev(0)}));
   EXPECT_TRUE(next.empty());
   // A new report sees the new access.
   auto fresh = page("/fhir/Patient/p1/$access-report?_sort=-when&_count=1", &next);
-  EXPECT_EQ(fresh, std::vector<std::string>{"AuditEvent/10"});
+  EXPECT_EQ(fresh, std::vector<std::string>{Ev(10)});
   EXPECT_EQ(Get("/fhir/Patient/p1/$access-report?_snapshot=99", po_token_).status, 400);
 }
 
