@@ -1,5 +1,6 @@
 // Fuzzes everything the audit component parses from untrusted sources:
 // signed notes and checkpoint bodies, verifier keys, checkpoints files,
+// published checkpoints (files or collector logs) and syslog target URLs,
 // inclusion/consistency proofs, and segment files. Any input must be
 // accepted or rejected cleanly. Invariants checked:
 //   * a note that verifies under the fuzz key has a canonical body
@@ -20,6 +21,7 @@
 
 #include "audit/checkpoint.h"
 #include "audit/merkle.h"
+#include "audit/publish.h"
 #include "audit/segment.h"
 
 namespace {
@@ -78,6 +80,10 @@ void FuzzNote(std::string_view in) {
   if (complete > in.size()) std::abort();
   for (const auto& n : notes) (void)VerifyCheckpoint(n, key);
   (void)Base64Decode(in);
+  // Published checkpoints read back by `audit verify --checkpoint` and
+  // `audit publish` (files, collector logs) and the syslog target URL.
+  for (const auto& n : ExtractCheckpoints(in)) (void)VerifyCheckpoint(n, key);
+  (void)ParseSyslogUrl(in);
 }
 
 void FuzzProofs(std::string_view in) {

@@ -6,7 +6,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,9 +21,8 @@
 #include "auth/totp.h"
 #include "common/testing/temp_dir.h"
 #include "crypto/keyring.h"
+#include "run_bin.h"
 #include "store/account_store.h"
-
-extern char** environ;
 
 namespace phivault {
 namespace {
@@ -32,26 +30,10 @@ namespace {
 using testing::ReadFile;
 using testing::TempDir;
 
-const std::string kBin = PHIVAULT_BIN;
 constexpr const char* kPassword = "Tr0ub4dor-and-3-horses";
 
 int RunBin(const std::vector<std::string>& args, const std::string& log_path) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(kBin.c_str()));
-  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, kBin.c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return -1;
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return testing::WaitBin(testing::SpawnBin(args, log_path));
 }
 
 size_t Count(const std::string& hay, const std::string& needle) {

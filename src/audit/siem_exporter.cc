@@ -204,6 +204,50 @@ Status WriteSiemCursor(const std::string& path, uint64_t next_index) {
   return Status::Ok();
 }
 
+StatusOr<SSL_CTX*> NewCollectorTlsContext(const std::string& ca_file, const std::string& client_cert_file,
+                                          const std::string& client_key_file) {
+  if (ca_file.empty()) return InvalidArgument("a CA file for the collector's certificate is required");
+  if (client_cert_file.empty() != client_key_file.empty()) {
+    return InvalidArgument("give both a client certificate and its key, or neither");
+  }
+  // Built with OpenSSL directly: Asio's context(method) constructor reports
+  // failure by throwing.
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return Internal("cannot create a TLS context");
+  auto fail = [ctx](Status st) {
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return st;
+  };
+  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return fail(Internal("cannot require TLS 1.2+"));
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    return fail(InvalidArgument("cannot load CA file " + ca_file + " (expect PEM certificates)"));
+  }
+  if (!client_cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, client_cert_file.c_str()) != 1) {
+      return fail(InvalidArgument("cannot load client certificate " + client_cert_file));
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, client_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      return fail(InvalidArgument("cannot load client key " + client_key_file +
+                                  " or it does not match the certificate"));
+    }
+  }
+  return ctx;
+}
+
+bool SetCollectorName(SSL* ssl, const std::string& name) {
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  error_code ec;
+  asio::ip::make_address(name, ec);
+  if (!ec) return X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1;
+  return X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) == 1 &&
+         SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
+}
+
 // Everything the exporter thread owns. Members marked "io" are touched only
 // on the io_context's thread (after Start() posted the first work).
 struct SiemExporter::State {
@@ -303,14 +347,7 @@ struct SiemExporter::State {
 
   // Hostname (or IP) verification and SNI for one TLS session.
   bool ConfigureSession(SSL* ssl) {
-    const std::string& name = opt.server_name.empty() ? opt.host : opt.server_name;
-    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    error_code ec;
-    asio::ip::make_address(name, ec);
-    if (!ec) return X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) == 1;
-    return X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size()) == 1 &&
-           SSL_set_tlsext_host_name(ssl, name.c_str()) == 1;
+    return SetCollectorName(ssl, opt.server_name.empty() ? opt.host : opt.server_name);
   }
 
   void StartConnect() {
@@ -600,31 +637,14 @@ StatusOr<std::unique_ptr<SiemExporter>> SiemExporter::Start(const AuditLog& log,
     return InvalidArgument("siem: timing options must be positive (and backoff_max >= backoff_initial)");
   }
 
-  // The context is built with OpenSSL directly: Asio's context(method)
-  // constructor reports failure by throwing.
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  if (ctx == nullptr) return Internal("siem: cannot create a TLS context");
+  auto made = NewCollectorTlsContext(o.ca_file, o.client_cert_file, o.client_key_file);
+  if (!made.ok()) return Status(made.status().code(), "siem: " + made.status().message());
+  SSL_CTX* ctx = *made;
   auto fail = [ctx](Status st) {
     ERR_clear_error();
     SSL_CTX_free(ctx);
     return st;
   };
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) return fail(Internal("siem: cannot require TLS 1.2+"));
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  if (SSL_CTX_load_verify_locations(ctx, o.ca_file.c_str(), nullptr) != 1) {
-    return fail(InvalidArgument("siem: cannot load CA file " + o.ca_file + " (expect PEM certificates)"));
-  }
-  if (!o.client_cert_file.empty()) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, o.client_cert_file.c_str()) != 1) {
-      return fail(InvalidArgument("siem: cannot load client certificate " + o.client_cert_file));
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, o.client_key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-      return fail(InvalidArgument("siem: cannot load client key " + o.client_key_file +
-                                  " or it does not match the certificate"));
-    }
-  }
 
   const std::string cursor_path = SiemCursorPath(o.data_dir);
   uint64_t cursor = 0;

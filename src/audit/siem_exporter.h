@@ -64,6 +64,8 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/ssl.h>
+
 #include "audit/audit_log.h"
 #include "common/status.h"
 
@@ -106,6 +108,16 @@ struct SyslogIdentity {
 std::string FormatSyslogMessage(std::string_view entry, uint64_t index, const SyslogIdentity& id);
 // RFC 5425 octet-counting frame: "<decimal length> <message>".
 std::string OctetFrame(std::string_view message);
+
+// TLS for talking to a collector (shared with audit/publish.h): a TLS 1.2+
+// client context that requires the peer's certificate to chain to ca_file
+// and presents the client certificate if given (both or neither). The caller
+// owns the context (SSL_CTX_free, or hand it to an asio::ssl::context).
+StatusOr<SSL_CTX*> NewCollectorTlsContext(const std::string& ca_file, const std::string& client_cert_file,
+                                          const std::string& client_key_file);
+// Makes one TLS session check that the certificate names `name` (DNS name,
+// or IP address SAN for an IP literal) and send it as SNI.
+bool SetCollectorName(SSL* ssl, const std::string& name);
 
 std::string SiemCursorPath(const std::string& data_dir);
 // NotFound if the file does not exist; DataLoss if it is not a cursor file.

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <toml++/toml.h>
 
+#include "audit/publish.h"
+
 namespace phivault::cli {
 namespace {
 
@@ -17,6 +19,21 @@ StatusOr<log::Level> ParseLevel(std::string_view s) {
 }
 
 }  // namespace
+
+Status ValidateSiem(const SiemConfig& siem) {
+  const bool any = !siem.collector.empty() || !siem.ca_file.empty() || !siem.server_name.empty() ||
+                   !siem.client_cert.empty() || !siem.client_key.empty();
+  if (!any) return Status::Ok();
+  if (siem.collector.empty()) return InvalidArgument("audit.siem settings need audit.siem.collector (HOST:PORT)");
+  if (!audit::ParseSyslogUrl("syslog+tls://" + siem.collector).ok()) {
+    return InvalidArgument("audit.siem.collector must be HOST:PORT (IPv6 as [ADDR]:PORT)");
+  }
+  if (siem.ca_file.empty()) return InvalidArgument("audit.siem.ca_file is required: the CA of the collector's certificate");
+  if (siem.client_cert.empty() != siem.client_key.empty()) {
+    return InvalidArgument("audit.siem.client_cert and audit.siem.client_key go together");
+  }
+  return Status::Ok();
+}
 
 std::string Config::BaseUrl() const {
   if (!base_url.empty()) return base_url;
@@ -52,6 +69,7 @@ Status Config::Validate(bool demo) {
   }
   if (tls_cert.empty() != tls_key.empty()) return InvalidArgument("tls.cert and tls.key go together");
   if (max_body_bytes < 1024) return InvalidArgument("max_body_bytes is too small");
+  PV_RETURN_IF_ERROR(ValidateSiem(siem));
   std::string h;
   uint16_t p;
   return SplitListen(&h, &p);
@@ -101,6 +119,11 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
       cfg->issuers.push_back(std::move(e));
     }
   }
+  str("audit.siem.collector", &cfg->siem.collector);
+  str("audit.siem.ca_file", &cfg->siem.ca_file);
+  str("audit.siem.server_name", &cfg->siem.server_name);
+  str("audit.siem.client_cert", &cfg->siem.client_cert);
+  str("audit.siem.client_key", &cfg->siem.client_key);
   if (auto v = t.at_path("log.level").value<std::string>()) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*v));
   }
@@ -132,6 +155,11 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--oidc-jwks-url", oidc_jwks_url_, "the issuer's JWKS URL (https, refreshed hourly)");
   app->add_option("--oidc-ca-file", oidc_ca_file_, "CA bundle for --oidc-jwks-url (default: system store)");
   app->add_option("--oidc-role-claim", oidc_role_claim_, "claim holding the phivault role (default: role)");
+  app->add_option("--siem-collector", siem_collector_, "stream the audit log to this RFC 5425 collector (HOST:PORT)");
+  app->add_option("--siem-ca", siem_ca_, "CA bundle the collector's certificate must chain to");
+  app->add_option("--siem-server-name", siem_server_name_, "name in the collector's certificate (default: its host)");
+  app->add_option("--siem-client-cert", siem_client_cert_, "client certificate for the collector (PEM)");
+  app->add_option("--siem-client-key", siem_client_key_, "client key for the collector (PEM)");
 }
 
 Status ConfigFlags::ApplyTo(Config* cfg) const {
@@ -153,6 +181,11 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (log_level_) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*log_level_));
   }
+  if (siem_collector_) cfg->siem.collector = *siem_collector_;
+  if (siem_ca_) cfg->siem.ca_file = *siem_ca_;
+  if (siem_server_name_) cfg->siem.server_name = *siem_server_name_;
+  if (siem_client_cert_) cfg->siem.client_cert = *siem_client_cert_;
+  if (siem_client_key_) cfg->siem.client_key = *siem_client_key_;
   if (oidc_issuer_ || oidc_audience_ || oidc_jwks_file_ || oidc_jwks_url_) {
     if (!oidc_issuer_ || !oidc_audience_ || oidc_jwks_file_.has_value() == oidc_jwks_url_.has_value()) {
       return InvalidArgument("--oidc-issuer and --oidc-audience go with one of --oidc-jwks-file or --oidc-jwks-url");

@@ -22,6 +22,12 @@
 //   jwks_url = "https://login.example.org/realms/hospital/protocol/openid-connect/certs"
 //   # or jwks_file = "/etc/phivault/idp-jwks.json"; ca_file = "..." for a private CA
 //   role_claim = "role"
+//   [audit.siem]                                # stream the audit log to a SIEM (RFC 5425)
+//   collector = "siem.example.org:6514"        # HOST:PORT ([v6]:PORT); port defaults to 6514
+//   ca_file = "/etc/phivault/siem-ca.pem"      # required: CA the collector's certificate chains to
+//   server_name = "siem.example.org"           # optional: name to check (default: the host)
+//   client_cert = "/etc/phivault/siem.crt"     # optional client certificate ...
+//   client_key = "/etc/phivault/siem.key"      # ... and its key
 //   [log]
 //   level = "info"
 #ifndef PHIVAULT_CLI_CONFIG_H_
@@ -42,6 +48,13 @@ class App;
 
 namespace phivault::cli {
 
+// The SIEM collector ([audit.siem] / --siem-*). Empty collector = no export.
+struct SiemConfig {
+  std::string collector;  // HOST:PORT
+  std::string ca_file, server_name, client_cert, client_key;
+  bool enabled() const { return !collector.empty(); }
+};
+
 struct Config {
   std::string data_dir;
   crypto::MasterKeySource key;
@@ -57,6 +70,7 @@ struct Config {
   std::vector<api::ExternalIssuer> issuers;
   int64_t session_idle_seconds = 15 * 60;
   log::Level log_level = log::Level::kInfo;
+  SiemConfig siem;
 
   api::VaultConfig Vault() const { return {data_dir, key}; }
   std::string BaseUrl() const;
@@ -67,6 +81,9 @@ struct Config {
 };
 
 Status LoadConfigFile(const std::string& path, Config* cfg);
+// OK when no SIEM is configured, or when the collector parses and a CA is
+// given (client certificate and key together). Part of Config::Validate.
+Status ValidateSiem(const SiemConfig& siem);
 
 // Flags mirror the config keys; only flags given on the command line override.
 class ConfigFlags {
@@ -79,7 +96,7 @@ class ConfigFlags {
  private:
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,
       tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_jwks_url_, oidc_ca_file_,
-      oidc_role_claim_;
+      oidc_role_claim_, siem_collector_, siem_ca_, siem_server_name_, siem_client_cert_, siem_client_key_;
   std::optional<int> threads_, header_timeout_, idle_timeout_;
   std::optional<size_t> max_body_bytes_, max_connections_;
 };

@@ -31,6 +31,7 @@
 #include "api/request_audit.h"
 #include "api/vault.h"
 #include "cli/account_commands.h"
+#include "cli/audit_commands.h"
 #include "cli/config.h"
 #include "common/log.h"
 #include "fhir/operation_outcome.h"
@@ -413,6 +414,8 @@ int Main(int argc, char** argv) {
   token_issue->add_option("--lifetime-minutes", token_minutes, "validity (default 15)")->check(CLI::Range(1, 7 * 24 * 60));
   AccountCommandState accounts;
   AddAccountCommands(app, &accounts, add_common);
+  AuditCommandState audit_cmds;
+  AddAuditCommands(app, &audit_cmds, add_common);
 
   try {
     app.parse(argc, argv);
@@ -433,6 +436,7 @@ int Main(int argc, char** argv) {
   }
   if (Status s = flags.ApplyTo(&cfg); !s.ok()) return Fail(s);
   log::SetMinLevel(cfg.log_level);
+  if (int rc = RunAuditCommands(audit_cmds, cfg); rc >= 0) return rc;  // before Validate: verify needs no master key
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
 
   if (int rc = RunAccountCommands(accounts, cfg); rc >= 0) return rc;

@@ -1,0 +1,7 @@
+# Fuzzers of the api component. Seed corpus: fuzz/corpus/audit_service (the
+# first two bytes select path template and caller, see the source).
+if(TARGET phivault_api)
+  phivault_fuzzer(audit_service_fuzzer
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/audit_service_fuzzer.cc
+    DEPS phivault_api)
+endif()

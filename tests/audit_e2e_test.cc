@@ -1,0 +1,246 @@
+// End-to-end tests of `phivault audit ...` through the binary: pubkey,
+// export (without the master key), verify naming the first bad index of a
+// tampered export, a rewritten and re-signed history caught as a fork by a
+// checkpoint published earlier, and publish --follow.
+//
+// Entries are written with the audit library directly (AuditLog over the
+// vault's keyring), so these tests do not depend on which requests the
+// server audits.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "audit/audit_log.h"
+#include "audit/checkpoint.h"
+#include "audit/entry.h"
+#include "audit/publish.h"
+#include "audit/rsyslog_test_util.h"
+#include "audit/test_util.h"
+#include "common/testing/temp_dir.h"
+#include "crypto/keyring.h"
+#include "run_bin.h"
+
+namespace phivault {
+namespace {
+
+using testing::ReadFile;
+using testing::SpawnBin;
+using testing::TempDir;
+using testing::WaitBin;
+
+class AuditCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = tmp_.Sub("master.key");
+    data_ = tmp_.Sub("data");
+    ASSERT_EQ(Run({"keys", "generate", "--out", key_}), 0) << out_;
+    ASSERT_EQ(Run({"init", "--data", data_, "--key-file", key_}), 0) << out_;
+    crypto::MasterKeySource src;
+    src.key_file = key_;
+    auto k = crypto::Keyring::Open(data_, src);
+    ASSERT_TRUE(k.ok()) << k.status().ToString();
+    keyring_ = std::move(*k);
+  }
+
+  // Runs the binary; its combined output is in out_.
+  int Run(const std::vector<std::string>& args) {
+    const std::string path = tmp_.Sub("out-" + std::to_string(++runs_) + ".txt");
+    const int rc = WaitBin(SpawnBin(args, path));
+    out_ = ReadFile(path);
+    return rc;
+  }
+
+  // Appends `n` entries tagged `tag` and signs a checkpoint covering them;
+  // size_ is then the log's size (which includes the vault's own events,
+  // such as its creation).
+  void AppendAndSign(int n, const std::string& tag) {
+    auto log = audit::AuditLog::Open(data_, *keyring_);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    base_ = (*log)->size();
+    for (int i = 0; i < n; ++i) {
+      audit::AuditEntry e;
+      e.time_ms = 1767225600000 + i;
+      e.request_id = tag + "-" + std::to_string(i);
+      e.agent.subject = "dr-" + tag;
+      e.patients = {"p" + std::to_string(i % 4)};
+      ASSERT_TRUE((*log)->AppendAndWait(audit::Serialize(e)).ok());
+    }
+    ASSERT_TRUE((*log)->SignCheckpoint().ok());
+    size_ = (*log)->size();
+  }
+  std::string OkLine() const { return "audit log OK: " + std::to_string(size_) + " entries"; }
+
+  std::string Vkey() {
+    EXPECT_EQ(Run({"audit", "pubkey", "--data", data_, "--key-file", key_}), 0) << out_;
+    std::string k = out_.substr(0, out_.find('\n'));
+    EXPECT_EQ(k, *audit::AuditVerifierKey(*keyring_));
+    return k;
+  }
+
+  TempDir tmp_;
+  std::string key_, data_, out_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  int runs_ = 0;
+  uint64_t base_ = 0;  // log size before the last AppendAndSign
+  uint64_t size_ = 0;  // and after it
+};
+
+TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {
+  AppendAndSign(40, "a");
+  const std::string vkey = Vkey();
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--key-file", key_}), 0) << out_;
+  EXPECT_NE(out_.find(OkLine()), std::string::npos) << out_;
+
+  // Export and verify with no master key anywhere: only the public key.
+  const std::string x = tmp_.Sub("export");
+  ASSERT_EQ(Run({"audit", "export", "--data", data_, "--out", x, "--vkey", vkey}), 0) << out_;
+  EXPECT_EQ(ReadFile(x + "/vkey.txt"), vkey + "\n");
+  for (const auto& f : testing::FilesBelow(x)) EXPECT_EQ(ReadFile(f).find("dr-a"), std::string::npos) << f;
+  ASSERT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 0) << out_;
+  EXPECT_NE(out_.find(OkLine()), std::string::npos) << out_;
+  ASSERT_EQ(Run({"audit", "verify", "--data", x}), 0) << out_;
+  EXPECT_NE(out_.find("vkey.txt"), std::string::npos) << "says which key it trusted: " << out_;
+  const std::string vkey_file = tmp_.Sub("vkey.txt");
+  testing::WriteFile(vkey_file, vkey + "\n");
+  ASSERT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey_file}), 0) << out_;
+  EXPECT_NE(Run({"audit", "verify", "--data", data_}), 0) << "a data dir without any key: " << out_;
+  EXPECT_NE(out_.find("--vkey"), std::string::npos) << out_;
+
+  // Flip one byte of entry 17's sealed payload.
+  const std::string seg = x + "/seg-000001.log";
+  const std::string pristine = ReadFile(seg);
+  audit::testing::RawSegment raw = audit::testing::ReadSegment(seg);
+  ASSERT_EQ(raw.records.size(), size_);
+  const uint64_t victim = base_ + 17;
+  raw.records[victim][audit::kRecordHeaderSize + 5] ^= 0x01;
+  audit::testing::WriteSegment(seg, raw);
+  EXPECT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 4) << out_;
+  EXPECT_NE(out_.find("first bad index: " + std::to_string(victim)), std::string::npos) << out_;
+  EXPECT_NE(out_.find("FAILED"), std::string::npos) << out_;
+
+  // Remove entry 30 instead.
+  testing::WriteFile(seg, pristine);
+  raw = audit::testing::ReadSegment(seg);
+  const uint64_t removed = base_ + 30;
+  raw.records.erase(raw.records.begin() + static_cast<std::ptrdiff_t>(removed));
+  audit::testing::WriteSegment(seg, raw);
+  EXPECT_EQ(Run({"audit", "verify", "--data", x, "--vkey", vkey}), 4) << out_;
+  EXPECT_NE(out_.find("first bad index: " + std::to_string(removed)), std::string::npos) << out_;
+
+  // A key for another vault does not verify this one.
+  testing::WriteFile(seg, pristine);
+  TempDir other;
+  auto other_keyring = audit::testing::MakeKeyring(other.path());
+  std::string other_vkey = *audit::AuditVerifierKey(*other_keyring);
+  EXPECT_NE(Run({"audit", "verify", "--data", x, "--vkey", other_vkey}), 0) << out_;
+}
+
+TEST_F(AuditCliTest, PublishedCheckpointExposesARewrittenHistory) {
+  AppendAndSign(30, "a");
+  const std::string vkey = Vkey();
+  const std::string pub = tmp_.Sub("published.txt");
+  ASSERT_EQ(Run({"audit", "publish", "--data", data_, "--key-file", key_, "--to", pub}), 0) << out_;
+  const std::vector<std::string> first = audit::ExtractCheckpoints(ReadFile(pub));
+  ASSERT_FALSE(first.empty());
+  ASSERT_EQ(Run({"audit", "publish", "--data", data_, "--vkey", vkey, "--to", pub}), 0) << out_;
+  EXPECT_NE(out_.find("published 0 checkpoint"), std::string::npos) << "nothing new: " << out_;
+  EXPECT_EQ(audit::ExtractCheckpoints(ReadFile(pub)), first);
+
+  // The attacker holds the master key: throws the log away, writes another
+  // history of the same length and more, and signs it with the real key.
+  std::filesystem::remove_all(audit::AuditLog::AuditDir(data_));
+  AppendAndSign(30, "forged");
+  AppendAndSign(5, "forged-more");
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--key-file", key_}), 0)
+      << "self-consistent on its own: " << out_;
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", pub}), 4) << out_;
+  EXPECT_NE(out_.find("fork"), std::string::npos) << out_;
+  // The publisher refuses to carry on as if nothing happened.
+  EXPECT_EQ(Run({"audit", "publish", "--data", data_, "--vkey", vkey, "--to", pub}), 4) << out_;
+  EXPECT_NE(out_.find("fork"), std::string::npos) << out_;
+  EXPECT_EQ(audit::ExtractCheckpoints(ReadFile(pub)), first);
+
+  const std::string junk = tmp_.Sub("junk.txt");
+  testing::WriteFile(junk, "not a checkpoint\n");
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", junk}), 1) << out_;
+}
+
+TEST_F(AuditCliTest, PublishFollowAppendsEachNewCheckpoint) {
+  AppendAndSign(5, "a");
+  const std::string vkey = Vkey();
+  const std::string pub = tmp_.Sub("published.txt");
+  const std::string log_path = tmp_.Sub("follow.txt");
+  pid_t pid = SpawnBin({"audit", "publish", "--data", data_, "--vkey", vkey, "--to", pub, "--follow",
+                        "--interval-ms", "50"},
+                       log_path);
+  ASSERT_GT(pid, 0);
+  auto vk = audit::ParseVerifierKey(vkey);
+  ASSERT_TRUE(vk.ok());
+  auto max_published = [&] {
+    uint64_t m = 0;
+    for (const auto& n : audit::ExtractCheckpoints(ReadFile(pub))) {
+      auto h = audit::VerifyCheckpoint(n, *vk);
+      EXPECT_TRUE(h.ok());
+      if (h.ok()) m = std::max(m, h->size);
+    }
+    return m;
+  };
+  auto wait_for = [&](uint64_t size) {
+    for (int i = 0; i < 200 && max_published() < size; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    return max_published();
+  };
+  EXPECT_EQ(wait_for(size_), size_) << ReadFile(log_path);
+  AppendAndSign(7, "b");
+  EXPECT_EQ(wait_for(size_), size_) << ReadFile(log_path);
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(WaitBin(pid), 0) << ReadFile(log_path);
+  // Every note in the published file verifies, in increasing size.
+  uint64_t last = 0;
+  for (const auto& n : audit::ExtractCheckpoints(ReadFile(pub))) {
+    auto h = audit::VerifyCheckpoint(n, *vk);
+    ASSERT_TRUE(h.ok());
+    EXPECT_GT(h->size, last);
+    last = h->size;
+  }
+}
+
+TEST_F(AuditCliTest, PublishToSyslogCollectorAndVerifyFromItsLog) {
+  if (::access(audit::testing::kRsyslogd, X_OK) != 0) GTEST_SKIP() << "rsyslogd is not installed";
+  TempDir collector_dir;
+  ASSERT_TRUE(audit::testing::MakeCerts(collector_dir.path()));
+  const uint16_t port = audit::testing::FreePort();
+  audit::testing::Rsyslog collector(collector_dir.path(), port);
+  ASSERT_TRUE(collector.Start()) << collector.Stderr();
+  const std::string received = collector_dir.path() + "/out.log";
+
+  AppendAndSign(10, "a");
+  const std::string vkey = Vkey();
+  // The collector's CA comes from the SIEM settings of the config file.
+  const std::string conf = tmp_.Sub("phivault.toml");
+  testing::WriteFile(conf, "[audit.siem]\ncollector = \"127.0.0.1:" + std::to_string(port) + "\"\nca_file = \"" +
+                               collector_dir.path() + "/ca.pem\"\n");
+  const std::string to = "syslog+tls://127.0.0.1:" + std::to_string(port);
+  ASSERT_EQ(Run({"audit", "publish", "--config", conf, "--data", data_, "--vkey", vkey, "--to", to}), 0) << out_;
+  auto count = [&] { return audit::ExtractCheckpoints(ReadFile(received)).size(); };
+  ASSERT_TRUE(audit::testing::WaitFor([&] { return count() >= 1; }, std::chrono::seconds(10))) << collector.Stderr();
+  const size_t first = count();
+  ASSERT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", received}), 0) << out_;
+
+  AppendAndSign(3, "b");
+  ASSERT_EQ(Run({"audit", "publish", "--config", conf, "--data", data_, "--vkey", vkey, "--to", to}), 0) << out_;
+  ASSERT_TRUE(audit::testing::WaitFor([&] { return count() == first + 1; }, std::chrono::seconds(10)))
+      << "only the new checkpoint is sent: " << ReadFile(received);
+
+  // The copy on the collector exposes a rewritten history.
+  std::filesystem::remove_all(audit::AuditLog::AuditDir(data_));
+  AppendAndSign(13, "forged");
+  EXPECT_EQ(Run({"audit", "verify", "--data", data_, "--vkey", vkey, "--checkpoint", received}), 4) << out_;
+  EXPECT_NE(out_.find("fork"), std::string::npos) << out_;
+}
+
+}  // namespace
+}  // namespace phivault
