@@ -29,6 +29,7 @@
 #include <boost/json/object.hpp>
 
 #include "common/status.h"
+#include "store/search_query.h"
 
 namespace phivault::store {
 
@@ -116,6 +117,17 @@ struct HistoryPage {
   int64_t next_cursor = 0;            // 0: no more pages
 };
 
+// One search match and the position just after it (resume there to continue).
+struct SearchHit {
+  ResourceVersion version;
+  std::string position;
+};
+
+struct SearchPage {
+  std::vector<SearchHit> hits;  // in the query's order
+  bool more = false;            // matches exist after the last hit
+};
+
 struct StoreStats {
   int64_t versions = 0;
   int64_t group_commits = 0;  // transactions (fsyncs) since open
@@ -135,6 +147,12 @@ class ResourceStore {
   // One version (tombstones included). NotFound if absent.
   virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // The current, non-deleted resources matching `query` in its stable order,
+  // starting after `query.after`, at most `query.count` of them. The caller
+  // authorizes each hit. InvalidArgument for a query the engine cannot
+  // evaluate (unknown parameter, malformed position).
+  virtual StatusOr<SearchPage> Search(const SearchQuery& query) = 0;
 
   // Calls `fn` with the current, non-deleted version of every resource of
   // the given types (e.g. to warm the care-relationship index at startup).

@@ -20,6 +20,7 @@
 #include "fhir/json_reader.h"
 #include "fhir/time.h"
 #include "store/encrypted_vfs.h"
+#include "store/sqlite_search.h"
 #include "store/sqlite_util.h"
 
 namespace phivault::store {
@@ -316,6 +317,7 @@ class SqliteStore final : public ResourceStore {
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   Status ForEachCurrent(const std::vector<std::string>& types,
                         const std::function<Status(const ResourceVersion&)>& fn) override;
+  StatusOr<SearchPage> Search(const SearchQuery& query) override;
   void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done) override;
   StoreStats Stats() override;
   bool Healthy() override { return healthy_.load(); }
@@ -359,6 +361,9 @@ class SqliteStore final : public ResourceStore {
   StatusOr<std::optional<Current>> CurrentOf(Connection& conn, const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> LoadVersion(Connection& conn, int64_t seq, const std::string& type, const std::string& id);
   StatusOr<std::vector<std::string>> PatientsOf(Connection& conn, int64_t seq);
+  // Creates the search index, or rebuilds it from the current versions when
+  // it is missing or was built for another layout or parameter table.
+  Status PrepareSearchIndex();
 
   SqliteStoreOptions options_;
   const crypto::Keyring* keyring_;
@@ -397,6 +402,7 @@ class SqliteStore final : public ResourceStore {
   // Writer state: only the writer thread touches writer_ and cctx_.
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx_;
+  std::unique_ptr<sqlite_search::IndexWriter> index_;
   int64_t group_time_ms_ = 0;
   int64_t last_group_time_ms_ = 0;
 
@@ -468,6 +474,8 @@ Status SqliteStore::Init() {
     }
   }
   cctx_.reset(ZSTD_createCCtx());
+  index_ = std::make_unique<sqlite_search::IndexWriter>(writer_->db());
+  PV_RETURN_IF_ERROR(PrepareSearchIndex());
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
@@ -615,6 +623,69 @@ Status SqliteStore::ForEachCurrent(const std::vector<std::string>& types,
     }
   }
   return Status::Ok();
+}
+
+Status SqliteStore::PrepareSearchIndex() {
+  const std::string want = sqlite_search::Fingerprint();
+  {
+    PV_STMT(q, *writer_, "SELECT value FROM vault_meta WHERE key = 'search_index'");
+    int rc = q.Step();
+    if (rc == SQLITE_ROW && q.Text(0) == want) return writer_->Exec(sqlite_search::kIndexSchema);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "read search index version");
+  }
+  log::Info("store.search_index_rebuild", {{"reason", "missing or built for another parameter table"}});
+  PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+  Status s = [&]() -> Status {
+    PV_RETURN_IF_ERROR(writer_->Exec(sqlite_search::kDropIndexSchema));
+    PV_RETURN_IF_ERROR(writer_->Exec(sqlite_search::kIndexSchema));
+    std::vector<std::tuple<std::string, std::string, int64_t>> rows;
+    {
+      PV_STMT(q, *writer_, "SELECT type, id, seq FROM current_versions WHERE deleted = 0");
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) rows.emplace_back(q.Text(0), q.Text(1), q.Int(2));
+      if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "list current versions");
+    }
+    for (const auto& [type, id, seq] : rows) {
+      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, seq, type, id));
+      PV_ASSIGN_OR_RETURN(boost::json::object resource, fhir::ParseResource(v.json));
+      SecureWipe(v.json.data(), v.json.size());
+      PV_RETURN_IF_ERROR(index_->Add(type, seq, resource));
+    }
+    PV_STMT(meta, *writer_,
+            "INSERT INTO vault_meta(key, value) VALUES ('search_index', ?1) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    meta.Bind(1, want);
+    if (int rc = meta.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "write search index version");
+    log::Info("store.search_index_rebuilt", {{"resources", std::to_string(rows.size())}});
+    return Status::Ok();
+  }();
+  if (!s.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return writer_->Exec("COMMIT");
+}
+
+StatusOr<SearchPage> SqliteStore::Search(const SearchQuery& query) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  int count = std::clamp(query.count, 1, 1000);
+  PV_RETURN_IF_ERROR(conn.Exec("BEGIN"));  // one snapshot for matches and bodies
+  auto result = [&]() -> StatusOr<SearchPage> {
+    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(conn.db(), query, count + 1));
+    SearchPage page;
+    page.more = static_cast<int>(matches.size()) > count;
+    if (page.more) matches.resize(static_cast<size_t>(count));
+    for (auto& m : matches) {
+      SearchHit hit;
+      PV_ASSIGN_OR_RETURN(hit.version, LoadVersion(conn, m.seq, query.type, m.id));
+      hit.position = std::move(m.position);
+      page.hits.push_back(std::move(hit));
+    }
+    return page;
+  }();
+  conn.Exec("COMMIT").IgnoreError();
+  return result;
 }
 
 StatusOr<ResourceVersion> SqliteStore::Read(const std::string& type, const std::string& id) {
@@ -942,6 +1013,12 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     link.Bind(1, p).Bind(2, seq);
     if (int rc = link.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert patient link");
   }
+  if (version > 1) {
+    // The replaced version leaves the search index in this transaction.
+    PV_ASSIGN_OR_RETURN(std::optional<Current> prior, CurrentOf(*writer_, op.type, op.id));
+    if (prior) PV_RETURN_IF_ERROR(index_->Remove(prior->seq));
+  }
+  if (!deleted) PV_RETURN_IF_ERROR(index_->Add(op.type, seq, op.resource));
   {
     PV_STMT(cur, *writer_,
             "INSERT INTO current_versions(type, id, version, deleted, seq) VALUES (?1, ?2, ?3, ?4, ?5) "
@@ -1013,6 +1090,7 @@ void SqliteStore::Close() {
       std::lock_guard lk(pool_mu_);
       idle_readers_.clear();
     }
+    index_.reset();
     if (writer_) {
       // Fold the WAL into the database so a stopped vault is one file.
       writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE);").IgnoreError();
