@@ -315,6 +315,36 @@ TEST_F(SearchConformanceTest, SortAndPaging) {
   EXPECT_EQ(Run("Patient", "", 1), (std::vector<std::string>{"astrom", "muller", "smith", "smithson"}));
 }
 
+// Backwards from a page's first hit gives the previous page, in forward
+// order, also across missing sort values (which sort last).
+TEST_F(SearchConformanceTest, PagingBackwards) {
+  for (const auto& [qs, expect] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"_sort=family", {"astrom", "muller", "smith", "smithson"}},
+           {"_sort=-birthdate", {"muller", "smith", "smithson", "astrom"}},
+           {"_sort=gender,-family", {"smithson", "astrom", "smith", "muller"}},
+           {"", {"astrom", "muller", "smith", "smithson"}}}) {
+    auto req = Parse("Patient", qs);
+    ASSERT_TRUE(req.ok());
+    req->query.count = 10;
+    auto all = store_->Search(req->query);
+    ASSERT_TRUE(all.ok());
+    ASSERT_EQ(all->hits.size(), 4u) << qs;
+    for (size_t from = 1; from < 4; ++from) {
+      req->query.backward = true;
+      req->query.after = all->hits[from].position;
+      req->query.count = 2;
+      auto prev = store_->Search(req->query);
+      ASSERT_TRUE(prev.ok()) << prev.status().ToString();
+      std::vector<std::string> ids;
+      for (const auto& h : prev->hits) ids.push_back(h.version.id);
+      std::vector<std::string> want(expect.begin() + static_cast<long>(from >= 2 ? from - 2 : 0),
+                                    expect.begin() + static_cast<long>(from));
+      EXPECT_EQ(ids, want) << qs << " from " << from;
+      EXPECT_EQ(prev->more, from > 2) << qs << " from " << from;
+    }
+  }
+}
+
 // A position stays valid while other resources are written: a page taken
 // before an insert continues after it without repeats or gaps.
 TEST_F(SearchConformanceTest, PositionsStayStableAcrossWrites) {

@@ -125,7 +125,7 @@ struct SearchHit {
 
 struct SearchPage {
   std::vector<SearchHit> hits;  // in the query's order
-  bool more = false;            // matches exist after the last hit
+  bool more = false;            // matches exist after the last hit (before the first when backward)
 };
 
 struct StoreStats {

@@ -95,6 +95,9 @@ struct SearchQuery {
   std::vector<SearchSortKey> sort;
   int count = 50;          // matches to return at most (the store caps it)
   std::string after;       // position from a previous page's hit; "" = start
+  // Page backwards: the `count` matches just before `after` (REQUIRES:
+  // non-empty), still returned in forward order.
+  bool backward = false;
 };
 
 }  // namespace phivault::store

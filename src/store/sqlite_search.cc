@@ -1,5 +1,6 @@
 #include "store/sqlite_search.h"
 
+#include <algorithm>
 #include <cstring>
 #include <variant>
 
@@ -556,6 +557,8 @@ Status IndexWriter::Remove(int64_t seq) {
 
 StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, int limit) {
   Sql q;
+  const bool back = query.backward;
+  if (back && query.after.empty()) return InvalidArgument("paging backwards needs a position");
   std::vector<BindValue> after;
   if (!query.after.empty()) {
     PV_ASSIGN_OR_RETURN(after, DecodePosition(query.after, query.sort.size() + 1));
@@ -563,8 +566,8 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
   if (query.conditions.empty() && query.sort.empty()) {
     // The whole type in id order: a walk of current_versions' primary key.
     q.text = "SELECT c.seq, c.id FROM current_versions c WHERE c.type = " + q.Bind(query.type) + " AND c.deleted = 0";
-    if (!after.empty()) q.text += " AND c.id > " + q.Bind(after.back());
-    q.text += " ORDER BY c.id LIMIT " + q.Bind(static_cast<int64_t>(limit));
+    if (!after.empty()) q.text += (back ? " AND c.id < " : " AND c.id > ") + q.Bind(after.back());
+    q.text += (back ? " ORDER BY c.id DESC LIMIT " : " ORDER BY c.id LIMIT ") + q.Bind(static_cast<int64_t>(limit));
   } else {
     PV_ASSIGN_OR_RETURN(std::string match, MatchSql(q, query.type, query.conditions, 0));
     std::string inner = "SELECT m.seq AS seq, v.id AS id";
@@ -575,35 +578,40 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
     inner += " FROM (" + match + ") m JOIN resource_versions v ON v.seq = m.seq";
     q.text = "SELECT r.* FROM (" + inner + ") r";
     if (!after.empty()) {
-      // Keyset continuation: strictly after (k0, k1, ..., id) in the order
-      // below, where a missing key sorts after every present one.
+      // Keyset continuation: strictly after (or, backwards, before)
+      // (k0, k1, ..., id) in the forward order below, where a missing key
+      // sorts after every present one.
       std::string any;
       std::string equal_prefix;
       for (size_t i = 0; i < query.sort.size(); ++i) {
         std::string k = "r.k" + std::to_string(i);
         const BindValue& v = after[i];
         bool null = std::holds_alternative<std::monostate>(v);
-        std::string later, same;
+        bool greater = query.sort[i].descending == back;  // the comparison that moves in our direction
+        std::string beyond, same;
         if (null) {
-          later = "0";
+          beyond = back ? k + " IS NOT NULL" : "0";
           same = k + " IS NULL";
         } else {
           std::string b = q.Bind(v);
-          later = "(" + k + " IS NULL OR " + k + (query.sort[i].descending ? " < " : " > ") + b + ")";
+          beyond = back ? "(" + k + " IS NOT NULL AND " + k + (greater ? " > " : " < ") + b + ")"
+                        : "(" + k + " IS NULL OR " + k + (greater ? " > " : " < ") + b + ")";
           same = k + " = " + b;
         }
-        any += (any.empty() ? "" : " OR ") + std::string("(") + equal_prefix + later + ")";
+        any += (any.empty() ? "" : " OR ") + std::string("(") + equal_prefix + beyond + ")";
         equal_prefix += same + " AND ";
       }
-      any += (any.empty() ? "" : " OR ") + std::string("(") + equal_prefix + "r.id > " + q.Bind(after.back()) + ")";
+      any += (any.empty() ? "" : " OR ") + std::string("(") + equal_prefix + "r.id" + (back ? " < " : " > ") +
+             q.Bind(after.back()) + ")";
       q.text += " WHERE " + any;
     }
     q.text += " ORDER BY ";
     for (size_t i = 0; i < query.sort.size(); ++i) {
       std::string k = "r.k" + std::to_string(i);
-      q.text += k + " IS NULL, " + k + (query.sort[i].descending ? " DESC, " : " ASC, ");
+      bool desc = query.sort[i].descending != back;
+      q.text += k + (back ? " IS NULL DESC, " : " IS NULL, ") + k + (desc ? " DESC, " : " ASC, ");
     }
-    q.text += "r.id LIMIT " + q.Bind(static_cast<int64_t>(limit));
+    q.text += (back ? "r.id DESC LIMIT " : "r.id LIMIT ") + q.Bind(static_cast<int64_t>(limit));
   }
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db, q.text.c_str(), static_cast<int>(q.text.size()), &raw, nullptr);
@@ -629,6 +637,7 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
     out.push_back(std::move(m));
   }
   if (rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "search");
+  if (back) std::reverse(out.begin(), out.end());
   return out;
 }
 

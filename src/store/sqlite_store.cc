@@ -675,7 +675,15 @@ StatusOr<SearchPage> SqliteStore::Search(const SearchQuery& query) {
     PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(conn.db(), query, count + 1));
     SearchPage page;
     page.more = static_cast<int>(matches.size()) > count;
-    if (page.more) matches.resize(static_cast<size_t>(count));
+    if (page.more) {
+      // The surplus match lies beyond the page: at the end going forward, at
+      // the start going backward (matches come back in forward order).
+      if (query.backward) {
+        matches.erase(matches.begin());
+      } else {
+        matches.resize(static_cast<size_t>(count));
+      }
+    }
     for (auto& m : matches) {
       SearchHit hit;
       PV_ASSIGN_OR_RETURN(hit.version, LoadVersion(conn, m.seq, query.type, m.id));
