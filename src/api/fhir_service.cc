@@ -8,6 +8,7 @@
 #include "api/bundle_processor.h"
 #include "api/capability.h"
 #include "api/request_context.h"
+#include "api/search_handler.h"
 #include "common/metrics.h"
 #include "fhir/compartment.h"
 #include "fhir/resource_types.h"
@@ -82,7 +83,8 @@ FhirService::FhirService(store::ResourceStore* store, AccessControl* access, Ser
       access_(access),
       auth_endpoints_(auth_endpoints),
       options_(std::move(options)),
-      capability_json_(BuildCapabilityStatement(options_.base_url)) {}
+      capability_json_(BuildCapabilityStatement(options_.base_url)),
+      search_(std::make_shared<SearchHandler>(store, access, options_)) {}
 
 void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   Call call{std::move(request), std::move(respond), {}, {}, {}};
@@ -170,8 +172,7 @@ void FhirService::HandleFhir(Call& call) {
   if (seg.size() == 1) {
     if (method == "POST") return Create(call, type);
     if (method == "GET") {
-      return call.Reply(OutcomeResponse(501, "error", "not-supported",
-                                        "search is not implemented yet; see the CapabilityStatement", call.fmt),
+      return call.Reply(search_->Search(call.req, *call.caller, type, call.params, false, call.fmt, call.now_ms),
                         "/fhir/{type}");
     }
     return call.Reply(MethodNotAllowed("GET, POST", call.fmt), "/fhir/{type}");
@@ -179,6 +180,11 @@ void FhirService::HandleFhir(Call& call) {
   if (seg.size() == 2 && seg[1] == "_history") {
     if (method != "GET") return call.Reply(MethodNotAllowed("GET", call.fmt), "/fhir/{type}/_history");
     return History(call, type, "");
+  }
+  if (seg.size() == 2 && seg[1] == "_search") {
+    if (method != "POST") return call.Reply(MethodNotAllowed("POST", call.fmt), "/fhir/{type}/_search");
+    return call.Reply(search_->Search(call.req, *call.caller, type, call.params, true, call.fmt, call.now_ms),
+                      "/fhir/{type}/_search");
   }
   const std::string id(seg[1]);
   if (!fhir::IsValidId(id)) {

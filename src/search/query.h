@@ -46,7 +46,9 @@ struct IncludeSpec {
   bool iterate = false;     // :iterate
 };
 
-enum class SummaryMode { kFalse, kTrue, kText, kData, kCount };
+// _summary=true and =text are refused (InvalidArgument): they need the R4
+// isSummary and mandatory-element tables, which are not compiled in.
+enum class SummaryMode { kFalse, kData, kCount };
 enum class TotalMode { kNone, kEstimate, kAccurate };
 
 struct SearchRequest {
