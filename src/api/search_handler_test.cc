@@ -287,5 +287,36 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
   EXPECT_EQ(Call("GET", "/fhir/Observation?code=1234-5", reg).status, 403);
 }
 
+// The CapabilityStatement lists exactly the parameters search accepts.
+TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
+  auto cs = Call("GET", "/fhir/metadata", system_).Json();
+  const json::object* patient = nullptr;
+  for (const auto& r : cs.at("rest").as_array()[0].as_object().at("resource").as_array()) {
+    if (r.as_object().at("type").as_string() == "Patient") patient = &r.as_object();
+  }
+  ASSERT_NE(patient, nullptr);
+  bool search_type = false;
+  for (const auto& i : patient->at("interaction").as_array()) {
+    search_type |= i.as_object().at("code").as_string() == "search-type";
+  }
+  EXPECT_TRUE(search_type);
+  std::set<std::string> listed;
+  for (const auto& p : patient->at("searchParam").as_array()) {
+    std::string name(p.as_object().at("name").as_string());
+    listed.insert(name);
+    // Every listed parameter is accepted by search.
+    auto r = Call("GET", "/fhir/Patient?" + name + ":missing=true", system_);
+    EXPECT_EQ(r.status, 200) << name << " " << r.body;
+  }
+  for (const char* p : {"family", "birthdate", "identifier", "general-practitioner", "_id", "_lastUpdated", "_tag"}) {
+    EXPECT_TRUE(listed.count(p)) << p;
+  }
+  EXPECT_FALSE(listed.count("_text")) << "special parameters are not supported and not listed";
+  EXPECT_EQ(Call("GET", "/fhir/Patient?_text=x", system_).status, 400);
+  bool revinclude = false;
+  for (const auto& v : patient->at("searchRevInclude").as_array()) revinclude |= v.as_string() == "Observation:patient";
+  EXPECT_TRUE(revinclude);
+}
+
 }  // namespace
 }  // namespace phivault::api
