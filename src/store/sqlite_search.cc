@@ -496,8 +496,8 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
 Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource) {
   static constexpr const char* kInsert[] = {
       "INSERT INTO sx_string(seq, t, p, folded, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
-      "INSERT INTO sx_token(seq, t, p, system, code, text, type_system, type_code) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+      ("INSERT INTO sx_token(seq, t, p, system, code, text, type_system, type_code) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
       "INSERT INTO sx_ref(seq, t, p, ref_type, ref_id, url, idsys, idval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
       "INSERT INTO sx_date(seq, t, p, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
       "INSERT INTO sx_number(seq, t, p, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
