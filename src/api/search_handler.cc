@@ -18,6 +18,10 @@ namespace {
 
 constexpr int kMaxRefillRounds = 64;
 constexpr int kMaxIncludeIterations = 3;
+// Chained and _has conditions resolve to at most this many ids, examining
+// at most kMaxJoinExamined resources.
+constexpr size_t kMaxJoinValues = 1000;
+constexpr int64_t kMaxJoinExamined = 20000;
 constexpr std::string_view kCursorAad = "phivault/search-cursor/v1";
 constexpr std::string_view kSubsettedTag =
     R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"})";
@@ -110,6 +114,85 @@ struct SearchHandler::Run {
     }
     return it->second && h->access_->Decide(caller, policy::Interaction::kSearch, v, req, now_ms).allowed;
   }
+
+  // Chained and _has conditions select by the content of *other* resources;
+  // evaluated in the store they would let a caller probe records it may not
+  // see (e.g. which patients have a hidden HIV result). So they are
+  // resolved here, through authorized searches, into plain conditions on ids
+  // of resources the caller may see.
+  Status ResolveJoins(const std::string& type, std::vector<store::SearchCondition>& conds) {
+    for (store::SearchCondition& c : conds) {
+      if (c.kind == store::SearchCondition::Kind::kPlain) continue;
+      if (c.nested.size() != 1) return InvalidArgument("malformed chained search");
+      std::vector<store::SearchCondition> inner = std::move(c.nested);
+      PV_RETURN_IF_ERROR(ResolveJoins(c.target_type, inner));
+      store::SearchQuery q;
+      q.type = c.target_type;
+      q.conditions = std::move(inner);
+      std::vector<store::ResourceVersion> visible;
+      PV_RETURN_IF_ERROR(CollectVisible(q, visible));
+      store::SearchCondition plain;
+      if (c.kind == store::SearchCondition::Kind::kChain) {
+        // param=Target/id for each visible target.
+        plain.param = c.param;
+        plain.type = search::ParamType::kReference;
+        for (const auto& v : visible) {
+          store::SearchValue sv;
+          sv.ref_type = v.type;
+          sv.ref_id = v.id;
+          plain.values.push_back(std::move(sv));
+        }
+      } else {
+        // _id in the ids the visible referencing resources point at.
+        plain.param = "_id";
+        plain.type = search::ParamType::kToken;
+        const search::SearchParamDef* def = search::FindSearchParam(c.target_type, c.has_param);
+        if (!def) return InvalidArgument("_has needs a reference parameter");
+        std::set<std::string> ids;
+        for (const auto& v : visible) {
+          auto body = fhir::ParseJson(v.json);
+          if (!body.ok() || !body->is_object()) continue;
+          for (const search::IndexEntry& e : search::ExtractParam(*def, body->get_object())) {
+            if (e.ref_type == type && !e.ref_id.empty()) ids.insert(e.ref_id);
+          }
+        }
+        for (const auto& id : ids) {
+          store::SearchValue sv;
+          sv.code = id;
+          plain.values.push_back(std::move(sv));
+        }
+      }
+      if (plain.values.size() > kMaxJoinValues) {
+        return InvalidArgument("a chained or _has search matches too many resources; narrow it");
+      }
+      if (plain.values.empty()) {
+        // Nothing visible matched: a value no resource can have (ids are
+        // never empty).
+        plain.values.emplace_back();
+        plain.param = "_id";
+        plain.type = search::ParamType::kToken;
+      }
+      c = std::move(plain);
+    }
+    return Status::Ok();
+  }
+
+  // Every visible match of `q` (bounded).
+  Status CollectVisible(store::SearchQuery q, std::vector<store::ResourceVersion>& out) {
+    q.count = 1000;
+    int64_t examined = 0;
+    for (;;) {
+      PV_ASSIGN_OR_RETURN(store::SearchPage page, h->store_->Search(q));
+      for (auto& hit : page.hits) {
+        if (++examined > kMaxJoinExamined) {
+          return InvalidArgument("a chained or _has search matches too many resources; narrow it");
+        }
+        if (Visible(hit.version)) out.push_back(std::move(hit.version));
+      }
+      if (!page.more || page.hits.empty()) return Status::Ok();
+      q.after = page.hits.back().position;
+    }
+  }
 };
 
 SearchHandler::SearchHandler(store::ResourceStore* store, AccessControl* access, const ServiceOptions& options)
@@ -182,6 +265,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   };
 
   Run run{this, req, caller, now_ms, {}};
+  if (Status joins = run.ResolveJoins(type, sr.query.conditions); !joins.ok()) return ErrorResponse(joins, fmt);
   store::SearchQuery q = sr.query;
   std::vector<store::SearchHit> page;
   std::optional<int64_t> total;

@@ -10,6 +10,12 @@
 // exist, and the cursor points past what was examined, so paging stays
 // consistent however many matches were filtered out.
 //
+// Chained parameters and _has select by the content of other resources, so
+// they are resolved first through authorized searches into conditions on
+// the ids of resources the caller may see: hidden records never influence
+// which matches are returned (a clinician cannot probe, say, which patients
+// have a hidden result). Each resolves to at most 1,000 ids (400 beyond).
+//
 // Totals: Bundle.total counts only matches this caller may see. It is given
 // when it is known without extra work (the first page holds every visible
 // match), and for _total=accurate and _summary=count by authorizing every

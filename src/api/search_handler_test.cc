@@ -51,8 +51,9 @@ class SearchApiTest : public ::testing::Test {
   }
 
   std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
-                    const std::string& scope) {
+                    const std::string& scope, std::vector<std::string> clearances = {}) {
     auth::TokenRequest tr;
+    tr.clearances = std::move(clearances);
     tr.sub = sub;
     tr.role = role;
     tr.fhir_user = fhir_user;
@@ -81,10 +82,10 @@ class SearchApiTest : public ::testing::Test {
   }
 
   // PUT with the id taken from the path (an update must carry it).
-  void Put(const std::string& path, const std::string& body) {
+  void Put(const std::string& path, const std::string& body, const std::string& token = "") {
     json::object o = json::parse(body).as_object();
     o["id"] = path.substr(path.rfind('/') + 1);
-    auto r = Call("PUT", path, system_, json::serialize(o));
+    auto r = Call("PUT", path, token.empty() ? system_ : token, json::serialize(o));
     ASSERT_TRUE(r.status == 200 || r.status == 201) << path << " " << r.body;
   }
 
@@ -281,6 +282,28 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
   // The system account sees every observation; the include resolves both.
   auto sys = Call("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", system_).Json();
   EXPECT_EQ(Ids(sys, "include").size(), 2u);
+
+  // A restricted result of the visible patient p1 is hidden from the
+  // clinician: _has and chains must not let it select p1 (or anything).
+  std::string cleared = Token("backend", "system", "", "system/*.cruds", {"R"});
+  Put("/fhir/Observation/secret",
+      R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"HIV-1"}]},)"
+      R"("subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":)"
+      R"("http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}})",
+      cleared);
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Observation?_id=secret", cleared).Json()),
+            (std::vector<std::string>{"Observation/secret"}));
+  EXPECT_TRUE(Ids(Call("GET", "/fhir/Observation?_id=secret", dr).Json()).empty());
+  auto has_hidden = Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1&_total=accurate", dr);
+  ASSERT_EQ(has_hidden.status, 200) << has_hidden.body;
+  EXPECT_TRUE(Ids(has_hidden.Json()).empty()) << "a hidden result must not select its patient";
+  EXPECT_EQ(has_hidden.Json().at("total").as_int64(), 0);
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1", cleared).Json()),
+            (std::vector<std::string>{"Patient/p1"}));
+  auto has_visible = Call("GET", "/fhir/Patient?_has:Observation:patient:code=1234-5", dr).Json();
+  EXPECT_EQ(Ids(has_visible), (std::vector<std::string>{"Patient/p1"}));
+  auto chain_visible = Call("GET", "/fhir/Observation?patient.family=visible&code=1234-5", dr).Json();
+  EXPECT_EQ(Ids(chain_visible).size(), 3u);
 
   // A role without Observation access is refused at the type gate.
   std::string reg = Token("reg", "registration", "Practitioner/r1", "user/*.cruds");
