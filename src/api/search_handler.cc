@@ -177,6 +177,25 @@ struct SearchHandler::Run {
     return Status::Ok();
   }
 
+  // Whether any match beyond `from` (in the given direction) is visible.
+  // After kMaxRefillRounds chunks without one it answers true, so a search
+  // over mostly hidden data cannot be made arbitrarily slow; the link then
+  // leads to a short page.
+  StatusOr<bool> AnyVisible(store::SearchQuery q, std::string from, bool backward) {
+    q.backward = backward;
+    q.count = 100;
+    for (int round = 0; round < kMaxRefillRounds; ++round) {
+      q.after = from;
+      PV_ASSIGN_OR_RETURN(store::SearchPage page, h->store_->Search(q));
+      for (const auto& hit : page.hits) {
+        if (Visible(hit.version)) return true;
+      }
+      if (!page.more || page.hits.empty()) return false;
+      from = backward ? page.hits.front().position : page.hits.back().position;
+    }
+    return true;
+  }
+
   // Every visible match of `q` (bounded).
   Status CollectVisible(store::SearchQuery q, std::vector<store::ResourceVersion>& out) {
     q.count = 1000;
@@ -331,6 +350,13 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         }
       }
       if (hits.empty()) break;
+    }
+    if (more && static_cast<int>(page.size()) == count) {
+      // Offer a further page only if it holds something this caller may
+      // see: a link to an empty page would reveal hidden matches beyond.
+      auto any = run.AnyVisible(q, pos, backward);
+      if (!any.ok()) return ErrorResponse(any.status(), fmt);
+      more = *any;
     }
     if (backward) {
       std::reverse(page.begin(), page.end());

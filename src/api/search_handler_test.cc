@@ -253,6 +253,12 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
   auto ids = AllPages("/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=2", dr, &pages);
   EXPECT_EQ(ids, (std::vector<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
   EXPECT_EQ(pages, 2) << "a full first page, then the rest";
+  // Matches after the last visible one are all hidden: no next link that
+  // would lead to an empty page (and so reveal them).
+  auto last = Call("GET", "/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=3", dr).Json();
+  EXPECT_EQ(Ids(last), (std::vector<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
+  EXPECT_EQ(Link(last, "next"), "");
+  EXPECT_EQ(last.at("total").as_int64(), 3);
 
   auto total = Call("GET", "/fhir/Observation?code=1234-5&_total=accurate&_count=1", dr).Json();
   EXPECT_EQ(total.at("total").as_int64(), 3);
