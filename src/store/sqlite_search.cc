@@ -13,7 +13,7 @@ namespace {
 
 using search::ParamType;
 
-constexpr int kIndexLayoutVersion = 1;
+constexpr int kIndexLayoutVersion = 2;
 constexpr const char* kFile = "vault.db";
 // Bounds the SQL a hostile query can make the engine build and run.
 constexpr size_t kMaxNestingDepth = 3;
@@ -198,7 +198,7 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
       PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(c.target_type, c.has_param, ParamType::kReference));
       if (c.nested.size() != 1) return InvalidArgument("_has needs one condition");
       std::string d = std::to_string(depth);
-      std::string probe = "EXISTS (SELECT 1 FROM resource_versions me" + d + " JOIN sx_ref h" + d + " ON h" + d +
+      std::string probe = "EXISTS (SELECT 1 FROM current_versions me" + d + " INDEXED BY current_versions_by_seq JOIN sx_ref h" + d + " ON h" + d +
                           ".t = " + q.Bind(c.target_type) + " AND h" + d + ".p = " + q.Bind(ParamRow(def)) + " AND h" +
                           d + ".ref_type = " + q.Bind(type) + " AND h" + d + ".ref_id = me" + d + ".id WHERE me" + d +
                           ".seq = " + seq + " AND ";
@@ -253,7 +253,7 @@ StatusOr<std::string> DriverSql(Sql& q, const std::string& type, const SearchCon
     if (c.nested.size() != 1) return InvalidArgument("a chained parameter needs one condition");
     std::string sql = "SELECT x.seq AS seq FROM sx_ref x WHERE x.t = " + q.Bind(type) + " AND x.p = " +
                       q.Bind(ParamRow(def)) + " AND x.ref_type = " + q.Bind(c.target_type) +
-                      " AND x.ref_id IN (SELECT tv.id FROM resource_versions tv WHERE tv.seq IN (";
+                      " AND x.ref_id IN (SELECT tv.id FROM current_versions tv INDEXED BY current_versions_by_seq WHERE tv.seq IN (";
     PV_ASSIGN_OR_RETURN(std::string inner, MatchSql(q, c.target_type, c.nested, depth + 1));
     return sql + inner + "))";
   }
@@ -427,6 +427,9 @@ void BindAll(sqlite3_stmt* s, const std::vector<BindValue>& binds) {
 }  // namespace
 
 const char* const kIndexSchema = R"sql(
+-- seq -> (type, id) of current versions without touching resource_versions
+-- (a secondary index of a WITHOUT ROWID table carries its primary key).
+CREATE INDEX IF NOT EXISTS current_versions_by_seq ON current_versions(seq);
 CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
   folded TEXT NOT NULL, exact TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS sx_string_lookup ON sx_string(t, p, folded);
@@ -456,6 +459,7 @@ CREATE INDEX IF NOT EXISTS sx_uri_seq ON sx_uri(seq, p);
 const char* const kDropIndexSchema = R"sql(
 DROP TABLE IF EXISTS sx_string; DROP TABLE IF EXISTS sx_token; DROP TABLE IF EXISTS sx_ref;
 DROP TABLE IF EXISTS sx_date; DROP TABLE IF EXISTS sx_number; DROP TABLE IF EXISTS sx_uri;
+DROP INDEX IF EXISTS current_versions_by_seq;
 )sql";
 
 std::string Fingerprint() {
@@ -575,7 +579,7 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
       PV_ASSIGN_OR_RETURN(std::string k, SortKeySql(q, query.type, query.sort[i]));
       inner += ", " + k + " AS k" + std::to_string(i);
     }
-    inner += " FROM (" + match + ") m JOIN resource_versions v ON v.seq = m.seq";
+    inner += " FROM (" + match + ") m JOIN current_versions v INDEXED BY current_versions_by_seq ON v.seq = m.seq";
     q.text = "SELECT r.* FROM (" + inner + ") r";
     if (!after.empty()) {
       // Keyset continuation: strictly after (or, backwards, before)

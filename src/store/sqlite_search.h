@@ -9,7 +9,9 @@
 // versions: the writer removes the rows of the version a write replaces, in
 // the same transaction, so "has index rows" implies "current". Each table has
 // a lookup index (type, param, value...) for drivers and a (seq, param)
-// index for per-resource probes and removal. Everything lives in vault.db and
+// index for per-resource probes and removal; current_versions gets an index
+// on seq so a match's id is found without reading resource_versions.
+// Everything lives in vault.db and
 // so is encrypted at rest by the encrypting VFS.
 //
 // Query plan: the most selective condition drives (an index range scan); the

@@ -633,7 +633,9 @@ Status SqliteStore::PrepareSearchIndex() {
     if (rc == SQLITE_ROW && q.Text(0) == want) return writer_->Exec(sqlite_search::kIndexSchema);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "read search index version");
   }
-  log::Info("store.search_index_rebuild", {{"reason", "missing or built for another parameter table"}});
+  if (!options_.create) {
+    log::Info("store.search_index_rebuild", {{"reason", "missing or built for another parameter table"}});
+  }
   PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
   Status s = [&]() -> Status {
     PV_RETURN_IF_ERROR(writer_->Exec(sqlite_search::kDropIndexSchema));
@@ -656,7 +658,7 @@ Status SqliteStore::PrepareSearchIndex() {
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     meta.Bind(1, want);
     if (int rc = meta.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "write search index version");
-    log::Info("store.search_index_rebuilt", {{"resources", std::to_string(rows.size())}});
+    if (!options_.create) log::Info("store.search_index_rebuilt", {{"resources", std::to_string(rows.size())}});
     return Status::Ok();
   }();
   if (!s.ok()) {
