@@ -4,6 +4,9 @@
 #include <cstring>
 #include <variant>
 
+#include <unordered_map>
+
+#include "fhir/resource_types.h"
 #include "search/index_values.h"
 #include "search/search_params.h"
 #include "store/sqlite_util.h"
@@ -13,7 +16,7 @@ namespace {
 
 using search::ParamType;
 
-constexpr int kIndexLayoutVersion = 2;
+constexpr int kIndexLayoutVersion = 3;
 constexpr const char* kFile = "vault.db";
 // Bounds the SQL a hostile query can make the engine build and run.
 constexpr size_t kMaxNestingDepth = 3;
@@ -26,8 +29,19 @@ std::string PrefixEnd(std::string_view p) {
   return s;
 }
 
-int64_t ParamRow(const search::SearchParamDef* def) {
-  return static_cast<int64_t>(def - search::AllSearchParams().data());
+// The parameter key stored in every row: unique per (resource type,
+// parameter), so rows need no type column (the "Resource" rows such as _id
+// are shared by all types in the table but get one key per type here).
+int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
+  static const auto* types = [] {
+    auto* m = new std::unordered_map<std::string_view, int64_t>();
+    int64_t i = 0;
+    for (std::string_view t : fhir::AllResourceTypes()) m->emplace(t, ++i);
+    return m;
+  }();
+  auto it = types->find(type);
+  const int64_t rows = static_cast<int64_t>(search::AllSearchParams().size());
+  return (it == types->end() ? 0 : it->second) * rows + static_cast<int64_t>(def - search::AllSearchParams().data());
 }
 
 const char* TableOf(ParamType t) {
@@ -41,6 +55,14 @@ const char* TableOf(ParamType t) {
     case ParamType::kUri: return "sx_uri";
   }
   return "sx_string";
+}
+
+// `table x` forced onto its (seq, p) index: per-resource probes must not
+// let the planner pick a (p, value) index and scan a whole parameter (for
+// MIN/MAX it would, as that index delivers the values in order).
+std::string BySeq(ParamType t) {
+  std::string table = TableOf(t);
+  return table + " x INDEXED BY " + table + "_seq";
 }
 
 using BindValue = std::variant<std::monostate, int64_t, double, std::string>;
@@ -172,8 +194,8 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
   switch (c.kind) {
     case SearchCondition::Kind::kPlain: {
       PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, c.type));
-      std::string probe = "SELECT 1 FROM " + std::string(TableOf(c.type)) + " x WHERE x.seq = " + seq +
-                          " AND x.p = " + q.Bind(ParamRow(def));
+      std::string probe = "SELECT 1 FROM " + BySeq(c.type) + " WHERE x.seq = " + seq +
+                          " AND x.p = " + q.Bind(ParamKey(type, def));
       if (c.modifier == SearchModifier::kMissing) {
         bool missing = !c.values.empty() && c.values[0].missing;
         return std::string(missing ? "NOT EXISTS (" : "EXISTS (") + probe + ")";
@@ -186,10 +208,10 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
       PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, ParamType::kReference));
       if (c.nested.size() != 1) return InvalidArgument("a chained parameter needs one condition");
       std::string target = q.Bind(c.target_type);
-      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x JOIN current_versions c" + std::to_string(depth) +
+      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x INDEXED BY sx_ref_seq JOIN current_versions c" + std::to_string(depth) +
                           " ON c" + std::to_string(depth) + ".type = " + target + " AND c" + std::to_string(depth) +
                           ".id = x.ref_id AND c" + std::to_string(depth) + ".deleted = 0 WHERE x.seq = " + seq +
-                          " AND x.p = " + q.Bind(ParamRow(def)) + " AND x.ref_type = " + target + " AND ";
+                          " AND x.p = " + q.Bind(ParamKey(type, def)) + " AND x.ref_type = " + target + " AND ";
       PV_ASSIGN_OR_RETURN(std::string inner,
                           FilterSql(q, c.target_type, c.nested[0], "c" + std::to_string(depth) + ".seq", depth + 1));
       return probe + inner + ")";
@@ -199,7 +221,7 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
       if (c.nested.size() != 1) return InvalidArgument("_has needs one condition");
       std::string d = std::to_string(depth);
       std::string probe = "EXISTS (SELECT 1 FROM current_versions me" + d + " INDEXED BY current_versions_by_seq JOIN sx_ref h" + d + " ON h" + d +
-                          ".t = " + q.Bind(c.target_type) + " AND h" + d + ".p = " + q.Bind(ParamRow(def)) + " AND h" +
+                          ".p = " + q.Bind(ParamKey(c.target_type, def)) + " AND h" +
                           d + ".ref_type = " + q.Bind(type) + " AND h" + d + ".ref_id = me" + d + ".id WHERE me" + d +
                           ".seq = " + seq + " AND ";
       PV_ASSIGN_OR_RETURN(std::string inner, FilterSql(q, c.target_type, c.nested[0], "h" + d + ".seq", depth + 1));
@@ -242,8 +264,8 @@ StatusOr<std::string> DriverSql(Sql& q, const std::string& type, const SearchCon
   if (DriverRank(c) == 0) return std::string();
   if (c.kind == SearchCondition::Kind::kPlain) {
     PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, c.type));
-    std::string sql = "SELECT x.seq AS seq FROM " + std::string(TableOf(c.type)) + " x WHERE x.t = " + q.Bind(type) +
-                      " AND x.p = " + q.Bind(ParamRow(def));
+    std::string sql = "SELECT x.seq AS seq FROM " + std::string(TableOf(c.type)) + " x WHERE x.p = " +
+                      q.Bind(ParamKey(type, def));
     if (c.modifier == SearchModifier::kMissing) return sql;
     PV_ASSIGN_OR_RETURN(std::string values, ValuesPredicate(q, c));
     return sql + " AND " + values;
@@ -251,8 +273,8 @@ StatusOr<std::string> DriverSql(Sql& q, const std::string& type, const SearchCon
   if (c.kind == SearchCondition::Kind::kChain) {
     PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, ParamType::kReference));
     if (c.nested.size() != 1) return InvalidArgument("a chained parameter needs one condition");
-    std::string sql = "SELECT x.seq AS seq FROM sx_ref x WHERE x.t = " + q.Bind(type) + " AND x.p = " +
-                      q.Bind(ParamRow(def)) + " AND x.ref_type = " + q.Bind(c.target_type) +
+    std::string sql = "SELECT x.seq AS seq FROM sx_ref x WHERE x.p = " +
+                      q.Bind(ParamKey(type, def)) + " AND x.ref_type = " + q.Bind(c.target_type) +
                       " AND x.ref_id IN (SELECT tv.id FROM current_versions tv INDEXED BY current_versions_by_seq WHERE tv.seq IN (";
     PV_ASSIGN_OR_RETURN(std::string inner, MatchSql(q, c.target_type, c.nested, depth + 1));
     return sql + inner + "))";
@@ -263,8 +285,8 @@ StatusOr<std::string> DriverSql(Sql& q, const std::string& type, const SearchCon
   if (c.nested.size() != 1) return InvalidArgument("_has needs one condition");
   std::string t = q.Bind(type);
   std::string sql = "SELECT hc.seq AS seq FROM sx_ref hx JOIN current_versions hc ON hc.type = " + t +
-                    " AND hc.id = hx.ref_id AND hc.deleted = 0 WHERE hx.t = " + q.Bind(c.target_type) +
-                    " AND hx.p = " + q.Bind(ParamRow(def)) + " AND hx.ref_type = " + t + " AND hx.seq IN (";
+                    " AND hc.id = hx.ref_id AND hc.deleted = 0 WHERE hx.p = " +
+                    q.Bind(ParamKey(c.target_type, def)) + " AND hx.ref_type = " + t + " AND hx.seq IN (";
   PV_ASSIGN_OR_RETURN(std::string inner, MatchSql(q, c.target_type, c.nested, depth + 1));
   return sql + inner + ")";
 }
@@ -315,8 +337,8 @@ StatusOr<std::string> SortKeySql(Sql& q, const std::string& type, const SearchSo
     case ParamType::kQuantity: col = "x.value"; break;
     case ParamType::kUri: col = "x.uri"; break;
   }
-  return "(SELECT " + std::string(agg) + "(" + col + ") FROM " + TableOf(k.type) + " x WHERE x.seq = m.seq AND x.p = " +
-         q.Bind(ParamRow(def)) + ")";
+  return "(SELECT " + std::string(agg) + "(" + col + ") FROM " + BySeq(k.type) + " WHERE x.seq = m.seq AND x.p = " +
+         q.Bind(ParamKey(type, def)) + ")";
 }
 
 // Positions: per sort key a tag ('n' null, 'i' integer, 'r' real, 's'
@@ -430,29 +452,29 @@ const char* const kIndexSchema = R"sql(
 -- seq -> (type, id) of current versions without touching resource_versions
 -- (a secondary index of a WITHOUT ROWID table carries its primary key).
 CREATE INDEX IF NOT EXISTS current_versions_by_seq ON current_versions(seq);
-CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, p INTEGER NOT NULL,
   folded TEXT NOT NULL, exact TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_string_lookup ON sx_string(t, p, folded);
+CREATE INDEX IF NOT EXISTS sx_string_lookup ON sx_string(p, folded);
 CREATE INDEX IF NOT EXISTS sx_string_seq ON sx_string(seq, p);
-CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, p INTEGER NOT NULL,
   system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, type_system TEXT NOT NULL, type_code TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_token_lookup ON sx_token(t, p, code, system);
+CREATE INDEX IF NOT EXISTS sx_token_lookup ON sx_token(p, code, system);
 CREATE INDEX IF NOT EXISTS sx_token_seq ON sx_token(seq, p);
-CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, p INTEGER NOT NULL,
   ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, idsys TEXT NOT NULL, idval TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_ref_lookup ON sx_ref(t, p, ref_id, ref_type);
+CREATE INDEX IF NOT EXISTS sx_ref_lookup ON sx_ref(p, ref_id, ref_type);
 CREATE INDEX IF NOT EXISTS sx_ref_seq ON sx_ref(seq, p);
-CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, p INTEGER NOT NULL,
   low INTEGER NOT NULL, high INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_date_low ON sx_date(t, p, low);
-CREATE INDEX IF NOT EXISTS sx_date_high ON sx_date(t, p, high);
+CREATE INDEX IF NOT EXISTS sx_date_low ON sx_date(p, low);
+CREATE INDEX IF NOT EXISTS sx_date_high ON sx_date(p, high);
 CREATE INDEX IF NOT EXISTS sx_date_seq ON sx_date(seq, p);
-CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, p INTEGER NOT NULL,
   value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_number_lookup ON sx_number(t, p, value);
+CREATE INDEX IF NOT EXISTS sx_number_lookup ON sx_number(p, value);
 CREATE INDEX IF NOT EXISTS sx_number_seq ON sx_number(seq, p);
-CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, t TEXT NOT NULL, p INTEGER NOT NULL, uri TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS sx_uri_lookup ON sx_uri(t, p, uri);
+CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, p INTEGER NOT NULL, uri TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sx_uri_lookup ON sx_uri(p, uri);
 CREATE INDEX IF NOT EXISTS sx_uri_seq ON sx_uri(seq, p);
 )sql";
 
@@ -499,15 +521,16 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
 
 Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource) {
   static constexpr const char* kInsert[] = {
-      "INSERT INTO sx_string(seq, t, p, folded, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
-      ("INSERT INTO sx_token(seq, t, p, system, code, text, type_system, type_code) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
-      "INSERT INTO sx_ref(seq, t, p, ref_type, ref_id, url, idsys, idval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-      "INSERT INTO sx_date(seq, t, p, low, high) VALUES (?1, ?2, ?3, ?4, ?5)",
-      "INSERT INTO sx_number(seq, t, p, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      "INSERT INTO sx_uri(seq, t, p, uri) VALUES (?1, ?2, ?3, ?4)",
+      "INSERT INTO sx_string(seq, p, folded, exact) VALUES (?1, ?2, ?3, ?4)",
+      ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+      "INSERT INTO sx_ref(seq, p, ref_type, ref_id, url, idsys, idval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+      "INSERT INTO sx_date(seq, p, low, high) VALUES (?1, ?2, ?3, ?4)",
+      "INSERT INTO sx_number(seq, p, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+      "INSERT INTO sx_uri(seq, p, uri) VALUES (?1, ?2, ?3)",
   };
   for (const search::SearchParamDef* def : search::SearchParamsFor(type)) {
+    const int64_t key = ParamKey(type, def);
     for (const search::IndexEntry& e : search::ExtractParam(*def, resource)) {
       int slot = 0;
       switch (e.type) {
@@ -521,22 +544,22 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
       }
       PV_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Stmt(slot, kInsert[slot]));
       sqlite::Statement s(raw);
-      s.Bind(1, seq).Bind(2, type).Bind(3, ParamRow(def));
+      s.Bind(1, seq).Bind(2, key);
       switch (e.type) {
-        case ParamType::kString: s.Bind(4, e.folded).Bind(5, e.value); break;
+        case ParamType::kString: s.Bind(3, e.folded).Bind(4, e.value); break;
         case ParamType::kToken:
-          s.Bind(4, e.system).Bind(5, e.value).Bind(6, e.text).Bind(7, e.type_system).Bind(8, e.type_code);
+          s.Bind(3, e.system).Bind(4, e.value).Bind(5, e.text).Bind(6, e.type_system).Bind(7, e.type_code);
           break;
         case ParamType::kReference:
-          s.Bind(4, e.ref_type).Bind(5, e.ref_id).Bind(6, e.url).Bind(7, e.system).Bind(8, e.code);
+          s.Bind(3, e.ref_type).Bind(4, e.ref_id).Bind(5, e.url).Bind(6, e.system).Bind(7, e.code);
           break;
-        case ParamType::kDate: s.Bind(4, e.low_ms).Bind(5, e.high_ms); break;
+        case ParamType::kDate: s.Bind(3, e.low_ms).Bind(4, e.high_ms); break;
         case ParamType::kNumber:
         case ParamType::kQuantity:
-          sqlite3_bind_double(raw, 4, e.number);
-          s.Bind(5, e.system).Bind(6, e.code).Bind(7, e.unit);
+          sqlite3_bind_double(raw, 3, e.number);
+          s.Bind(4, e.system).Bind(5, e.code).Bind(6, e.unit);
           break;
-        case ParamType::kUri: s.Bind(4, e.value); break;
+        case ParamType::kUri: s.Bind(3, e.value); break;
       }
       if (int rc = s.Step(); rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "write search index");
     }

@@ -3,12 +3,13 @@
 //
 // Layout: one table per value kind (sx_string, sx_token, sx_ref, sx_date,
 // sx_number for numbers and quantities, sx_uri). A row holds the version
-// sequence number of a current, non-deleted resource, its type, the
-// parameter (its row number in the compiled R4 table, search_params.h) and
-// the normalized value (search/index_values.h). Rows exist only for current
+// sequence number of a current, non-deleted resource, a parameter key
+// unique per (resource type, parameter) derived from the compiled R4 table
+// (search_params.h), so no type column is needed, and the normalized value
+// (search/index_values.h). Rows exist only for current
 // versions: the writer removes the rows of the version a write replaces, in
 // the same transaction, so "has index rows" implies "current". Each table has
-// a lookup index (type, param, value...) for drivers and a (seq, param)
+// a lookup index (param key, value...) for drivers and a (seq, param)
 // index for per-resource probes and removal; current_versions gets an index
 // on seq so a match's id is found without reading resource_versions.
 // Everything lives in vault.db and
