@@ -98,7 +98,8 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
             "_total=none|estimate|accurate, _include and _revinclude (with :iterate), next/previous paging. "
             "Every match and included resource is authorized; Bundle.total counts only what the caller may see. "
             "Unknown parameters are an error unless Prefer: handling=lenient. "
-            "If-None-Exist supports the _id and identifier parameters only. All data, the search index "
+            "If-None-Exist takes any search condition on the created type (no chains or _has). "
+            "Conditional update and delete are not supported. All data, the search index "
             "included, is encrypted at rest; every version is kept."},
            {"resource", std::move(resources)},
            {"interaction", json::array{json::object{{"code", "transaction"}}, json::object{{"code", "batch"}},

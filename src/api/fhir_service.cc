@@ -342,7 +342,7 @@ void FhirService::Create(Call& call, const std::string& type) {
   op.patients = fhir::PatientCompartment(*resource);
   op.resource = std::move(*resource);
   if (const std::string* ine = call.req.Header("if-none-exist")) {
-    auto cond = ParseExistCondition(*ine);
+    auto cond = ParseExistCondition(*ine, type);
     if (!cond.ok()) return call.Fail(cond.status(), kRoute);
     op.if_none_exist = std::move(*cond);
   }

@@ -316,6 +316,36 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
   EXPECT_EQ(Call("GET", "/fhir/Observation?code=1234-5", reg).status, 403);
 }
 
+// If-None-Exist with arbitrary search parameters of the created type: no
+// match creates, one match returns it (200), several are 412 (R4 3.1.0.8.1);
+// conditions on other resources (chains, _has) are refused.
+TEST_F(SearchApiTest, IfNoneExistTakesAnySearchCondition) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1980-05-17"})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1990-01-01"})");
+  auto create = [&](const std::string& cond) {
+    return Call("POST", "/fhir/Patient", system_, R"({"resourceType":"Patient","name":[{"family":"Smith"}]})",
+                {{"if-none-exist", cond}});
+  };
+  auto one = create("family=smith&birthdate=1980-05-17");
+  EXPECT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.Json().at("id").as_string(), "p1");
+  EXPECT_EQ(create("family=smith").status, 412);
+  auto none = create("family=smith&birthdate=ge2000");
+  EXPECT_EQ(none.status, 201) << none.body;
+  EXPECT_EQ(create("family:exact=Smith&birthdate:missing=true").status, 200) << "the new one now matches";
+  EXPECT_EQ(create("_has:Observation:patient:code=x").status, 400);
+  EXPECT_EQ(create("general-practitioner.name=x").status, 400);
+  EXPECT_EQ(create("family=smith&_sort=birthdate").status, 400);
+  EXPECT_EQ(create("nonsense=1").status, 400);
+  // Inside a transaction Bundle too.
+  auto bundle = Call("POST", "/fhir", system_,
+                     R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient",)"
+                     R"("name":[{"family":"Smith"}]},"request":{"method":"POST","url":"Patient",)"
+                     R"("ifNoneExist":"birthdate=1990-01-01"}}]})");
+  ASSERT_EQ(bundle.status, 200) << bundle.body;
+  EXPECT_NE(bundle.body.find("Patient/p2"), std::string::npos) << bundle.body;
+}
+
 // The CapabilityStatement lists exactly the parameters search accepts.
 TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
   auto cs = Call("GET", "/fhir/metadata", system_).Json();

@@ -53,12 +53,16 @@ struct ResourceVersion {
   std::string security_labels;
 };
 
-// A condition evaluated inside the write transaction (If-None-Exist). Only
-// what the store indexes today: the logical id and identifier system|value.
+// A condition evaluated inside the write transaction (If-None-Exist): the
+// logical id and identifier system|value, or (when `query` is set) any
+// search conditions on the written type, which the store evaluates against
+// its index in the same transaction, so two racing creates cannot both
+// miss each other.
 struct ExistCondition {
   std::string id;                 // _id=..., empty if unused
   std::optional<std::string> identifier_system;  // nullopt: any system; "": no system
   std::string identifier_value;   // identifier=..., empty if unused
+  std::optional<SearchQuery> query;  // when set, the only condition (type filled in by the store)
 };
 
 struct WriteOp {

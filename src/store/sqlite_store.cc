@@ -904,6 +904,16 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group) {
 
 StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& type, const ExistCondition& cond) {
   std::vector<std::string> ids;
+  if (cond.query) {
+    SearchQuery q = *cond.query;
+    q.type = type;
+    q.sort.clear();
+    q.after.clear();
+    q.backward = false;
+    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(writer_->db(), q, 3));
+    for (auto& m : matches) ids.push_back(std::move(m.id));
+    return ids;
+  }
   if (!cond.id.empty()) {
     PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, type, cond.id));
     if (!cur || cur->deleted) return ids;
