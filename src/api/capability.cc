@@ -74,8 +74,8 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
         {"updateCreate", true},
         {"conditionalCreate", true},
         {"conditionalRead", "not-supported"},
-        {"conditionalUpdate", false},
-        {"conditionalDelete", "not-supported"},
+        {"conditionalUpdate", true},
+        {"conditionalDelete", "single"},
     });
   }
   json::object cs{
@@ -99,7 +99,8 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
             "Every match and included resource is authorized; Bundle.total counts only what the caller may see. "
             "Unknown parameters are an error unless Prefer: handling=lenient. "
             "If-None-Exist takes any search condition on the created type (no chains or _has). "
-            "Conditional update and delete are not supported. All data, the search index "
+            "Conditional update and delete (single) count only resources the caller may see. "
+            "All data, the search index "
             "included, is encrypted at rest; every version is kept."},
            {"resource", std::move(resources)},
            {"interaction", json::array{json::object{{"code", "transaction"}}, json::object{{"code", "batch"}},

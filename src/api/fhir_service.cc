@@ -175,7 +175,17 @@ void FhirService::HandleFhir(Call& call) {
       return call.Reply(search_->Search(call.req, *call.caller, type, call.params, false, call.fmt, call.now_ms),
                         "/fhir/{type}");
     }
-    return call.Reply(MethodNotAllowed("GET, POST", call.fmt), "/fhir/{type}");
+    if (method == "PUT" || method == "DELETE") {  // conditional update / delete
+      auto c = search_->ResolveConditional(call.req, *call.caller, type, call.params, call.now_ms);
+      if (!c.ok()) return call.Fail(c.status(), "/fhir/{type}");
+      using Action = SearchHandler::Conditional::Action;
+      if (c->action == Action::kCreate) return Create(call, type);
+      if (c->action == Action::kUpdate) return Update(call, type, c->id);
+      if (c->action == Action::kDelete) return Delete(call, type, c->id);
+      return call.Reply(OutcomeResponse(200, "information", "informational", "nothing to delete", call.fmt),
+                        "/fhir/{type}");
+    }
+    return call.Reply(MethodNotAllowed("GET, POST, PUT, DELETE", call.fmt), "/fhir/{type}");
   }
   if (seg.size() == 2 && seg[1] == "_history") {
     if (method != "GET") return call.Reply(MethodNotAllowed("GET", call.fmt), "/fhir/{type}/_history");

@@ -222,6 +222,62 @@ SearchHandler::SearchHandler(store::ResourceStore* store, AccessControl* access,
   if (aead.ok()) cursor_key_ = std::move(*aead);
 }
 
+StatusOr<SearchHandler::Conditional> SearchHandler::ResolveConditional(http::HttpRequest& req, const Caller& caller,
+                                                                       const std::string& type,
+                                                                       const QueryParams& params, int64_t now_ms) {
+  const bool put = req.method == "PUT";
+  policy::Decision gate = access_->DecideType(caller, policy::Interaction::kSearch, type);
+  if (!gate.allowed) return policy::DecisionStatus(gate);
+  search::SearchParseOptions po;
+  po.base_url = options_.base_url;
+  po.now_ms = now_ms;
+  PV_ASSIGN_OR_RETURN(search::SearchRequest sr, search::ParseSearch(type, params, po));
+  if (sr.query.conditions.empty()) return InvalidArgument("a conditional update or delete needs search criteria");
+  if (!sr.query.sort.empty() || !sr.includes.empty() || !sr.elements.empty() ||
+      sr.summary != search::SummaryMode::kFalse || sr.total != search::TotalMode::kNone) {
+    return InvalidArgument("a conditional update or delete takes search conditions only");
+  }
+  Run run{this, req, caller, now_ms, {}};
+  PV_RETURN_IF_ERROR(run.ResolveJoins(type, sr.query.conditions));
+  std::vector<store::ResourceVersion> visible;
+  PV_RETURN_IF_ERROR(run.CollectVisible(sr.query, visible));
+  if (visible.size() > 1) {
+    return Status(StatusCode::kPreconditionFailed, "the search criteria match more than one resource");
+  }
+  Conditional out;
+  std::optional<boost::json::object> body;
+  std::string body_id;
+  if (put) {
+    auto parsed = fhir::ParseResource(req.body, options_.parse_limits);
+    if (!parsed.ok()) return parsed.status();
+    body = std::move(*parsed);
+    if (const auto* id = body->if_contains("id"); id && id->is_string()) body_id = std::string(id->get_string());
+    if (!body_id.empty() && !fhir::IsValidId(body_id)) return InvalidArgument("invalid resource id");
+    const auto* rt = body->if_contains("resourceType");
+    if (!rt || !rt->is_string() || rt->get_string() != type) {
+      return InvalidArgument("the resource type in the body does not match the URL");
+    }
+  }
+  if (visible.empty()) {
+    if (!put) return out;  // nothing the caller may see matches: nothing to delete
+    out.action = body_id.empty() ? Conditional::Action::kCreate : Conditional::Action::kUpdate;
+    out.id = body_id;
+    return out;
+  }
+  const store::ResourceVersion& match = visible.front();
+  if (put && !body_id.empty() && body_id != match.id) {
+    return InvalidArgument("the id in the body is not the id of the resource the criteria match");
+  }
+  out.action = put ? Conditional::Action::kUpdate : Conditional::Action::kDelete;
+  out.id = match.id;
+  if (put) {
+    (*body)["id"] = match.id;
+    req.body = boost::json::serialize(*body);
+  }
+  if (!req.Header("if-match")) req.headers.emplace_back("if-match", ETag(match.version));
+  return out;
+}
+
 http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Caller& caller, const std::string& type,
                                          QueryParams params, bool form_body, const OutputFormat& fmt,
                                          int64_t now_ms) {

@@ -63,6 +63,19 @@ class SearchHandler {
   http::HttpResponse Search(const http::HttpRequest& req, const Caller& caller, const std::string& type,
                             QueryParams params, bool form_body, const OutputFormat& fmt, int64_t now_ms);
 
+  // Conditional update and delete (PUT / DELETE /fhir/{type}?search, R4
+  // 3.1.0.4.3 and 3.1.0.7.1): resolves the search among the resources the
+  // caller may see (hidden ones never count) and tells the caller what to
+  // do. `req` is rewritten for the ordinary update/delete it becomes: the
+  // matched id goes into the body and If-Match pins the matched version, so
+  // a write that raced the search fails with 412 rather than overwriting.
+  struct Conditional {
+    enum class Action { kCreate, kUpdate, kDelete, kNothing } action = Action::kNothing;
+    std::string id;  // kUpdate (may be an update-as-create id), kDelete
+  };
+  StatusOr<Conditional> ResolveConditional(http::HttpRequest& req, const Caller& caller, const std::string& type,
+                                           const QueryParams& params, int64_t now_ms);
+
  private:
   struct Run;
   store::ResourceStore* store_;

@@ -346,6 +346,56 @@ TEST_F(SearchApiTest, IfNoneExistTakesAnySearchCondition) {
   EXPECT_NE(bundle.body.find("Patient/p2"), std::string::npos) << bundle.body;
 }
 
+// Conditional update and delete (R4 3.1.0.4.3, 3.1.0.7.1): 0 / 1 / many
+// matches, the body id rule, and hidden records never count as matches.
+TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}],"gender":"male"})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"2"}],"gender":"male"})");
+  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}],"gender":"female"})";
+  // One match, no id in the body: updates that resource.
+  auto one = Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, body);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.Json().at("id").as_string(), "p1");
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?gender=female", system_).Json()), (std::vector<std::string>{"Patient/p1"}));
+  // One match, another id in the body: 400. Many matches: 412.
+  std::string other = R"({"resourceType":"Patient","id":"p2","gender":"other"})";
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, other).status, 400);
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|", system_, body).status, 412);
+  // No match: create (server id), or update-as-create with the body's id.
+  auto created = Call("PUT", "/fhir/Patient?identifier=urn:mrn|9", system_,
+                      R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"9"}]})");
+  EXPECT_EQ(created.status, 201) << created.body;
+  auto as_create = Call("PUT", "/fhir/Patient?identifier=urn:mrn|8", system_,
+                        R"({"resourceType":"Patient","id":"p8","identifier":[{"system":"urn:mrn","value":"8"}]})");
+  EXPECT_EQ(as_create.status, 201) << as_create.body;
+  EXPECT_EQ(as_create.Json().at("id").as_string(), "p8");
+  // Delete: many -> 412, one -> deleted, none -> nothing to delete.
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|", system_).status, 412);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_).status, 200);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p2", system_).status, 410);
+  auto none = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_);
+  EXPECT_EQ(none.status, 200);
+  EXPECT_NE(none.body.find("nothing to delete"), std::string::npos);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient", system_).status, 400) << "criteria are required";
+
+  // A clinician related to p1 only: the other patients are invisible, so
+  // criteria matching all of them select p1 alone (no 412 that would reveal
+  // the others), and p8 cannot be deleted by search.
+  Put("/fhir/CareTeam/ct1",
+      R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/p1"},)"
+      R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})");
+  std::string dr = Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds");
+  auto dr_del = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|8", dr);
+  EXPECT_EQ(dr_del.status, 200);
+  EXPECT_NE(dr_del.body.find("nothing to delete"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p8", system_).status, 200) << "a hidden record is never deleted by search";
+  auto dr_put = Call("PUT", "/fhir/Patient?identifier=urn:mrn|", dr, body);
+  EXPECT_NE(dr_put.status, 412) << dr_put.body;
+  if (dr_put.status == 200) {
+    EXPECT_EQ(dr_put.Json().at("id").as_string(), "p1");
+  }
+}
+
 // The CapabilityStatement lists exactly the parameters search accepts.
 TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
   auto cs = Call("GET", "/fhir/metadata", system_).Json();
