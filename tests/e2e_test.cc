@@ -256,6 +256,10 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
                              token);
   EXPECT_EQ(created.status, 201) << created.body;
   EXPECT_EQ(Request(port, bhttp::verb::get, "/fhir/Patient/nope", "", token).status, 404);
+  // Search through the index the import wrote; the scans below cover it.
+  Response found = Request(port, bhttp::verb::get, "/fhir/Patient?family=upton&_count=5", "", token);
+  ASSERT_EQ(found.status, 200) << found.body;
+  EXPECT_NE(found.body.find("79a66c97-6131-3213-f3c9-4606946ab056"), std::string::npos) << found.body;
   // Tokens are scanned for too: a token in the log would be a leak.
   needles.insert(token);
   Response metrics = Request(port, bhttp::verb::get, "/metrics");

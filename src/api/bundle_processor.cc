@@ -119,7 +119,7 @@ StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries) 
       op.resource["id"] = op.id;
       op.patients = fhir::PatientCompartment(op.resource);
       if (!r.if_none_exist.empty() && op.kind == store::WriteOp::Kind::kCreate) {
-        auto cond = ParseExistCondition(r.if_none_exist);
+        auto cond = ParseExistCondition(r.if_none_exist, op.type);
         if (!cond.ok()) {
           if (plan.transaction) {
             return Status(cond.status().code(), "entry " + std::to_string(idx) + ": " + cond.status().message());

@@ -9,6 +9,7 @@
 #include "api/request_audit.h"
 #include "api/capability.h"
 #include "api/request_context.h"
+#include "api/search_handler.h"
 #include "common/metrics.h"
 #include "fhir/compartment.h"
 #include "fhir/resource_types.h"
@@ -97,7 +98,8 @@ FhirService::FhirService(store::ResourceStore* store, AccessControl* access, Req
       auditor_(auditor),
       auth_endpoints_(auth_endpoints),
       options_(std::move(options)),
-      capability_json_(BuildCapabilityStatement(options_.base_url)) {}
+      capability_json_(BuildCapabilityStatement(options_.base_url)),
+      search_(std::make_shared<SearchHandler>(store, access, options_)) {}
 
 void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   Call call;
@@ -198,15 +200,33 @@ void FhirService::HandleFhir(Call& call) {
   if (seg.size() == 1) {
     if (method == "POST") return Create(call, type);
     if (method == "GET") {
-      return call.Reply(OutcomeResponse(501, "error", "not-supported",
-                                        "search is not implemented yet; see the CapabilityStatement", call.fmt),
+      call.entry.action = audit::AuditAction::kSearch;
+      http::HttpResponse r =
+          search_->Search(call.req, *call.caller, type, call.params, false, call.fmt, call.now_ms, &call.entry);
+      return call.Reply(std::move(r), "/fhir/{type}");
+    }
+    if (method == "PUT" || method == "DELETE") {  // conditional update / delete
+      auto c = search_->ResolveConditional(call.req, *call.caller, type, call.params, call.now_ms);
+      if (!c.ok()) return call.Fail(c.status(), "/fhir/{type}");
+      using Action = SearchHandler::Conditional::Action;
+      if (c->action == Action::kCreate) return Create(call, type);
+      if (c->action == Action::kUpdate) return Update(call, type, c->id);
+      if (c->action == Action::kDelete) return Delete(call, type, c->id);
+      return call.Reply(OutcomeResponse(200, "information", "informational", "nothing to delete", call.fmt),
                         "/fhir/{type}");
     }
-    return call.Reply(MethodNotAllowed("GET, POST", call.fmt), "/fhir/{type}");
+    return call.Reply(MethodNotAllowed("GET, POST, PUT, DELETE", call.fmt), "/fhir/{type}");
   }
   if (seg.size() == 2 && seg[1] == "_history") {
     if (method != "GET") return call.Reply(MethodNotAllowed("GET", call.fmt), "/fhir/{type}/_history");
     return History(call, type, "");
+  }
+  if (seg.size() == 2 && seg[1] == "_search") {
+    if (method != "POST") return call.Reply(MethodNotAllowed("POST", call.fmt), "/fhir/{type}/_search");
+    call.entry.action = audit::AuditAction::kSearch;
+    http::HttpResponse r =
+        search_->Search(call.req, *call.caller, type, call.params, true, call.fmt, call.now_ms, &call.entry);
+    return call.Reply(std::move(r), "/fhir/{type}/_search");
   }
   const std::string id(seg[1]);
   if (!fhir::IsValidId(id)) {
@@ -410,7 +430,7 @@ void FhirService::Create(Call& call, const std::string& type) {
   op.patients = fhir::PatientCompartment(*resource);
   op.resource = std::move(*resource);
   if (const std::string* ine = call.req.Header("if-none-exist")) {
-    auto cond = ParseExistCondition(*ine);
+    auto cond = ParseExistCondition(*ine, type);
     if (!cond.ok()) return call.Fail(cond.status(), kRoute);
     op.if_none_exist = std::move(*cond);
   }

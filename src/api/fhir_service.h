@@ -32,10 +32,12 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "api/access_control.h"
 #include "api/audit_trail.h"
+#include "crypto/keyring.h"
 #include "fhir/json_reader.h"
 #include "http/types.h"
 #include "store/resource_store.h"
@@ -50,7 +52,11 @@ struct ServiceOptions {
   int default_page_size = 50;
   int max_page_size = 1000;
   size_t max_bundle_entries = 10000;
+  // Supplies the search-cursor key (may be null: a random per-process key).
+  const crypto::Keyring* keyring = nullptr;
 };
+
+class SearchHandler;
 
 class FhirService final : public http::Handler {
  public:
@@ -99,6 +105,7 @@ class FhirService final : public http::Handler {
   http::Handler* auth_endpoints_;
   ServiceOptions options_;
   std::string capability_json_;
+  std::shared_ptr<SearchHandler> search_;  // search_handler.h
   std::atomic<bool> draining_{false};
 };
 

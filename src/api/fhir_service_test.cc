@@ -150,7 +150,7 @@ TEST_F(FhirServiceTest, ConditionalCreateReturnsExisting) {
   auto b = Call("POST", "/fhir/Patient", body, {{"if-none-exist", "identifier=urn:mrn|M-1"}});
   EXPECT_EQ(b.status, 200);
   EXPECT_EQ(a.Json()["id"], b.Json()["id"]);
-  ExpectOutcome(Call("POST", "/fhir/Patient", body, {{"if-none-exist", "name=foo"}}), 400);
+  ExpectOutcome(Call("POST", "/fhir/Patient", body, {{"if-none-exist", "no-such-param=foo"}}), 400);
   EXPECT_EQ(HistoryCount("Patient"), 1);
 }
 

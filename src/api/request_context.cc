@@ -11,6 +11,7 @@
 #include "fhir/json_reader.h"
 #include "fhir/operation_outcome.h"
 #include "fhir/time.h"
+#include "search/query.h"
 
 namespace phivault::api {
 namespace {
@@ -149,11 +150,33 @@ StatusOr<int64_t> ParseIfMatch(std::string_view v) {
 
 std::string ETag(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
 
-StatusOr<store::ExistCondition> ParseExistCondition(std::string_view query) {
+StatusOr<store::ExistCondition> ParseExistCondition(std::string_view query, std::string_view type) {
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
   PV_ASSIGN_OR_RETURN(QueryParams params, ParseQuery(query));
   store::ExistCondition cond;
   if (params.empty()) return InvalidArgument("If-None-Exist is empty");
+  bool general = false;
+  for (const auto& [k, v] : params) general |= k != "_id" && k != "identifier";
+  if (general && !type.empty()) {
+    search::SearchParseOptions po;
+    po.passthrough.clear();
+    PV_ASSIGN_OR_RETURN(search::SearchRequest req, search::ParseSearch(type, params, po));
+    if (!req.query.sort.empty() || !req.includes.empty() || !req.elements.empty() ||
+        req.summary != search::SummaryMode::kFalse || req.total != search::TotalMode::kNone) {
+      return InvalidArgument("If-None-Exist takes search conditions only");
+    }
+    for (const auto& c : req.query.conditions) {
+      if (c.kind != store::SearchCondition::Kind::kPlain) {
+        return InvalidArgument("If-None-Exist does not support chained parameters or _has");
+      }
+    }
+    for (const auto& [k, v] : params) {
+      if (k == "_count") return InvalidArgument("If-None-Exist takes search conditions only");
+    }
+    if (req.query.conditions.empty()) return InvalidArgument("If-None-Exist is empty");
+    cond.query = std::move(req.query);
+    return cond;
+  }
   for (const auto& [k, v] : params) {
     if (k == "_id") {
       if (!fhir::IsValidId(v)) return InvalidArgument("If-None-Exist: invalid _id");

@@ -42,9 +42,13 @@ Status CheckContentType(const http::HttpRequest& req);
 StatusOr<int64_t> ParseIfMatch(std::string_view value);
 std::string ETag(int64_t version);
 
-// Parses an If-None-Exist query (identifier=[system|]value, _id=id).
-// kUnsupported for any other search parameter.
-StatusOr<store::ExistCondition> ParseExistCondition(std::string_view query);
+// Parses an If-None-Exist query. Without `type`: identifier=[system|]value
+// and _id=id only (kUnsupported otherwise). With the created resource's
+// `type`: any search parameter of that type with its modifiers and prefixes
+// (search/query.h), but no chains, _has or result parameters (_sort,
+// _include, ...): a condition that looked into other resources could probe
+// records the caller may not see.
+StatusOr<store::ExistCondition> ParseExistCondition(std::string_view query, std::string_view type = {});
 
 // Response builders. Every response from the FHIR layer goes through these so
 // headers (content type, route label) are uniform.

@@ -403,6 +403,7 @@ StatusOr<KeyringFile> Parse(std::string_view text, const std::string& path) {
   for (int i = 0; i < kKeyPurposeCount; ++i) {
     const std::string name = "key." + std::string(KeyPurposeName(static_cast<KeyPurpose>(i)));
     auto v = take(name);
+    if (!v && i >= kFirstAddedKeyPurpose) continue;  // an older file: Open adds the key
     auto bin = v ? FromBase64(*v) : std::nullopt;
     if (!bin || bin->size() != Aead::kKeySize + Aead::kOverhead) return Corrupt(path, "bad " + name);
     f.keys[i] = std::move(*bin);
@@ -414,23 +415,25 @@ StatusOr<KeyringFile> Parse(std::string_view text, const std::string& path) {
 // Writes `content` to dir/name with mode 0600 so that the name appears only
 // once the bytes are durable: temp file, fsync, link (fails if the name
 // exists, which is what Create wants), fsync the directory.
-Status WriteNewFileAtomically(const std::string& dir, std::string_view name, std::string_view content) {
-  const std::string final_path = dir + "/" + std::string(name);
-  const std::string tmp_path = final_path + ".tmp";
-  ::unlink(tmp_path.c_str());  // a leftover from a crash during an earlier Create
+// Writes `content` durably to a fresh `tmp_path` (mode 0600), replacing a
+// leftover from a crash during an earlier write.
+Status WriteTempFile(const std::string& tmp_path, std::string_view content) {
+  ::unlink(tmp_path.c_str());
   Fd fd(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return Internal("cannot create " + tmp_path + ": " + ErrnoText(errno));
   if (::fchmod(fd.get(), 0600) != 0 || !WriteAll(fd.get(), content.data(), content.size()) ||
-      ::fsync(fd.get()) != 0) {
+      ::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
     const int e = errno;
     ::unlink(tmp_path.c_str());
     return Internal("cannot write " + tmp_path + ": " + ErrnoText(e));
   }
-  if (::close(fd.release()) != 0) {
-    const int e = errno;
-    ::unlink(tmp_path.c_str());
-    return Internal("cannot write " + tmp_path + ": " + ErrnoText(e));
-  }
+  return Status::Ok();
+}
+
+Status WriteNewFileAtomically(const std::string& dir, std::string_view name, std::string_view content) {
+  const std::string final_path = dir + "/" + std::string(name);
+  const std::string tmp_path = final_path + ".tmp";
+  PV_RETURN_IF_ERROR(WriteTempFile(tmp_path, content));
   if (::link(tmp_path.c_str(), final_path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp_path.c_str());
@@ -438,6 +441,20 @@ Status WriteNewFileAtomically(const std::string& dir, std::string_view name, std
     return Internal("cannot create " + final_path + ": " + ErrnoText(e));
   }
   ::unlink(tmp_path.c_str());
+  return FsyncDir(dir);
+}
+
+// Replaces dir/name with `content` (mode 0600) so that readers see either the
+// old or the new file, never a torn one: temp file, fsync, rename, fsync dir.
+Status ReplaceFileAtomically(const std::string& dir, std::string_view name, std::string_view content) {
+  const std::string final_path = dir + "/" + std::string(name);
+  const std::string tmp_path = final_path + ".tmp";
+  PV_RETURN_IF_ERROR(WriteTempFile(tmp_path, content));
+  if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp_path.c_str());
+    return Internal("cannot replace " + final_path + ": " + ErrnoText(e));
+  }
   return FsyncDir(dir);
 }
 
@@ -453,6 +470,7 @@ std::string_view KeyPurposeName(KeyPurpose p) {
     case KeyPurpose::kAuditSign: return "audit_sign";
     case KeyPurpose::kTokenSign: return "token_sign";
     case KeyPurpose::kBackup: return "backup";
+    case KeyPurpose::kSearchCursor: return "search_cursor";
   }
   return "unknown";
 }
@@ -563,14 +581,22 @@ class KeyringLoader {
     k->kek_ = SecureBytes::From(*kek);
     SecureWipe(kek->data(), kek->size());
     PV_ASSIGN_OR_RETURN(k->kek_aead_, Aead::New(k->kek_));
+    bool added = false;
     for (int i = 0; i < kKeyPurposeCount; ++i) {
       const std::string_view name = KeyPurposeName(static_cast<KeyPurpose>(i));
+      if (f.keys[i].empty()) {  // a purpose newer than the file (Parse allows only those)
+        k->keys_[i] = SecureBytes::Random(Aead::kKeySize);
+        f.keys[i] = k->kek_aead_->Seal(k->keys_[i].view(), PurposeAad(f.vault_id, name, f.kek_version));
+        added = true;
+        continue;
+      }
       auto key = k->kek_aead_->Open(f.keys[i], PurposeAad(f.vault_id, name, f.kek_version));
       // The KEK opened, so the master key is right: a failure here is tampering.
       if (!key.ok()) return Corrupt(path, "wrapped " + std::string(name) + " key does not authenticate");
       k->keys_[i] = SecureBytes::From(*key);
       SecureWipe(key->data(), key->size());
     }
+    if (added) PV_RETURN_IF_ERROR(ReplaceFileAtomically(dir, kFileName, Serialize(f)));
     return k;
   }
 

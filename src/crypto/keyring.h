@@ -56,17 +56,23 @@ Status GenerateKeyFile(const std::string& path);
 // initialised one) rather than spelling the file name out.
 std::string KeyringFilePath(const std::string& dir);
 
-enum class KeyPurpose { kStorage, kSharedData, kAuditSeal, kAuditSign, kTokenSign, kBackup };
+// kSearchCursor seals FHIR search paging cursors (AEAD: they carry sort-key
+// values, so they are encrypted as well as authenticated).
+enum class KeyPurpose { kStorage, kSharedData, kAuditSeal, kAuditSign, kTokenSign, kBackup, kSearchCursor };
 // Stable names, used in the keyring file and in AAD: never rename one.
 std::string_view KeyPurposeName(KeyPurpose p);
-inline constexpr int kKeyPurposeCount = 6;
+inline constexpr int kKeyPurposeCount = 7;
+// Purposes from this index on were added after the first release: Open
+// creates, wraps and persists them when an older keyring file lacks them.
+inline constexpr int kFirstAddedKeyPurpose = 6;
 
 class Keyring {
  public:
   // Creates DIR/keyring.txt for a new vault (and DIR itself, mode 0700, if it
   // is missing). AlreadyExists if a keyring is there.
   static StatusOr<std::unique_ptr<Keyring>> Create(const std::string& dir, const MasterKeySource& source);
-  // Unlocks an existing vault. PermissionDenied on a wrong key or passphrase
+  // Unlocks an existing vault (adding keys for purposes the file predates,
+  // see kFirstAddedKeyPurpose, and rewriting it atomically). PermissionDenied on a wrong key or passphrase
   // (or a key file given for a passphrase vault and vice versa), DataLoss if
   // the keyring file was modified, NotFound if there is none.
   static StatusOr<std::unique_ptr<Keyring>> Open(const std::string& dir, const MasterKeySource& source);

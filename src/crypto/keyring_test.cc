@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -99,6 +100,50 @@ TEST_F(KeyringTest, KeyFileRoundTrip) {
   ASSERT_EQ(::stat(KeyringPath().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_FALSE(fs::exists(KeyringPath() + ".tmp"));
+}
+
+// A keyring file written before a key purpose existed (here: the search
+// cursor key) is upgraded on Open: the missing key is created, wrapped and
+// persisted, the other keys are unchanged, and the next Open reads it back.
+TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
+  auto src = KeyFileSource();
+  auto created = Keyring::Create(vault_, src);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  // Rewrite the file as an older version wrote it: no search_cursor line,
+  // checksum recomputed over the remaining lines.
+  std::string text = ReadAll(KeyringPath());
+  std::istringstream lines(text);
+  std::string old, line;
+  while (std::getline(lines, line)) {
+    if (line.rfind("key.search_cursor=", 0) == 0 || line.rfind("checksum=", 0) == 0) continue;
+    old += line + "\n";
+  }
+  unsigned char h[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(h, reinterpret_cast<const unsigned char*>(old.data()), old.size());
+  char hex[crypto_hash_sha256_BYTES * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+  old += "checksum=" + std::string(hex) + "\n";
+  ASSERT_EQ(old.find("search_cursor"), std::string::npos);
+  WriteAll(KeyringPath(), old, 0600);
+
+  auto upgraded = Keyring::Open(vault_, src);
+  ASSERT_TRUE(upgraded.ok()) << upgraded.status().ToString();
+  for (int i = 0; i < kFirstAddedKeyPurpose; ++i) {
+    auto p = static_cast<KeyPurpose>(i);
+    EXPECT_TRUE((*upgraded)->Key(p).Equals((*created)->Key(p))) << KeyPurposeName(p);
+  }
+  EXPECT_EQ((*upgraded)->Key(KeyPurpose::kSearchCursor).size(), 32u);
+  EXPECT_FALSE((*upgraded)->Key(KeyPurpose::kSearchCursor).Equals((*created)->Key(KeyPurpose::kSearchCursor)));
+  std::string rewritten = ReadAll(KeyringPath());
+  EXPECT_NE(rewritten.find("key.search_cursor="), std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(KeyringPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto again = Keyring::Open(vault_, src);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ExpectSameKeys(**upgraded, **again);
+  EXPECT_EQ(ReadAll(KeyringPath()), rewritten);  // nothing left to add: not rewritten
 }
 
 TEST_F(KeyringTest, CreateRefusesExisting) {

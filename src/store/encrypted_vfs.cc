@@ -518,7 +518,11 @@ Status QueryInt(sqlite3* db, const char* sql, int64_t* out) {
   sqlite3_finalize(stmt);
   if (rc == SQLITE_OK) return Status::Ok();
   if (sqlite3_extended_errcode(db) == SQLITE_IOERR_DATA) {
-    return DataLoss("database page 1 does not authenticate: wrong storage key, or the file was modified");
+    // Page 1 with a wrong key, or any schema page of a modified file (the
+    // schema spans several pages once the search index exists).
+    return DataLoss(
+        "database integrity check failed while reading its schema: wrong storage key, or the file was modified "
+        "outside phivault; restore it from a backup");
   }
   return Internal(std::string("preparing encrypted database: ") + sqlite3_errmsg(db));
 }

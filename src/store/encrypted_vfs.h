@@ -62,7 +62,8 @@ Status RegisterEncryptedVfs(const std::string& vfs_name, std::shared_ptr<const c
 // kPageSize pages, which take effect when the first table is written. On an
 // existing database it checks both and returns InvalidArgument if they differ.
 // InvalidArgument as well if `db`'s main database is not on an encrypted VFS;
-// DataLoss if page 1 does not authenticate (wrong key or modified file).
+// DataLoss if the schema pages (page 1 first) do not authenticate (wrong key
+// or modified file).
 Status PrepareEncryptedDatabase(sqlite3* db);
 
 }  // namespace phivault::store

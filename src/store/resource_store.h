@@ -29,6 +29,7 @@
 #include <boost/json/object.hpp>
 
 #include "common/status.h"
+#include "store/search_query.h"
 
 namespace phivault::store {
 
@@ -52,12 +53,16 @@ struct ResourceVersion {
   std::string security_labels;
 };
 
-// A condition evaluated inside the write transaction (If-None-Exist). Only
-// what the store indexes today: the logical id and identifier system|value.
+// A condition evaluated inside the write transaction (If-None-Exist): the
+// logical id and identifier system|value, or (when `query` is set) any
+// search conditions on the written type, which the store evaluates against
+// its index in the same transaction, so two racing creates cannot both
+// miss each other.
 struct ExistCondition {
   std::string id;                 // _id=..., empty if unused
   std::optional<std::string> identifier_system;  // nullopt: any system; "": no system
   std::string identifier_value;   // identifier=..., empty if unused
+  std::optional<SearchQuery> query;  // when set, the only condition (type filled in by the store)
 };
 
 struct WriteOp {
@@ -138,6 +143,17 @@ struct HistoryPage {
   int64_t next_cursor = 0;            // 0: no more pages
 };
 
+// One search match and the position just after it (resume there to continue).
+struct SearchHit {
+  ResourceVersion version;
+  std::string position;
+};
+
+struct SearchPage {
+  std::vector<SearchHit> hits;  // in the query's order
+  bool more = false;            // matches exist after the last hit (before the first when backward)
+};
+
 struct StoreStats {
   int64_t versions = 0;
   int64_t group_commits = 0;  // transactions (fsyncs) since open
@@ -157,6 +173,12 @@ class ResourceStore {
   // One version (tombstones included). NotFound if absent.
   virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+
+  // The current, non-deleted resources matching `query` in its stable order,
+  // starting after `query.after`, at most `query.count` of them. The caller
+  // authorizes each hit. InvalidArgument for a query the engine cannot
+  // evaluate (unknown parameter, malformed position).
+  virtual StatusOr<SearchPage> Search(const SearchQuery& query) = 0;
 
   // Calls `fn` with the current, non-deleted version of every resource of
   // the given types (e.g. to warm the care-relationship index at startup).

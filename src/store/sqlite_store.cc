@@ -20,6 +20,7 @@
 #include "fhir/json_reader.h"
 #include "fhir/time.h"
 #include "store/encrypted_vfs.h"
+#include "store/sqlite_search.h"
 #include "store/sqlite_util.h"
 
 namespace phivault::store {
@@ -334,6 +335,7 @@ class SqliteStore final : public ResourceStore {
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
   Status ForEachCurrent(const std::vector<std::string>& types,
                         const std::function<Status(const ResourceVersion&)>& fn) override;
+  StatusOr<SearchPage> Search(const SearchQuery& query) override;
   using ResourceStore::Commit;
   void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) override;
   StatusOr<std::vector<PendingAuditRecord>> PendingAuditRecords() override;
@@ -382,6 +384,9 @@ class SqliteStore final : public ResourceStore {
   StatusOr<std::optional<Current>> CurrentOf(Connection& conn, const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> LoadVersion(Connection& conn, int64_t seq, const std::string& type, const std::string& id);
   StatusOr<std::vector<std::string>> PatientsOf(Connection& conn, int64_t seq);
+  // Creates the search index, or rebuilds it from the current versions when
+  // it is missing or was built for another layout or parameter table.
+  Status PrepareSearchIndex();
 
   SqliteStoreOptions options_;
   const crypto::Keyring* keyring_;
@@ -420,6 +425,7 @@ class SqliteStore final : public ResourceStore {
   // Writer state: only the writer thread touches writer_ and cctx_.
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx_;
+  std::unique_ptr<sqlite_search::IndexWriter> index_;
   int64_t group_time_ms_ = 0;
   int64_t last_group_time_ms_ = 0;
   int64_t last_audit_record_id_ = 0;  // highest id handed out
@@ -503,6 +509,8 @@ Status SqliteStore::Init() {
     }
   }
   cctx_.reset(ZSTD_createCCtx());
+  index_ = std::make_unique<sqlite_search::IndexWriter>(writer_->db());
+  PV_RETURN_IF_ERROR(PrepareSearchIndex());
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
@@ -650,6 +658,79 @@ Status SqliteStore::ForEachCurrent(const std::vector<std::string>& types,
     }
   }
   return Status::Ok();
+}
+
+Status SqliteStore::PrepareSearchIndex() {
+  const std::string want = sqlite_search::Fingerprint();
+  {
+    PV_STMT(q, *writer_, "SELECT value FROM vault_meta WHERE key = 'search_index'");
+    int rc = q.Step();
+    if (rc == SQLITE_ROW && q.Text(0) == want) return writer_->Exec(sqlite_search::kIndexSchema);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "read search index version");
+  }
+  if (!options_.create) {
+    log::Info("store.search_index_rebuild", {{"reason", "missing or built for another parameter table"}});
+  }
+  PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+  Status s = [&]() -> Status {
+    PV_RETURN_IF_ERROR(writer_->Exec(sqlite_search::kDropIndexSchema));
+    PV_RETURN_IF_ERROR(writer_->Exec(sqlite_search::kIndexSchema));
+    std::vector<std::tuple<std::string, std::string, int64_t>> rows;
+    {
+      PV_STMT(q, *writer_, "SELECT type, id, seq FROM current_versions WHERE deleted = 0");
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) rows.emplace_back(q.Text(0), q.Text(1), q.Int(2));
+      if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "list current versions");
+    }
+    for (const auto& [type, id, seq] : rows) {
+      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, seq, type, id));
+      PV_ASSIGN_OR_RETURN(boost::json::object resource, fhir::ParseResource(v.json));
+      SecureWipe(v.json.data(), v.json.size());
+      PV_RETURN_IF_ERROR(index_->Add(type, seq, resource));
+    }
+    PV_STMT(meta, *writer_,
+            "INSERT INTO vault_meta(key, value) VALUES ('search_index', ?1) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+    meta.Bind(1, want);
+    if (int rc = meta.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "write search index version");
+    if (!options_.create) log::Info("store.search_index_rebuilt", {{"resources", std::to_string(rows.size())}});
+    return Status::Ok();
+  }();
+  if (!s.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return writer_->Exec("COMMIT");
+}
+
+StatusOr<SearchPage> SqliteStore::Search(const SearchQuery& query) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  int count = std::clamp(query.count, 1, 1000);
+  PV_RETURN_IF_ERROR(conn.Exec("BEGIN"));  // one snapshot for matches and bodies
+  auto result = [&]() -> StatusOr<SearchPage> {
+    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(conn.db(), query, count + 1));
+    SearchPage page;
+    page.more = static_cast<int>(matches.size()) > count;
+    if (page.more) {
+      // The surplus match lies beyond the page: at the end going forward, at
+      // the start going backward (matches come back in forward order).
+      if (query.backward) {
+        matches.erase(matches.begin());
+      } else {
+        matches.resize(static_cast<size_t>(count));
+      }
+    }
+    for (auto& m : matches) {
+      SearchHit hit;
+      PV_ASSIGN_OR_RETURN(hit.version, LoadVersion(conn, m.seq, query.type, m.id));
+      hit.position = std::move(m.position);
+      page.hits.push_back(std::move(hit));
+    }
+    return page;
+  }();
+  conn.Exec("COMMIT").IgnoreError();
+  return result;
 }
 
 StatusOr<ResourceVersion> SqliteStore::Read(const std::string& type, const std::string& id) {
@@ -941,6 +1022,16 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
 
 StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& type, const ExistCondition& cond) {
   std::vector<std::string> ids;
+  if (cond.query) {
+    SearchQuery q = *cond.query;
+    q.type = type;
+    q.sort.clear();
+    q.after.clear();
+    q.backward = false;
+    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(writer_->db(), q, 3));
+    for (auto& m : matches) ids.push_back(std::move(m.id));
+    return ids;
+  }
   if (!cond.id.empty()) {
     PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, type, cond.id));
     if (!cur || cur->deleted) return ids;
@@ -1061,6 +1152,12 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     link.Bind(1, p).Bind(2, seq);
     if (int rc = link.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "insert patient link");
   }
+  if (version > 1) {
+    // The replaced version leaves the search index in this transaction.
+    PV_ASSIGN_OR_RETURN(std::optional<Current> prior, CurrentOf(*writer_, op.type, op.id));
+    if (prior) PV_RETURN_IF_ERROR(index_->Remove(prior->seq));
+  }
+  if (!deleted) PV_RETURN_IF_ERROR(index_->Add(op.type, seq, op.resource));
   {
     PV_STMT(cur, *writer_,
             "INSERT INTO current_versions(type, id, version, deleted, seq) VALUES (?1, ?2, ?3, ?4, ?5) "
@@ -1132,6 +1229,7 @@ void SqliteStore::Close() {
       std::lock_guard lk(pool_mu_);
       idle_readers_.clear();
     }
+    index_.reset();
     if (writer_) {
       // Fold the WAL into the database so a stopped vault is one file.
       writer_->Exec("PRAGMA wal_checkpoint(TRUNCATE);").IgnoreError();

@@ -1,0 +1,431 @@
+// FHIR search through the real FhirService, vault, store, access control
+// and signed tokens: Bundle shape, errors, lenient handling, paging links
+// and cursors, and that nothing a caller may not see leaks through hits,
+// includes, totals or paging.
+#include "api/search_handler.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+#include <set>
+
+#include "api/vault.h"
+#include "auth/token_issuer.h"
+#include "common/testing/temp_dir.h"
+#include "fhir/time.h"
+#include "http/testing/call.h"
+
+namespace phivault::api {
+namespace {
+
+namespace json = boost::json;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+constexpr const char* kBase = "https://vault.test";
+
+class SearchApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string key = tmp_.Sub("master.key");
+    ASSERT_TRUE(crypto::GenerateKeyFile(key).ok());
+    VaultConfig cfg{tmp_.Sub("data"), {}};
+    cfg.key.key_file = key;
+    ASSERT_TRUE(Vault::Init(cfg).ok());
+    auto v = Vault::Open(cfg);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    vault_ = std::move(*v);
+    AccessConfig ac;
+    ac.builtin_issuer = kBase;
+    ac.builtin_audience = std::string(kBase) + "/fhir";
+    auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
+    ASSERT_TRUE(access.ok()) << access.status().ToString();
+    access_ = std::move(*access);
+    auto issuer = auth::TokenIssuer::Create(vault_->keyring().Key(crypto::KeyPurpose::kTokenSign),
+                                            {ac.builtin_issuer, ac.builtin_audience});
+    ASSERT_TRUE(issuer.ok());
+    issuer_ = std::move(*issuer);
+    system_ = Token("backend", "system", "", "system/*.cruds");
+    ServiceOptions so;
+    so.base_url = kBase;
+    so.keyring = &vault_->keyring();
+    service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  }
+
+  std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
+                    const std::string& scope, std::vector<std::string> clearances = {}) {
+    auth::TokenRequest tr;
+    tr.clearances = std::move(clearances);
+    tr.sub = sub;
+    tr.role = role;
+    tr.fhir_user = fhir_user;
+    tr.scope = scope;
+    auto t = issuer_->Issue(tr, fhir::NowMillis() / 1000);
+    EXPECT_TRUE(t.ok());
+    return t.ok() ? t->token : "";
+  }
+
+  http::testing::Reply Call(const std::string& method, const std::string& target, const std::string& token,
+                            std::string body = "", Headers headers = {}) {
+    http::HttpRequest req;
+    req.method = method;
+    req.target = target;
+    auto q = target.find('?');
+    req.path = target.substr(0, q);
+    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    req.body = std::move(body);
+    if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
+    req.headers.emplace_back("authorization", "Bearer " + token);
+    for (auto& h : headers) {
+      std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
+      req.headers.push_back(h);
+    }
+    return http::testing::CallHandler(*service_, std::move(req));
+  }
+
+  // PUT with the id taken from the path (an update must carry it).
+  void Put(const std::string& path, const std::string& body, const std::string& token = "") {
+    json::object o = json::parse(body).as_object();
+    o["id"] = path.substr(path.rfind('/') + 1);
+    auto r = Call("PUT", path, token.empty() ? system_ : token, json::serialize(o));
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << path << " " << r.body;
+  }
+
+  void Obs(const std::string& id, const std::string& patient, const std::string& date) {
+    Put("/fhir/Observation/" + id,
+        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"1234-5"}]},)"
+        R"("subject":{"reference":"Patient/)" +
+            patient + R"("},"effectiveDateTime":")" + date + R"("})");
+  }
+
+  static std::string Link(const json::object& bundle, std::string_view rel) {
+    for (const auto& l : bundle.at("link").as_array()) {
+      if (l.as_object().at("relation").as_string() == rel) {
+        std::string url(l.as_object().at("url").as_string());
+        return url.substr(std::string(kBase).size());
+      }
+    }
+    return "";
+  }
+
+  static std::vector<std::string> Ids(const json::object& bundle, std::string_view mode = "match") {
+    std::vector<std::string> out;
+    if (!bundle.contains("entry")) return out;
+    for (const auto& e : bundle.at("entry").as_array()) {
+      const auto& o = e.as_object();
+      if (o.at("search").as_object().at("mode").as_string() != mode) continue;
+      const auto& r = o.at("resource").as_object();
+      out.push_back(std::string(r.at("resourceType").as_string()) + "/" + std::string(r.at("id").as_string()));
+    }
+    return out;
+  }
+
+  // Follows next links from `url`; every match id in order.
+  std::vector<std::string> AllPages(std::string url, const std::string& token, int* pages = nullptr) {
+    std::vector<std::string> ids;
+    int n = 0;
+    while (!url.empty() && n < 50) {
+      auto r = Call("GET", url, token);
+      EXPECT_EQ(r.status, 200) << r.body;
+      if (r.status != 200) break;
+      auto b = r.Json();
+      for (auto& id : Ids(b)) ids.push_back(id);
+      url = Link(b, "next");
+      ++n;
+    }
+    if (pages) *pages = n;
+    return ids;
+  }
+
+  phivault::testing::TempDir tmp_;
+  std::unique_ptr<Vault> vault_;
+  std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<auth::TokenIssuer> issuer_;
+  std::string system_;
+  std::unique_ptr<FhirService> service_;
+};
+
+TEST_F(SearchApiTest, SearchsetBundleWithMatchesTotalAndSelfLink) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1980-05-17"})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Smithers"}],"birthDate":"1960-01-01"})");
+  Put("/fhir/Patient/p3", R"({"resourceType":"Patient","name":[{"family":"Jones"}]})");
+  auto r = Call("GET", "/fhir/Patient?family=smi&birthdate=ge1970", system_);
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto b = r.Json();
+  EXPECT_EQ(b.at("resourceType"), "Bundle");
+  EXPECT_EQ(b.at("type"), "searchset");
+  EXPECT_EQ(b.at("total").as_int64(), 1);
+  EXPECT_EQ(Ids(b), (std::vector<std::string>{"Patient/p1"}));
+  EXPECT_EQ(Link(b, "self"), "/fhir/Patient?family=smi&birthdate=ge1970");
+  EXPECT_EQ(Link(b, "next"), "");
+  EXPECT_EQ(b.at("entry").as_array()[0].as_object().at("fullUrl").as_string(), std::string(kBase) + "/fhir/Patient/p1");
+
+  // POST _search with a form body answers the same.
+  auto post = Call("POST", "/fhir/Patient/_search", system_, "family=smi&birthdate=ge1970",
+                   {{"content-type", "application/x-www-form-urlencoded"}});
+  ASSERT_EQ(post.status, 200) << post.body;
+  EXPECT_EQ(Ids(post.Json()), (std::vector<std::string>{"Patient/p1"}));
+
+  // _summary=count: the total only; _elements: a marked subset.
+  auto count = Call("GET", "/fhir/Patient?family=smi&_summary=count", system_).Json();
+  EXPECT_EQ(count.at("total").as_int64(), 2);
+  EXPECT_FALSE(count.contains("entry"));
+  auto el = Call("GET", "/fhir/Patient?_id=p1&_elements=birthDate", system_).Json();
+  const auto& res = el.at("entry").as_array()[0].as_object().at("resource").as_object();
+  EXPECT_TRUE(res.contains("birthDate"));
+  EXPECT_FALSE(res.contains("name"));
+  EXPECT_NE(json::serialize(res.at("meta")).find("SUBSETTED"), std::string::npos);
+}
+
+TEST_F(SearchApiTest, UnknownParametersAreErrorsUnlessLenient) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}]})");
+  auto strict = Call("GET", "/fhir/Patient?family=smi&secret-param=SensitiveValue42", system_);
+  EXPECT_EQ(strict.status, 400);
+  EXPECT_EQ(strict.Json().at("resourceType"), "OperationOutcome");
+  EXPECT_EQ(strict.body.find("SensitiveValue42"), std::string::npos) << "values are never echoed";
+  auto bad_value = Call("GET", "/fhir/Patient?birthdate=1980-99-SensitiveValue42", system_);
+  EXPECT_EQ(bad_value.status, 400);
+  EXPECT_EQ(bad_value.body.find("SensitiveValue42"), std::string::npos);
+
+  auto lenient = Call("GET", "/fhir/Patient?family=smi&secret-param=x&_summary=true", system_, "",
+                      {{"prefer", "handling=lenient"}});
+  ASSERT_EQ(lenient.status, 200) << lenient.body;
+  auto b = lenient.Json();
+  EXPECT_EQ(Link(b, "self"), "/fhir/Patient?family=smi") << "the self link shows only what was applied";
+  EXPECT_EQ(Ids(b), (std::vector<std::string>{"Patient/p1"}));
+  bool outcome = false;
+  for (const auto& e : b.at("entry").as_array()) {
+    outcome |= e.as_object().at("search").as_object().at("mode").as_string() == "outcome";
+  }
+  EXPECT_TRUE(outcome);
+}
+
+TEST_F(SearchApiTest, PagingLinksAreSealedAndStableAcrossWrites) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient"})");
+  for (int i = 0; i < 7; ++i) Obs("o" + std::to_string(i), "p1", "2024-01-0" + std::to_string(i + 1));
+  int pages = 0;
+  auto ids = AllPages("/fhir/Observation?patient=p1&_sort=-date&_count=3", system_, &pages);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(ids, (std::vector<std::string>{"Observation/o6", "Observation/o5", "Observation/o4", "Observation/o3",
+                                           "Observation/o2", "Observation/o1", "Observation/o0"}));
+
+  auto first = Call("GET", "/fhir/Observation?patient=p1&_sort=-date&_count=3", system_).Json();
+  std::string next = Link(first, "next");
+  ASSERT_FALSE(next.empty());
+  EXPECT_EQ(Link(first, "previous"), "");
+  // Writes between pages: a new newest one (before the cursor) and an
+  // update of one on the next page; the next page neither repeats nor skips.
+  Obs("o9", "p1", "2024-02-01");
+  Obs("o3", "p1", "2024-01-04");
+  auto second = Call("GET", next, system_).Json();
+  EXPECT_EQ(Ids(second), (std::vector<std::string>{"Observation/o3", "Observation/o2", "Observation/o1"}));
+  // previous leads back to the first page.
+  std::string prev = Link(second, "previous");
+  ASSERT_FALSE(prev.empty());
+  EXPECT_EQ(Ids(Call("GET", prev, system_).Json()),
+            (std::vector<std::string>{"Observation/o6", "Observation/o5", "Observation/o4"}));
+
+  // The cursor is bound to its parameters and cannot be altered.
+  std::string other = next;
+  other.replace(other.find("patient=p1"), 10, "patient=p2");
+  EXPECT_EQ(Call("GET", other, system_).status, 400);
+  std::string flipped = next;
+  flipped[flipped.size() - 5] = flipped[flipped.size() - 5] == 'A' ? 'B' : 'A';
+  EXPECT_EQ(Call("GET", flipped, system_).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/Observation?patient=p1&_cursor=garbage", system_).status, 400);
+  EXPECT_EQ(next.find("2024"), std::string::npos) << "sort keys inside the cursor are sealed";
+}
+
+// A clinician related to p1 only: p2's observations are interleaved with
+// p1's in the sort order but never appear, pages still hold _count visible
+// matches, and totals, includes and revincludes count and show only p1's.
+TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Visible"}]})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Hidden"}]})");
+  Put("/fhir/CareTeam/ct1",
+      R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/p1"},)"
+      R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})");
+  for (int i = 0; i < 6; ++i) {
+    Obs("a" + std::to_string(i), i % 2 ? "p2" : "p1", "2024-03-0" + std::to_string(i + 1));
+    Obs("b" + std::to_string(i), "p2", "2024-03-0" + std::to_string(i + 1));
+  }
+  std::string dr = Token("alice", "clinician", "Practitioner/dr1", "user/*.rs");
+
+  int pages = 0;
+  auto ids = AllPages("/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=2", dr, &pages);
+  EXPECT_EQ(ids, (std::vector<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
+  EXPECT_EQ(pages, 2) << "a full first page, then the rest";
+  // Matches after the last visible one are all hidden: no next link that
+  // would lead to an empty page (and so reveal them).
+  auto last = Call("GET", "/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=3", dr).Json();
+  EXPECT_EQ(Ids(last), (std::vector<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
+  EXPECT_EQ(Link(last, "next"), "");
+  EXPECT_EQ(last.at("total").as_int64(), 3);
+
+  auto total = Call("GET", "/fhir/Observation?code=1234-5&_total=accurate&_count=1", dr).Json();
+  EXPECT_EQ(total.at("total").as_int64(), 3);
+  auto count = Call("GET", "/fhir/Observation?code=1234-5&_summary=count", dr).Json();
+  EXPECT_EQ(count.at("total").as_int64(), 3);
+  auto sys_count = Call("GET", "/fhir/Observation?code=1234-5&_summary=count", system_).Json();
+  EXPECT_EQ(sys_count.at("total").as_int64(), 12);
+
+  // Chaining and _has reach only what the index holds, but the hits are
+  // authorized: searching by the hidden patient's name finds nothing.
+  auto chained = Call("GET", "/fhir/Observation?patient.name=hidden", dr);
+  ASSERT_EQ(chained.status, 200);
+  EXPECT_TRUE(Ids(chained.Json()).empty());
+  auto chained_total = Call("GET", "/fhir/Observation?patient.name=hidden&_total=accurate", dr).Json();
+  EXPECT_EQ(chained_total.at("total").as_int64(), 0);
+
+  auto inc = Call("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", dr).Json();
+  EXPECT_EQ(Ids(inc), (std::vector<std::string>{"Observation/a0"}));
+  EXPECT_EQ(Ids(inc, "include"), (std::vector<std::string>{"Patient/p1"}));
+
+  auto rev = Call("GET", "/fhir/Patient?_revinclude=Observation:patient", dr).Json();
+  EXPECT_EQ(Ids(rev), (std::vector<std::string>{"Patient/p1"}));
+  std::set<std::string> revs;
+  for (auto& id : Ids(rev, "include")) revs.insert(id);
+  EXPECT_EQ(revs, (std::set<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
+
+  // The system account sees every observation; the include resolves both.
+  auto sys = Call("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", system_).Json();
+  EXPECT_EQ(Ids(sys, "include").size(), 2u);
+
+  // A restricted result of the visible patient p1 is hidden from the
+  // clinician: _has and chains must not let it select p1 (or anything).
+  std::string cleared = Token("backend", "system", "", "system/*.cruds", {"R"});
+  Put("/fhir/Observation/secret",
+      R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"HIV-1"}]},)"
+      R"("subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":)"
+      R"("http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}})",
+      cleared);
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Observation?_id=secret", cleared).Json()),
+            (std::vector<std::string>{"Observation/secret"}));
+  EXPECT_TRUE(Ids(Call("GET", "/fhir/Observation?_id=secret", dr).Json()).empty());
+  auto has_hidden = Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1&_total=accurate", dr);
+  ASSERT_EQ(has_hidden.status, 200) << has_hidden.body;
+  EXPECT_TRUE(Ids(has_hidden.Json()).empty()) << "a hidden result must not select its patient";
+  EXPECT_EQ(has_hidden.Json().at("total").as_int64(), 0);
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1", cleared).Json()),
+            (std::vector<std::string>{"Patient/p1"}));
+  auto has_visible = Call("GET", "/fhir/Patient?_has:Observation:patient:code=1234-5", dr).Json();
+  EXPECT_EQ(Ids(has_visible), (std::vector<std::string>{"Patient/p1"}));
+  auto chain_visible = Call("GET", "/fhir/Observation?patient.family=visible&code=1234-5", dr).Json();
+  EXPECT_EQ(Ids(chain_visible).size(), 3u);
+
+  // A role without Observation access is refused at the type gate.
+  std::string reg = Token("reg", "registration", "Practitioner/r1", "user/*.cruds");
+  EXPECT_EQ(Call("GET", "/fhir/Observation?code=1234-5", reg).status, 403);
+}
+
+// If-None-Exist with arbitrary search parameters of the created type: no
+// match creates, one match returns it (200), several are 412 (R4 3.1.0.8.1);
+// conditions on other resources (chains, _has) are refused.
+TEST_F(SearchApiTest, IfNoneExistTakesAnySearchCondition) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1980-05-17"})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1990-01-01"})");
+  auto create = [&](const std::string& cond) {
+    return Call("POST", "/fhir/Patient", system_, R"({"resourceType":"Patient","name":[{"family":"Smith"}]})",
+                {{"if-none-exist", cond}});
+  };
+  auto one = create("family=smith&birthdate=1980-05-17");
+  EXPECT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.Json().at("id").as_string(), "p1");
+  EXPECT_EQ(create("family=smith").status, 412);
+  auto none = create("family=smith&birthdate=ge2000");
+  EXPECT_EQ(none.status, 201) << none.body;
+  EXPECT_EQ(create("family:exact=Smith&birthdate:missing=true").status, 200) << "the new one now matches";
+  EXPECT_EQ(create("_has:Observation:patient:code=x").status, 400);
+  EXPECT_EQ(create("general-practitioner.name=x").status, 400);
+  EXPECT_EQ(create("family=smith&_sort=birthdate").status, 400);
+  EXPECT_EQ(create("nonsense=1").status, 400);
+  // Inside a transaction Bundle too.
+  auto bundle = Call("POST", "/fhir", system_,
+                     R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient",)"
+                     R"("name":[{"family":"Smith"}]},"request":{"method":"POST","url":"Patient",)"
+                     R"("ifNoneExist":"birthdate=1990-01-01"}}]})");
+  ASSERT_EQ(bundle.status, 200) << bundle.body;
+  EXPECT_NE(bundle.body.find("Patient/p2"), std::string::npos) << bundle.body;
+}
+
+// Conditional update and delete (R4 3.1.0.4.3, 3.1.0.7.1): 0 / 1 / many
+// matches, the body id rule, and hidden records never count as matches.
+TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}],"gender":"male"})");
+  Put("/fhir/Patient/p2", R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"2"}],"gender":"male"})");
+  const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}],"gender":"female"})";
+  // One match, no id in the body: updates that resource.
+  auto one = Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, body);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(one.Json().at("id").as_string(), "p1");
+  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?gender=female", system_).Json()), (std::vector<std::string>{"Patient/p1"}));
+  // One match, another id in the body: 400. Many matches: 412.
+  std::string other = R"({"resourceType":"Patient","id":"p2","gender":"other"})";
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, other).status, 400);
+  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|", system_, body).status, 412);
+  // No match: create (server id), or update-as-create with the body's id.
+  auto created = Call("PUT", "/fhir/Patient?identifier=urn:mrn|9", system_,
+                      R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"9"}]})");
+  EXPECT_EQ(created.status, 201) << created.body;
+  auto as_create = Call("PUT", "/fhir/Patient?identifier=urn:mrn|8", system_,
+                        R"({"resourceType":"Patient","id":"p8","identifier":[{"system":"urn:mrn","value":"8"}]})");
+  EXPECT_EQ(as_create.status, 201) << as_create.body;
+  EXPECT_EQ(as_create.Json().at("id").as_string(), "p8");
+  // Delete: many -> 412, one -> deleted, none -> nothing to delete.
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|", system_).status, 412);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_).status, 200);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p2", system_).status, 410);
+  auto none = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_);
+  EXPECT_EQ(none.status, 200);
+  EXPECT_NE(none.body.find("nothing to delete"), std::string::npos);
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient", system_).status, 400) << "criteria are required";
+
+  // A clinician related to p1 only: the other patients are invisible, so
+  // criteria matching all of them select p1 alone (no 412 that would reveal
+  // the others), and p8 cannot be deleted by search.
+  Put("/fhir/CareTeam/ct1",
+      R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/p1"},)"
+      R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})");
+  std::string dr = Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds");
+  auto dr_del = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|8", dr);
+  EXPECT_EQ(dr_del.status, 200);
+  EXPECT_NE(dr_del.body.find("nothing to delete"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p8", system_).status, 200) << "a hidden record is never deleted by search";
+  auto dr_put = Call("PUT", "/fhir/Patient?identifier=urn:mrn|", dr, body);
+  EXPECT_NE(dr_put.status, 412) << dr_put.body;
+  if (dr_put.status == 200) {
+    EXPECT_EQ(dr_put.Json().at("id").as_string(), "p1");
+  }
+}
+
+// The CapabilityStatement lists exactly the parameters search accepts.
+TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
+  auto cs = Call("GET", "/fhir/metadata", system_).Json();
+  const json::object* patient = nullptr;
+  for (const auto& r : cs.at("rest").as_array()[0].as_object().at("resource").as_array()) {
+    if (r.as_object().at("type").as_string() == "Patient") patient = &r.as_object();
+  }
+  ASSERT_NE(patient, nullptr);
+  bool search_type = false;
+  for (const auto& i : patient->at("interaction").as_array()) {
+    search_type |= i.as_object().at("code").as_string() == "search-type";
+  }
+  EXPECT_TRUE(search_type);
+  std::set<std::string> listed;
+  for (const auto& p : patient->at("searchParam").as_array()) {
+    std::string name(p.as_object().at("name").as_string());
+    listed.insert(name);
+    // Every listed parameter is accepted by search.
+    auto r = Call("GET", "/fhir/Patient?" + name + ":missing=true", system_);
+    EXPECT_EQ(r.status, 200) << name << " " << r.body;
+  }
+  for (const char* p : {"family", "birthdate", "identifier", "general-practitioner", "_id", "_lastUpdated", "_tag"}) {
+    EXPECT_TRUE(listed.count(p)) << p;
+  }
+  EXPECT_FALSE(listed.count("_text")) << "special parameters are not supported and not listed";
+  EXPECT_EQ(Call("GET", "/fhir/Patient?_text=x", system_).status, 400);
+  bool revinclude = false;
+  for (const auto& v : patient->at("searchRevInclude").as_array()) revinclude |= v.as_string() == "Observation:patient";
+  EXPECT_TRUE(revinclude);
+}
+
+}  // namespace
+}  // namespace phivault::api
