@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "api/service_test_util.h"
+#include "api/audit_service.h"
 #include "api/importer.h"
 #include "api/request_audit.h"
 #include "audit/entry.h"
@@ -355,6 +356,34 @@ TEST_F(AuditedRequestsTest, AuthenticationEventsMapToTheirActions) {
   EXPECT_EQ(fail.rule, "invalid_grant");
   EXPECT_EQ(AuthEventEntry("token.refresh_reuse", "ann", "", "family_revoked", 5).action,
             audit::AuditAction::kLoginFailure);
+}
+
+TEST_F(AuditedRequestsTest, TheAuditApiIsRoutedAuthorizedAndItselfAudited) {
+  AuditServiceOptions aso;
+  aso.base_url = "https://vault.test";
+  AuditService audit_api(vault_->audit_log(), access_.get(), aso);
+  service_->SetAuditEndpoints(&audit_api);
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+
+  Headers po = {{"authorization", "Bearer " + Token("olga", "privacy-officer", "Practitioner/po", "user/*.rs")}};
+  auto allowed = EntriesOf([&] {
+    auto r = Call("GET", "/fhir/Patient/pat1/$access-report", "", po);
+    EXPECT_EQ(r.status, 200) << r.body;
+  });
+  ASSERT_EQ(allowed.size(), 1u);
+  EXPECT_EQ(allowed[0].action, audit::AuditAction::kAccessReport);
+  EXPECT_EQ(allowed[0].patients, std::vector<std::string>{"pat1"});
+  EXPECT_EQ(allowed[0].agent.role, "privacy-officer");
+
+  Headers dr = {{"authorization", "Bearer " + Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds")}};
+  auto refused = EntriesOf([&] { EXPECT_EQ(Call("GET", "/audit/checkpoint", "", dr).status, 403); });
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].outcome, audit::AuditOutcome::kDenied);
+  EXPECT_EQ(refused[0].agent.fhir_user, "Practitioner/dr1");
+
+  auto anon = EntriesOf([&] { EXPECT_EQ(Call("GET", "/audit/checkpoint", "", {{"authorization", ""}}).status, 401); });
+  ASSERT_EQ(anon.size(), 1u);
+  EXPECT_EQ(anon[0].rule, "identity");
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/audit_service.h"
 #include "api/bundle_processor.h"
 #include "api/request_audit.h"
 #include "api/capability.h"
@@ -137,6 +138,10 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
     auth_endpoints_->Handle(std::move(call.req), std::move(call.respond));
     return;
   }
+  if (audit_endpoints_ && AuditService::Handles(path)) {
+    HandleAuditApi(call);
+    return;
+  }
   if (path != "/fhir" && path.rfind("/fhir/", 0) != 0) {
     call.Send(OutcomeResponse(404, "error", "not-found", "unknown URL"), "other");
     return;
@@ -175,6 +180,37 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
     SetAgent(call.entry, *call.caller);
   }
   HandleFhir(call);
+}
+
+// The audit API reads the log itself; its requests are audited like any
+// other (action audit-query or access-report, with the patient asked about).
+void FhirService::HandleAuditApi(Call& call) {
+  static constexpr std::string_view kRoute = "/audit";
+  call.now_ms = fhir::NowMillis();
+  StartEntry(call.entry, call.req, call.now_ms);
+  AuditRequestInfo info = AuditService::Describe(call.req);
+  call.entry.action = info.action;
+  call.entry.patients = std::move(info.patients);
+  call.entry.query = std::move(info.query);
+  call.fmt = OutputFormat{};
+  auto caller = access_->Authenticate(call.req, call.now_ms);
+  if (!caller.ok()) {
+    http::HttpResponse r = OutcomeResponse(401, "error", "login", caller.status().message(), call.fmt);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+    call.entry.rule = "identity";
+    return call.Reply(std::move(r), kRoute);
+  }
+  SetAgent(call.entry, **caller);
+  audit_endpoints_->HandleAs(
+      **caller, call.req,
+      [auditor = auditor_, entry = std::move(call.entry), respond = std::move(call.respond)](
+          http::HttpResponse r) mutable {
+        SetRoute(r, kRoute);
+        r.headers.emplace_back("X-Request-Id", entry.request_id);
+        if (r.status == 403) entry.rule = "role";
+        FinishEntry(entry, r.status);
+        auditor->Record(entry, ReleaseWhenAudited(std::move(respond), std::move(r), OutputFormat{}, kRoute));
+      });
 }
 
 void FhirService::HandleFhir(Call& call) {

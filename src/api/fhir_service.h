@@ -44,6 +44,8 @@
 
 namespace phivault::api {
 
+class AuditService;
+
 struct ServiceOptions {
   // Absolute base for links and Location headers, e.g. "https://vault.example.org".
   // Never taken from the Host header, which the client controls.
@@ -67,12 +69,18 @@ class FhirService final : public http::Handler {
 
   void Handle(http::HttpRequest request, http::Responder respond) override;
 
+  // Routes the audit API (/audit/*, /fhir/AuditEvent, Patient/$access-report)
+  // to `audit_endpoints` after authenticating; those requests are audited
+  // like any other. REQUIRES: outlives the service; set before serving.
+  void SetAuditEndpoints(AuditService* audit_endpoints) { audit_endpoints_ = audit_endpoints; }
+
   // /readyz reports not ready once draining starts (SIGTERM).
   void SetDraining() { draining_.store(true); }
 
  private:
   struct Call;
   void HandleFhir(Call& call);
+  void HandleAuditApi(Call& call);
   void Read(Call& call, const std::string& type, const std::string& id);
   void VRead(Call& call, const std::string& type, const std::string& id, const std::string& vid);
   void Create(Call& call, const std::string& type);
@@ -103,6 +111,7 @@ class FhirService final : public http::Handler {
   AccessControl* access_;
   RequestAuditor* auditor_;
   http::Handler* auth_endpoints_;
+  AuditService* audit_endpoints_ = nullptr;
   ServiceOptions options_;
   std::string capability_json_;
   std::shared_ptr<SearchHandler> search_;  // search_handler.h

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "api/access_control.h"
+#include "api/audit_service.h"
 #include "api/auth_service.h"
 #include "api/fhir_service.h"
 #include "auth/token_issuer.h"
@@ -30,6 +31,7 @@
 #include "api/importer.h"
 #include "api/request_audit.h"
 #include "api/vault.h"
+#include "cli/siem_export.h"
 #include "cli/account_commands.h"
 #include "cli/audit_commands.h"
 #include "cli/config.h"
@@ -98,12 +100,15 @@ http::HttpResponse RenderHttpError(int status, std::string_view message) {
 }
 
 struct Served {
+  // Streams audit entries to the configured SIEM (none if unconfigured).
+  std::unique_ptr<audit::SiemExporter> siem;
   std::shared_ptr<store::AccountStore> accounts;
   // Moves user and device change records (made by the CLI beside the
   // server) into the audit log every second. Stops before the rest.
   std::jthread change_drainer;
   std::unique_ptr<api::AccessControl> access;
   std::unique_ptr<api::AuthService> auth;
+  std::unique_ptr<api::AuditService> audit_api;
   std::unique_ptr<api::FhirService> service;
   std::unique_ptr<http::Server> server;
 };
@@ -116,6 +121,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   // A vault whose audit log cannot be written does not start serving.
   PV_RETURN_IF_ERROR(vault->audit_trail()->RecordSystemEvent("start"));
   Served s;
+  PV_ASSIGN_OR_RETURN(s.siem, StartSiemExport(cfg, *vault->audit_log(), vault->keyring().vault_id()));
   PV_ASSIGN_OR_RETURN(s.accounts, store::OpenAccountStore(cfg.data_dir, vault->keyring()));
   s.accounts->SetChangeRecordBuilder(api::AccountChangeRecorder("operator"));
   PV_RETURN_IF_ERROR(vault->audit_trail()->DrainChangeRecords(*s.accounts).status());
@@ -155,6 +161,10 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   so.parse_limits.max_bytes = cfg.max_body_bytes;
   so.keyring = &vault->keyring();  // search cursor key
   s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), vault->audit_trail(), so, s.auth.get());
+  api::AuditServiceOptions aso;
+  aso.base_url = cfg.BaseUrl();
+  s.audit_api = std::make_unique<api::AuditService>(vault->audit_log(), s.access.get(), aso);
+  s.service->SetAuditEndpoints(s.audit_api.get());
   http::ServerOptions ho;
   PV_RETURN_IF_ERROR(cfg.SplitListen(&ho.host, &ho.port));
   ho.threads = cfg.threads;
