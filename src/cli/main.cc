@@ -364,12 +364,21 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
       "       -d '{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"heart rate\"},"
       "\"subject\":{\"reference\":\"Patient/%s\"}}'\n"
       "  curl -s '%s/fhir/Patient/%s/_history?_count=5' -H \"Authorization: Bearer $CLIN\"\n"
-      "  curl -s %s/metrics | grep phivault_http\n"
-      "Everything under %s is encrypted; `grep -r` for a patient's name there finds nothing.\n",
+      "  curl -s %s/metrics | grep phivault_http\n",
       base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), related.c_str(), unrelated.c_str(),
       privacy.c_str(), device.c_str(), base.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
       patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
-      patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), cfg.data_dir.c_str());
+      patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str());
+  std::printf(
+      "  curl -s '%s/fhir/Observation?patient=%s&_sort=-date&_count=3' -H \"Authorization: Bearer $CLIN\"   # search\n"
+      "Every request above is in the tamper-evident audit log:\n"
+      "  curl -s '%s/fhir/Patient/%s/$access-report' -H \"Authorization: Bearer $PRIV\"   # who saw this record\n"
+      "  curl -s '%s/fhir/AuditEvent?patient=%s&_count=3' -H \"Authorization: Bearer $PRIV\"   # IHE ITI-81\n"
+      "  curl -s %s/audit/checkpoint -H \"Authorization: Bearer $PRIV\"   # signed Merkle checkpoint\n"
+      "  (after Ctrl-C)  phivault audit verify --data %s --key-file %s\n"
+      "Everything under %s is encrypted; `grep -r` for a patient's name there finds nothing.\n",
+      base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(),
+      base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), cfg.data_dir.c_str());
   std::fflush(stdout);
   return WaitAndShutdown(*served, vault->get(), signals);
 }
