@@ -13,7 +13,7 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
   json::array resources;
   for (std::string_view type : fhir::AllResourceTypes()) {
     json::array interactions;
-    for (const char* code : {"read", "vread", "update", "delete", "history-instance", "history-type", "create"}) {
+    for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create"}) {
       interactions.push_back(json::object{{"code", code}});
     }
     resources.push_back(json::object{
@@ -27,6 +27,10 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
         {"conditionalUpdate", false},
         {"conditionalDelete", "not-supported"},
     });
+    if (type == "Patient") {
+      resources.back().as_object()["operation"] = json::array{json::object{
+          {"name", "everything"}, {"definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}};
+    }
   }
   json::object cs{
       {"resourceType", "CapabilityStatement"},
@@ -38,6 +42,7 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
        json::object{{"description", "phivault secure clinical data vault"}, {"url", base_url + "/fhir"}}},
       {"fhirVersion", "4.0.1"},
       {"format", json::array{"application/fhir+json", "application/json"}},
+      {"patchFormat", json::array{"application/json-patch+json"}},
       {"rest",
        json::array{json::object{
            {"mode", "server"},
