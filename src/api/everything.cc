@@ -42,10 +42,11 @@ StatusOr<Params> ParseParams(const QueryParams& params, int default_count, int m
         if (t.size() == rest.size()) break;
         rest.remove_prefix(t.size() + 1);
       }
-      p.types_text = v;
+      p.types_text += (p.types_text.empty() ? "" : ",") + v;  // repeated _type: the union
     } else if (k == "_since") {
       auto ms = fhir::ParseInstantMillis(v);
       if (!ms) return InvalidArgument("_since must be a FHIR instant such as 2024-01-31T00:00:00Z");
+      if (!p.since_text.empty()) return InvalidArgument("_since may be given once");
       p.since_ms = std::max<int64_t>(*ms, 0);
       p.since_text = v;
     } else if (k == "_cursor") {
