@@ -125,7 +125,7 @@ StatusOr<int64_t> DecodeEverythingCursor(std::string_view text) {
   return v;
 }
 
-StatusOr<std::string> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
+StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
                                         const std::string& patient_id) {
   PV_ASSIGN_OR_RETURN(Params p, ParseParams(params, ctx.default_count, ctx.max_count));
   // The patient first: a patient the caller may not see answers like a
@@ -189,10 +189,16 @@ StatusOr<std::string> PatientEverything(const EverythingContext& ctx, const Quer
   }
   body += R"(],"entry":[)";
   bool first = true;
-  for (const auto& m : matches) AppendEntry(body, first, ctx, m, "match");
-  for (const auto& i : includes) AppendEntry(body, first, ctx, i, "include");
+  EverythingResult out;
+  for (auto* list : {&matches, &includes}) {
+    for (auto& v : *list) {
+      AppendEntry(body, first, ctx, v, list == &matches ? "match" : "include");
+      out.returned.push_back({std::move(v.type), std::move(v.id), v.version, std::move(v.patients)});
+    }
+  }
   body += "]}";
-  return body;
+  out.bundle = std::move(body);
+  return out;
 }
 
 }  // namespace phivault::api

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/access_control.h"
 #include "api/request_context.h"
@@ -50,9 +51,21 @@ struct EverythingContext {
   int max_count = 1000;
 };
 
-// The searchset Bundle JSON, or the error to answer with.
+struct EverythingResult {
+  std::string bundle;  // the searchset Bundle JSON
+  // What the Bundle discloses (matches, then includes), for the audit
+  // trail's "each resource returned": type, id, version and patient link.
+  struct Returned {
+    std::string type, id;
+    int64_t version = 0;
+    std::vector<std::string> patients;
+  };
+  std::vector<Returned> returned;
+};
+
+// The result, or the error to answer with.
 // REQUIRES: `patient_id` is a valid FHIR id.
-StatusOr<std::string> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
+StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
                                         const std::string& patient_id);
 
 // The paging cursor as it appears in links, and back. A plain position for

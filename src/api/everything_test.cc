@@ -12,6 +12,8 @@
 namespace phivault::api {
 namespace {
 
+namespace json = boost::json;
+
 constexpr int kObservations = 9;
 
 class EverythingTest : public FhirServiceTest {
@@ -176,6 +178,28 @@ TEST_F(EverythingTest, BadParametersAre400AndOtherMethods405) {
   auto m = Call("POST", "/fhir/Patient/pat1/$everything");
   ExpectOutcome(m, 405);
   ExpectOutcome(Call("GET", "/fhir/Observation/obs1/$everything"), 404);
+}
+
+TEST_F(EverythingTest, ReportsWhatTheBundleDisclosesForTheAudit) {
+  http::HttpRequest req;
+  req.method = "GET";
+  req.headers.emplace_back("authorization", "Bearer " + system_token_);
+  auto caller = access_->Authenticate(req, fhir::NowMillis());
+  ASSERT_TRUE(caller.ok());
+  EverythingContext ctx{*vault_->store(), *access_, **caller, req, fhir::NowMillis(), "https://vault.test", 50, 1000};
+  auto r = PatientEverything(ctx, {{"_count", "5"}}, "pat1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto bundle = json::parse(r->bundle).as_object();
+  const auto& entries = bundle["entry"].as_array();
+  ASSERT_EQ(r->returned.size(), entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& res = entries[i].as_object().at("resource").as_object();
+    EXPECT_EQ(r->returned[i].type, res.at("resourceType").as_string());
+    EXPECT_EQ(r->returned[i].id, res.at("id").as_string());
+    EXPECT_EQ(std::to_string(r->returned[i].version), res.at("meta").as_object().at("versionId").as_string());
+    bool match = entries[i].as_object().at("search").as_object().at("mode") == "match";
+    EXPECT_EQ(r->returned[i].patients.empty(), !match) << "matches carry the patient link, shared includes none";
+  }
 }
 
 TEST_F(EverythingTest, CursorRoundTrips) {

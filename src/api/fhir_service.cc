@@ -425,9 +425,9 @@ void FhirService::Everything(Call& call, const std::string& id) {
   static constexpr std::string_view kRoute = "/fhir/Patient/{id}/$everything";
   EverythingContext ctx{*store_, *access_, *call.caller, call.req, call.now_ms, options_.base_url,
                         options_.default_page_size, options_.max_page_size};
-  auto bundle = PatientEverything(ctx, call.params, id);
-  if (!bundle.ok()) return call.Fail(bundle.status(), kRoute);
-  call.Reply(JsonResponse(200, std::move(*bundle), call.fmt), kRoute);
+  auto result = PatientEverything(ctx, call.params, id);
+  if (!result.ok()) return call.Fail(result.status(), kRoute);
+  call.Reply(JsonResponse(200, std::move(result->bundle), call.fmt), kRoute);
 }
 
 void FhirService::CommitOne(Call& call, store::WriteOp op, std::string_view route,
