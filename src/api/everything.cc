@@ -68,10 +68,14 @@ bool Wanted(const Params& p, std::string_view type) {
 // occurs where an object has a string member "reference". Parsing each body
 // again would cost more than the rest of $everything together.
 void CollectReferences(std::string_view json, std::set<std::pair<std::string, std::string>>& out) {
-  constexpr std::string_view kKey = R"("reference":")";
+  // Searched without its leading quote: a quote starts every JSON string, so
+  // a search keyed on it would stop everywhere; 'r' is rarer.
+  constexpr std::string_view kKey = R"(reference":")";
   size_t pos = 0;
   while ((pos = json.find(kKey, pos)) != std::string_view::npos) {
+    bool is_key = pos > 0 && json[pos - 1] == '"';
     pos += kKey.size();
+    if (!is_key) continue;
     size_t end = json.find('"', pos);
     if (end == std::string_view::npos) return;
     std::string_view ref = json.substr(pos, end - pos);
