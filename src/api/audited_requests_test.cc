@@ -9,9 +9,9 @@
 #include <optional>
 #include <thread>
 
-#include "api/service_test_util.h"
 #include "api/audit_service.h"
 #include "api/importer.h"
+#include "api/testing/service_fixture.h"
 #include "api/request_audit.h"
 #include "audit/entry.h"
 
@@ -384,6 +384,35 @@ TEST_F(AuditedRequestsTest, TheAuditApiIsRoutedAuthorizedAndItselfAudited) {
   auto anon = EntriesOf([&] { EXPECT_EQ(Call("GET", "/audit/checkpoint", "", {{"authorization", ""}}).status, 401); });
   ASSERT_EQ(anon.size(), 1u);
   EXPECT_EQ(anon[0].rule, "identity");
+}
+
+TEST_F(AuditedRequestsTest, SearchesPatchesAndEverythingNameWhatTheyReturnedOrWrote) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/o1",
+                 R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat1"}})")
+                .status,
+            201);
+  auto search = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Observation?subject=Patient/pat1").status, 200); });
+  ASSERT_EQ(search.size(), 1u);
+  EXPECT_EQ(search[0].action, audit::AuditAction::kSearch);
+  EXPECT_EQ(search[0].query, "Observation?subject");  // names, never values
+  EXPECT_EQ(search[0].resources, (std::vector<audit::AuditResource>{{"Observation", "o1", "1", ""}}));
+  EXPECT_EQ(search[0].patients, std::vector<std::string>{"pat1"});
+
+  auto everything = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Patient/pat1/$everything").status, 200); });
+  ASSERT_EQ(everything.size(), 1u);
+  EXPECT_EQ(everything[0].action, audit::AuditAction::kOperation);
+  EXPECT_EQ(everything[0].resources.size(), 2u);
+
+  auto patched = EntriesOf([&] {
+    auto r = Call("PATCH", "/fhir/Observation/o1", R"([{"op":"replace","path":"/status","value":"amended"}])",
+                  {{"content-type", "application/json-patch+json"}});
+    EXPECT_EQ(r.status, 200) << r.body;
+  });
+  ASSERT_EQ(patched.size(), 1u);
+  EXPECT_EQ(patched[0].action, audit::AuditAction::kUpdate);
+  EXPECT_EQ(patched[0].resources, (std::vector<audit::AuditResource>{{"Observation", "o1", "2", "1"}}));
 }
 
 }  // namespace

@@ -38,7 +38,7 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
   for (std::string_view type : fhir::AllResourceTypes()) {
     json::array interactions;
     for (const char* code :
-         {"read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"}) {
+         {"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"}) {
       interactions.push_back(json::object{{"code", code}});
     }
     // Exactly the indexed parameters: string, token, reference, date,
@@ -77,6 +77,10 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
         {"conditionalUpdate", true},
         {"conditionalDelete", "single"},
     });
+    if (type == "Patient") {
+      resources.back().as_object()["operation"] = json::array{json::object{
+          {"name", "everything"}, {"definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything"}}};
+    }
   }
   json::object cs{
       {"resourceType", "CapabilityStatement"},
@@ -88,6 +92,7 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
        json::object{{"description", "phivault secure clinical data vault"}, {"url", base_url + "/fhir"}}},
       {"fhirVersion", "4.0.1"},
       {"format", json::array{"application/fhir+json", "application/json"}},
+      {"patchFormat", json::array{"application/json-patch+json"}},
       {"rest",
        json::array{json::object{
            {"mode", "server"},

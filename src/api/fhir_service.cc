@@ -9,6 +9,8 @@
 #include "api/bundle_processor.h"
 #include "api/request_audit.h"
 #include "api/capability.h"
+#include "api/everything.h"
+#include "api/patch_request.h"
 #include "api/request_context.h"
 #include "api/search_handler.h"
 #include "common/metrics.h"
@@ -272,7 +274,12 @@ void FhirService::HandleFhir(Call& call) {
     if (method == "GET" || method == "HEAD") return Read(call, type, id);
     if (method == "PUT") return Update(call, type, id);
     if (method == "DELETE") return Delete(call, type, id);
-    return call.Reply(MethodNotAllowed("GET, PUT, DELETE", call.fmt), "/fhir/{type}/{id}");
+    if (method == "PATCH") return Patch(call, type, id);
+    return call.Reply(MethodNotAllowed("GET, PUT, PATCH, DELETE", call.fmt), "/fhir/{type}/{id}");
+  }
+  if (seg.size() == 3 && seg[2] == "$everything" && type == "Patient") {
+    if (method != "GET") return call.Reply(MethodNotAllowed("GET", call.fmt), "/fhir/Patient/{id}/$everything");
+    return Everything(call, id);
   }
   if (seg[2] != "_history" || seg.size() > 4) {
     return call.Reply(OutcomeResponse(404, "error", "not-found", "unknown URL", call.fmt), "other");
@@ -536,6 +543,28 @@ void FhirService::Delete(Call& call, const std::string& type, const std::string&
     if (!w.no_op) r.headers.emplace_back("ETag", ETag(w.version));
     return r;
   });
+}
+
+void FhirService::Patch(Call& call, const std::string& type, const std::string& id) {
+  Status s = RewritePatchAsUpdate(*store_, *access_, *call.caller, type, id, call.now_ms, options_.parse_limits, call.req);
+  if (!s.ok()) return call.Reply(PatchErrorResponse(s, call.fmt), "/fhir/{type}/{id}");
+  Update(call, type, id);
+}
+
+void FhirService::Everything(Call& call, const std::string& id) {
+  static constexpr std::string_view kRoute = "/fhir/Patient/{id}/$everything";
+  EverythingContext ctx{*store_, *access_, *call.caller, call.req, call.now_ms, options_.base_url,
+                        options_.default_page_size, options_.max_page_size};
+  call.entry.action = audit::AuditAction::kOperation;
+  call.entry.query = QueryShape("Patient/" + id + "/$everything", call.params);
+  call.entry.patients.push_back(id);
+  auto result = PatientEverything(ctx, call.params, id);
+  if (!result.ok()) return call.Fail(result.status(), kRoute);
+  for (const auto& r : result->returned) {
+    call.entry.resources.push_back({r.type, r.id, std::to_string(r.version), ""});
+    call.entry.patients.insert(call.entry.patients.end(), r.patients.begin(), r.patients.end());
+  }
+  call.Reply(JsonResponse(200, std::move(result->bundle), call.fmt), kRoute);
 }
 
 void FhirService::CommitOne(Call& call, store::WriteOp op, std::string_view route,

@@ -86,6 +86,10 @@ class FhirService final : public http::Handler {
   void Create(Call& call, const std::string& type);
   void Update(Call& call, const std::string& type, const std::string& id);
   void Delete(Call& call, const std::string& type, const std::string& id);
+  // JSON Patch: computes the patched resource, then takes the Update path.
+  void Patch(Call& call, const std::string& type, const std::string& id);
+  // Patient/{id}/$everything (api/everything.h).
+  void Everything(Call& call, const std::string& id);
   void History(Call& call, const std::string& type, const std::string& id);
   void Bundle(Call& call);
   void Metadata(Call& call);

@@ -1,6 +1,6 @@
 #include "api/fhir_service.h"
+#include "api/testing/service_fixture.h"
 
-#include "api/service_test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -88,9 +88,9 @@ TEST_F(FhirServiceTest, BadInputGetsOperationOutcomeAndStoresNothing) {
   ExpectOutcome(Call("GET", "/fhir/Patient/bad$id"), 400);
   ExpectOutcome(Call("GET", "/nowhere"), 404);
   ExpectOutcome(Call("GET", "/fhir/metadata?_format=xml"), 406);
-  auto m = Call("PATCH", "/fhir/Patient/x");
+  auto m = Call("POST", "/fhir/Patient/x");
   ExpectOutcome(m, 405);
-  EXPECT_EQ(m.Header("Allow"), "GET, PUT, DELETE");
+  EXPECT_EQ(m.Header("Allow"), "GET, PUT, PATCH, DELETE");
   EXPECT_EQ(HistoryCount("Patient"), 0);
 }
 
@@ -213,7 +213,6 @@ TEST_F(FhirServiceTest, EveryRouteReportsALowCardinalityRouteLabel) {
   EXPECT_TRUE(found);
 }
 
-using Headers = std::vector<std::pair<std::string, std::string>>;
 
 TEST_F(FhirServiceTest, NoIdentityNoDataButMetadataIsPublic) {
   EXPECT_EQ(Call("GET", "/fhir/metadata", "", {{"authorization", ""}}).status, 200);

@@ -154,6 +154,25 @@ struct SearchPage {
   bool more = false;            // matches exist after the last hit (before the first when backward)
 };
 
+// One page of a patient's compartment (Patient/{id}/$everything, export):
+// the current, non-deleted version of every resource whose stored patient
+// link names the patient, in the order they were last written. The cursor is
+// the store's position of the last row examined, so pages stay disjoint and
+// complete while writes happen (a resource rewritten after a page was read
+// moves behind the cursor and shows up again later, once, as its new version).
+struct CompartmentQuery {
+  std::string patient_id;          // REQUIRES: non-empty
+  std::vector<std::string> types;  // only these types; empty: all
+  int64_t since_ms = 0;            // only versions last updated at or after this; 0: all
+  int64_t after_cursor = 0;        // cursor of the previous page; 0 = first page
+  int count = 50;
+};
+
+struct CompartmentPage {
+  std::vector<HistoryEntry> entries;  // seq is the cursor position of each entry
+  int64_t next_cursor = 0;            // 0: no more pages
+};
+
 struct StoreStats {
   int64_t versions = 0;
   int64_t group_commits = 0;  // transactions (fsyncs) since open
@@ -173,6 +192,8 @@ class ResourceStore {
   // One version (tombstones included). NotFound if absent.
   virtual StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) = 0;
   virtual StatusOr<HistoryPage> History(const HistoryQuery& query) = 0;
+  // See CompartmentQuery.
+  virtual StatusOr<CompartmentPage> Compartment(const CompartmentQuery& query) = 0;
 
   // The current, non-deleted resources matching `query` in its stable order,
   // starting after `query.after`, at most `query.count` of them. The caller

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -333,6 +334,7 @@ class SqliteStore final : public ResourceStore {
   StatusOr<ResourceVersion> ReadFromDatabase(const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> ReadVersion(const std::string& type, const std::string& id, int64_t version) override;
   StatusOr<HistoryPage> History(const HistoryQuery& query) override;
+  StatusOr<CompartmentPage> Compartment(const CompartmentQuery& query) override;
   Status ForEachCurrent(const std::vector<std::string>& types,
                         const std::function<Status(const ResourceVersion&)>& fn) override;
   StatusOr<SearchPage> Search(const SearchQuery& query) override;
@@ -384,6 +386,10 @@ class SqliteStore final : public ResourceStore {
   StatusOr<std::optional<Current>> CurrentOf(Connection& conn, const std::string& type, const std::string& id);
   StatusOr<ResourceVersion> LoadVersion(Connection& conn, int64_t seq, const std::string& type, const std::string& id);
   StatusOr<std::vector<std::string>> PatientsOf(Connection& conn, int64_t seq);
+  // A row of (seq, type, id, version, last_updated, deleted, key_owner, body,
+  // author, labels) with its body opened; patients are left to the caller.
+  StatusOr<HistoryEntry> EntryFromRow(Connection& conn, Statement& q);
+
   // Creates the search index, or rebuilds it from the current versions when
   // it is missing or was built for another layout or parameter table.
   Status PrepareSearchIndex();
@@ -793,19 +799,7 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
       page.next_cursor = page.entries.back().seq;
       break;
     }
-    HistoryEntry e;
-    e.seq = q.Int(0);
-    e.version.type = q.Text(1);
-    e.version.id = q.Text(2);
-    e.version.version = q.Int(3);
-    e.version.last_updated_ms = q.Int(4);
-    e.version.deleted = q.Int(5) != 0;
-    e.version.author = q.Text(8);
-    e.version.security_labels = q.Text(9);
-    if (!e.version.deleted) {
-      PV_ASSIGN_OR_RETURN(e.version.json, OpenBody(conn, e.version.type, e.version.id, e.version.version,
-                                                   q.Text(6), q.Blob(7)));
-    }
+    PV_ASSIGN_OR_RETURN(HistoryEntry e, EntryFromRow(conn, q));
     page.entries.push_back(std::move(e));
   }
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "read history");
@@ -813,6 +807,63 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
     PV_ASSIGN_OR_RETURN(e.version.patients, PatientsOf(conn, e.seq));
   }
   return page;
+}
+
+StatusOr<HistoryEntry> SqliteStore::EntryFromRow(Connection& conn, Statement& q) {
+  HistoryEntry e;
+  e.seq = q.Int(0);
+  e.version.type = q.Text(1);
+  e.version.id = q.Text(2);
+  e.version.version = q.Int(3);
+  e.version.last_updated_ms = q.Int(4);
+  e.version.deleted = q.Int(5) != 0;
+  e.version.author = q.Text(8);
+  e.version.security_labels = q.Text(9);
+  if (!e.version.deleted) {
+    PV_ASSIGN_OR_RETURN(e.version.json,
+                        OpenBody(conn, e.version.type, e.version.id, e.version.version, q.Text(6), q.Blob(7)));
+  }
+  return e;
+}
+
+StatusOr<CompartmentPage> SqliteStore::Compartment(const CompartmentQuery& query) {
+  PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
+  Connection& conn = **lease;
+  PV_RETURN_IF_ERROR(conn.Exec("BEGIN"));  // one snapshot for the rows and their patient links
+  auto result = [&]() -> StatusOr<CompartmentPage> {
+    size_t count = static_cast<size_t>(std::clamp(query.count, 1, 1000));
+    // The patient link's primary key (patient_id, seq) drives the scan; the
+    // joins are key lookups that keep only current, live versions.
+    PV_STMT(q, conn,
+            "SELECT rv.seq, rv.type, rv.id, rv.version, rv.last_updated, rv.deleted, rv.key_owner, rv.body, "
+            "rv.author, rv.labels FROM resource_patients rp "
+            "CROSS JOIN resource_versions rv ON rv.seq = rp.seq "
+            "CROSS JOIN current_versions cv ON cv.type = rv.type AND cv.id = rv.id "
+            "WHERE rp.patient_id = ?1 AND rp.seq > ?2 AND cv.seq = rp.seq AND cv.deleted = 0 "
+            "AND rv.last_updated >= ?3 ORDER BY rp.seq");
+    q.Bind(1, query.patient_id).Bind(2, query.after_cursor).Bind(3, query.since_ms);
+    CompartmentPage page;
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) {
+      if (!query.types.empty() &&
+          std::find(query.types.begin(), query.types.end(), q.Text(1)) == query.types.end()) {
+        continue;  // filtered before its body is opened
+      }
+      if (page.entries.size() == count) {
+        page.next_cursor = page.entries.back().seq;
+        break;
+      }
+      PV_ASSIGN_OR_RETURN(HistoryEntry e, EntryFromRow(conn, q));
+      page.entries.push_back(std::move(e));
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(conn.db(), rc, "read compartment");
+    for (auto& e : page.entries) {
+      PV_ASSIGN_OR_RETURN(e.version.patients, PatientsOf(conn, e.seq));
+    }
+    return page;
+  }();
+  conn.Exec("COMMIT").IgnoreError();
+  return result;
 }
 
 void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) {

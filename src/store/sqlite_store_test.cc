@@ -514,5 +514,66 @@ TEST_F(StoreTest, NothingReadableOnDisk) {
   scan();
 }
 
+TEST_F(StoreTest, CompartmentPagesCurrentVersionsOfOnePatient) {
+  ASSERT_TRUE(Commit1(Put("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})", {"p1"})).status.ok());
+  ASSERT_TRUE(Commit1(Put("Patient", "p2", R"({"resourceType":"Patient","id":"p2"})", {"p2"})).status.ok());
+  for (int i = 0; i < 7; ++i) {
+    std::string id = "o" + std::to_string(i);
+    ASSERT_TRUE(Commit1(Put("Observation", id, R"({"resourceType":"Observation","id":")" + id + R"("})", {"p1"})).status.ok());
+  }
+  ASSERT_TRUE(Commit1(Put("Condition", "c1", R"({"resourceType":"Condition","id":"c1"})", {"p1"})).status.ok());
+  ASSERT_TRUE(Commit1(Put("Observation", "other", R"({"resourceType":"Observation","id":"other"})", {"p2"})).status.ok());
+  // o0 rewritten (it moves to the end), o1 deleted, o2 moved to patient p2;
+  // the pause puts the rewrite in a later millisecond than the rest (_since).
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(Commit1(Put("Observation", "o0", R"({"resourceType":"Observation","id":"o0","status":"final"})", {"p1"})).status.ok());
+  WriteOp del;
+  del.kind = WriteOp::Kind::kDelete;
+  del.type = "Observation";
+  del.id = "o1";
+  ASSERT_TRUE(Commit1(std::move(del)).status.ok());
+  ASSERT_TRUE(Commit1(Put("Observation", "o2", R"({"resourceType":"Observation","id":"o2"})", {"p2"})).status.ok());
+
+  auto all = [&](CompartmentQuery q) {
+    std::vector<std::string> seen;
+    for (int pages = 0; pages < 20; ++pages) {
+      auto page = store_->Compartment(q);
+      EXPECT_TRUE(page.ok()) << page.status().ToString();
+      if (!page.ok()) break;
+      EXPECT_LE(static_cast<int>(page->entries.size()), q.count);
+      for (const auto& e : page->entries) {
+        EXPECT_FALSE(e.version.deleted);
+        EXPECT_EQ(e.version.patients, std::vector<std::string>{"p1"});
+        EXPECT_FALSE(e.version.json.empty());
+        seen.push_back(e.version.type + "/" + e.version.id + "/" + std::to_string(e.version.version));
+      }
+      if (page->next_cursor == 0) break;
+      q.after_cursor = page->next_cursor;
+    }
+    return seen;
+  };
+  CompartmentQuery q;
+  q.patient_id = "p1";
+  q.count = 3;
+  EXPECT_EQ(all(q), (std::vector<std::string>{"Patient/p1/1", "Observation/o3/1", "Observation/o4/1",
+                                              "Observation/o5/1", "Observation/o6/1", "Condition/c1/1",
+                                              "Observation/o0/2"}));
+  q.types = {"Condition", "Patient"};
+  q.count = 1;
+  EXPECT_EQ(all(q), (std::vector<std::string>{"Patient/p1/1", "Condition/c1/1"}));
+  q.types.clear();
+  q.count = 50;
+  auto latest = store_->Read("Observation", "o0");
+  ASSERT_TRUE(latest.ok());
+  q.since_ms = latest->last_updated_ms;
+  auto since = all(q);
+  ASSERT_FALSE(since.empty());
+  EXPECT_EQ(since.back(), "Observation/o0/2");
+  for (const auto& s : since) EXPECT_NE(s, "Patient/p1/1") << "older than _since";
+  q.since_ms = 0;
+  q.patient_id = "nobody";
+  EXPECT_TRUE(all(q).empty());
+}
+
 }  // namespace
 }  // namespace phivault::store

@@ -1,9 +1,10 @@
-// The FhirService test fixture: a real vault in a temporary directory (with
-// a fault-injecting audit log, faults off until a test flips them), access
-// control with the built-in issuer, a token minter and a handler caller.
-// For tests only.
-#ifndef PHIVAULT_API_SERVICE_TEST_UTIL_H_
-#define PHIVAULT_API_SERVICE_TEST_UTIL_H_
+// FhirServiceTest: a real vault (temporary directory, key file, SqliteStore,
+// and an audit log whose files can be made to fail: faults_ is off until a
+// test flips it), real AccessControl with this vault's token issuer, and a
+// FhirService auditing through the vault's trail, for API tests. Call() sends a request through FhirService::Handle with a system
+// token unless the headers given replace it. For tests only.
+#ifndef PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
+#define PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
 
 #include <gtest/gtest.h>
 
@@ -13,9 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "api/access_control.h"
+#include "audit/test_util.h"
 #include "api/fhir_service.h"
 #include "api/vault.h"
-#include "audit/test_util.h"
 #include "auth/token_issuer.h"
 #include "common/testing/temp_dir.h"
 #include "fhir/time.h"
@@ -24,6 +26,8 @@
 namespace phivault::api {
 
 namespace json = boost::json;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
 
 class FhirServiceTest : public ::testing::Test {
  protected:
@@ -112,4 +116,4 @@ class FhirServiceTest : public ::testing::Test {
 
 }  // namespace phivault::api
 
-#endif  // PHIVAULT_API_SERVICE_TEST_UTIL_H_
+#endif  // PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_

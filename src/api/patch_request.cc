@@ -1,0 +1,81 @@
+#include "api/patch_request.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <boost/json.hpp>
+
+#include "fhir/json_patch.h"
+
+namespace phivault::api {
+
+namespace {
+
+namespace json = boost::json;
+
+bool IsJsonPatchMedia(const std::string* content_type) {
+  if (!content_type) return false;
+  std::string_view m(*content_type);
+  m = m.substr(0, m.find(';'));
+  while (!m.empty() && std::isspace(static_cast<unsigned char>(m.back()))) m.remove_suffix(1);
+  while (!m.empty() && std::isspace(static_cast<unsigned char>(m.front()))) m.remove_prefix(1);
+  constexpr std::string_view kPatch = "application/json-patch+json";
+  return std::equal(m.begin(), m.end(), kPatch.begin(), kPatch.end(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+}
+
+void SetHeader(http::HttpRequest& req, std::string name, std::string value) {
+  std::erase_if(req.headers, [&](const auto& h) { return h.first == name; });
+  req.headers.emplace_back(std::move(name), std::move(value));
+}
+
+}  // namespace
+
+Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, const Caller& caller,
+                            const std::string& type, const std::string& id, int64_t now_ms,
+                            const fhir::ParseLimits& limits, http::HttpRequest& request) {
+  if (!IsJsonPatchMedia(request.Header("content-type"))) {
+    return Status(StatusCode::kUnsupportedMedia, "PATCH takes a JSON Patch: use Content-Type application/json-patch+json");
+  }
+  PV_ASSIGN_OR_RETURN(json::value patch, fhir::ParseJson(request.body, limits));
+  policy::Decision gate = access.DecideType(caller, policy::Interaction::kUpdate, type);
+  if (!gate.allowed) return policy::DecisionStatus(gate);
+  PV_ASSIGN_OR_RETURN(store::ResourceVersion current, store.Read(type, id));
+  // The right to change the record as it is now; what it becomes is checked
+  // again by the update path (its patients may change).
+  policy::Decision d = access.Decide(caller, policy::Interaction::kUpdate, current, request, now_ms);
+  if (!d.allowed) return policy::DecisionStatus(d);
+  if (current.deleted) return Status(StatusCode::kGone, "resource was deleted");
+  if (const std::string* im = request.Header("if-match")) {
+    PV_ASSIGN_OR_RETURN(int64_t wanted, ParseIfMatch(*im));
+    if (wanted != current.version) return Status(StatusCode::kPreconditionFailed, "If-Match does not match the current version");
+  }
+  // Stored bodies passed these limits when written; parse with the same ones.
+  PV_ASSIGN_OR_RETURN(json::value doc, fhir::ParseJson(current.json, limits));
+  fhir::JsonPatchLimits patch_limits;
+  patch_limits.max_depth = limits.max_depth;
+  patch_limits.max_document_bytes = std::max<size_t>(limits.max_bytes, 1) * 2;
+  PV_ASSIGN_OR_RETURN(json::value patched, fhir::ApplyJsonPatch(patch, doc, patch_limits));
+  const json::object* o = patched.if_object();
+  const json::value* rt = o ? o->if_contains("resourceType") : nullptr;
+  const json::value* pid = o ? o->if_contains("id") : nullptr;
+  if (!rt || !rt->is_string() || rt->get_string() != type) {
+    return Status(StatusCode::kConflict, "a patch may not change or remove resourceType");
+  }
+  if (!pid || !pid->is_string() || pid->get_string() != id) {
+    return Status(StatusCode::kConflict, "a patch may not change or remove the id");
+  }
+  request.body = fhir::Serialize(patched);
+  SetHeader(request, "content-type", "application/fhir+json");
+  SetHeader(request, "if-match", ETag(current.version));
+  return Status::Ok();
+}
+
+http::HttpResponse PatchErrorResponse(const Status& status, const OutputFormat& fmt) {
+  if (status.code() == StatusCode::kConflict) {
+    return OutcomeResponse(422, "error", "processing", status.message(), fmt);
+  }
+  return ErrorResponse(status, fmt);
+}
+
+}  // namespace phivault::api
