@@ -36,9 +36,18 @@ class Mismatch extends Error {}
 function check(cond, message) {
   if (!cond) throw new Mismatch(message);
 }
+// JSON with object keys sorted: member order carries no meaning in FHIR JSON.
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
 function checkEq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const e = JSON.stringify(expected);
+  const a = canonical(actual);
+  const e = canonical(expected);
   check(a === e, `${what}: expected ${e}, got ${a}`);
 }
 function step(name) {
