@@ -17,12 +17,13 @@ extern char** environ;
 
 namespace phivault::testing {
 
-// Starts PHIVAULT_BIN with `args`; output replaces `out_path`. -1 on failure.
-inline pid_t SpawnBin(const std::vector<std::string>& args, const std::string& out_path) {
-  static const std::string bin = PHIVAULT_BIN;
+// Starts argv[0] (looked up on PATH unless it holds a '/') with `argv` and
+// the environment `envp`; stdin is /dev/null, stdout and stderr replace
+// `out_path`. -1 on failure.
+inline pid_t SpawnWithOutput(const std::vector<std::string>& argv_in, const std::string& out_path, char** envp) {
+  if (argv_in.empty()) return -1;
   std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(bin.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : argv_in) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
@@ -30,9 +31,16 @@ inline pid_t SpawnBin(const std::vector<std::string>& args, const std::string& o
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   pid_t pid = -1;
-  if (posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), envp) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&fa);
   return pid;
+}
+
+// Starts PHIVAULT_BIN with `args`; output replaces `out_path`. -1 on failure.
+inline pid_t SpawnBin(const std::vector<std::string>& args, const std::string& out_path) {
+  std::vector<std::string> argv = {PHIVAULT_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return SpawnWithOutput(argv, out_path, environ);
 }
 
 // The exit code, or 128 + signal.
