@@ -418,6 +418,14 @@ class SqliteStore final : public ResourceStore {
     }
     group_versions_.resize(m.versions);
   }
+  // Applies each op in its own savepoint: a failed op leaves no trace.
+  void ApplyOpsEachInSavepoint(std::vector<WriteOp>& ops, std::vector<StatusOr<WriteResult>>* results);
+  // The same outcome inside the batch's open savepoint "batch", without a
+  // savepoint per op. Returns false, with the batch rolled back to
+  // `batch_mark` and `results` empty, when a failed op left writes behind;
+  // the caller then uses ApplyOpsEachInSavepoint.
+  bool ApplyOpsInBatchSavepoint(std::vector<WriteOp>& ops, const GroupMark& batch_mark,
+                                std::vector<StatusOr<WriteResult>>* results);
   VersionCache cache_;
   // Versions written by the group being applied; cached only after COMMIT.
   std::vector<std::shared_ptr<const ResourceVersion>> group_versions_;
@@ -887,6 +895,51 @@ void SqliteStore::WriterLoop() {
   }
 }
 
+void SqliteStore::ApplyOpsEachInSavepoint(std::vector<WriteOp>& ops, std::vector<StatusOr<WriteResult>>* results) {
+  for (WriteOp& op : ops) {
+    Status sp = writer_->Exec("SAVEPOINT op");
+    if (!sp.ok()) {
+      results->push_back(sp);
+      continue;
+    }
+    GroupMark mark = Mark();
+    auto r = ApplyOp(op);
+    if (!r.ok()) {
+      writer_->Exec("ROLLBACK TO op").IgnoreError();
+      RollBackTo(mark);
+    }
+    writer_->Exec("RELEASE op").IgnoreError();
+    results->push_back(std::move(r));
+  }
+}
+
+bool SqliteStore::ApplyOpsInBatchSavepoint(std::vector<WriteOp>& ops, const GroupMark& batch_mark,
+                                           std::vector<StatusOr<WriteResult>>* results) {
+  // A nested savepoint per op makes SQLite journal again every page the op
+  // touches that the batch already touched (about one page per B-tree: the
+  // version, its links and each search index tree), which was most of an
+  // import's cost. Ops that fail almost always fail before writing
+  // (preconditions, conflicts); such a failure changed no row and leaves
+  // nothing to undo. A failure that did change rows (a storage error
+  // mid-write) undoes the whole batch so the caller can redo it op by op.
+  for (WriteOp& op : ops) {
+    GroupMark mark = Mark();
+    const int64_t changes_before = sqlite3_total_changes64(writer_->db());
+    auto r = ApplyOp(op);
+    if (!r.ok()) {
+      RollBackTo(mark);
+      if (sqlite3_total_changes64(writer_->db()) != changes_before) {
+        writer_->Exec("ROLLBACK TO batch").IgnoreError();
+        RollBackTo(batch_mark);
+        results->clear();
+        return false;
+      }
+    }
+    results->push_back(std::move(r));
+  }
+  return true;
+}
+
 Status SqliteStore::StoreAuditRecord(PendingBatch& batch, CommitOutcome& out) {
   int64_t id = ++last_audit_record_id_;
   std::string record = batch.audit(out, id);
@@ -962,20 +1015,8 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
           continue;
         }
       }
-      for (WriteOp& op : batch.ops) {
-        Status sp = writer_->Exec("SAVEPOINT op");
-        if (!sp.ok()) {
-          out.results.push_back(sp);
-          continue;
-        }
-        GroupMark mark = Mark();
-        auto r = ApplyOp(op);
-        if (!r.ok()) {
-          writer_->Exec("ROLLBACK TO op").IgnoreError();
-          RollBackTo(mark);
-        }
-        writer_->Exec("RELEASE op").IgnoreError();
-        out.results.push_back(std::move(r));
+      if (!batch.audit || !ApplyOpsInBatchSavepoint(batch.ops, batch_mark, &out.results)) {
+        ApplyOpsEachInSavepoint(batch.ops, &out.results);
       }
       if (batch.audit) {
         if (Status a = StoreAuditRecord(batch, out); !a.ok()) {
