@@ -16,7 +16,7 @@ namespace {
 
 using search::ParamType;
 
-constexpr int kIndexLayoutVersion = 3;
+constexpr int kIndexLayoutVersion = 4;
 constexpr const char* kFile = "vault.db";
 // Bounds the SQL a hostile query can make the engine build and run.
 constexpr size_t kMaxNestingDepth = 3;
@@ -57,12 +57,16 @@ const char* TableOf(ParamType t) {
   return "sx_string";
 }
 
-// `table x` forced onto its (seq, p) index: per-resource probes must not
-// let the planner pick a (p, value) index and scan a whole parameter (for
-// MIN/MAX it would, as that index delivers the values in order).
+// The name SQLite gives a WITHOUT ROWID table's primary key, the
+// (seq, p, n) B-tree that holds the rows.
+std::string PrimaryKeyOf(const std::string& table) { return "sqlite_autoindex_" + table + "_1"; }
+
+// `table x` forced onto its (seq, p) primary key: per-resource probes must
+// not let the planner pick a (p, value) index and scan a whole parameter
+// (for MIN/MAX it would, as that index delivers the values in order).
 std::string BySeq(ParamType t) {
   std::string table = TableOf(t);
-  return table + " x INDEXED BY " + table + "_seq";
+  return table + " x INDEXED BY " + PrimaryKeyOf(table);
 }
 
 using BindValue = std::variant<std::monostate, int64_t, double, std::string>;
@@ -208,7 +212,7 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
       PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, ParamType::kReference));
       if (c.nested.size() != 1) return InvalidArgument("a chained parameter needs one condition");
       std::string target = q.Bind(c.target_type);
-      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x INDEXED BY sx_ref_seq JOIN current_versions c" + std::to_string(depth) +
+      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x INDEXED BY " + PrimaryKeyOf("sx_ref") + " JOIN current_versions c" + std::to_string(depth) +
                           " ON c" + std::to_string(depth) + ".type = " + target + " AND c" + std::to_string(depth) +
                           ".id = x.ref_id AND c" + std::to_string(depth) + ".deleted = 0 WHERE x.seq = " + seq +
                           " AND x.p = " + q.Bind(ParamKey(type, def)) + " AND x.ref_type = " + target + " AND ";
@@ -452,30 +456,31 @@ const char* const kIndexSchema = R"sql(
 -- seq -> (type, id) of current versions without touching resource_versions
 -- (a secondary index of a WITHOUT ROWID table carries its primary key).
 CREATE INDEX IF NOT EXISTS current_versions_by_seq ON current_versions(seq);
-CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  folded TEXT NOT NULL, exact TEXT NOT NULL);
+-- Rows are keyed by (seq, p, n), n numbering a resource's rows, so the table
+-- itself serves per-resource probes and removal, and each lookup index
+-- carries (seq, n) instead of a rowid: two B-trees per row, not three.
+CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  folded TEXT NOT NULL, exact TEXT NOT NULL, PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_string_lookup ON sx_string(p, folded);
-CREATE INDEX IF NOT EXISTS sx_string_seq ON sx_string(seq, p);
-CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, type_system TEXT NOT NULL, type_code TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, type_system TEXT NOT NULL, type_code TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_token_lookup ON sx_token(p, code, system);
-CREATE INDEX IF NOT EXISTS sx_token_seq ON sx_token(seq, p);
-CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, idsys TEXT NOT NULL, idval TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, idsys TEXT NOT NULL, idval TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_ref_lookup ON sx_ref(p, ref_id, ref_type);
-CREATE INDEX IF NOT EXISTS sx_ref_seq ON sx_ref(seq, p);
-CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  low INTEGER NOT NULL, high INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  low INTEGER NOT NULL, high INTEGER NOT NULL, PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_date_low ON sx_date(p, low);
 CREATE INDEX IF NOT EXISTS sx_date_high ON sx_date(p, high);
-CREATE INDEX IF NOT EXISTS sx_date_seq ON sx_date(seq, p);
-CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_number_lookup ON sx_number(p, value);
-CREATE INDEX IF NOT EXISTS sx_number_seq ON sx_number(seq, p);
-CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, p INTEGER NOT NULL, uri TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL, uri TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_uri_lookup ON sx_uri(p, uri);
-CREATE INDEX IF NOT EXISTS sx_uri_seq ON sx_uri(seq, p);
 )sql";
 
 const char* const kDropIndexSchema = R"sql(
@@ -521,14 +526,15 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
 
 Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource) {
   static constexpr const char* kInsert[] = {
-      "INSERT INTO sx_string(seq, p, folded, exact) VALUES (?1, ?2, ?3, ?4)",
-      ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-      "INSERT INTO sx_ref(seq, p, ref_type, ref_id, url, idsys, idval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      "INSERT INTO sx_date(seq, p, low, high) VALUES (?1, ?2, ?3, ?4)",
-      "INSERT INTO sx_number(seq, p, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      "INSERT INTO sx_uri(seq, p, uri) VALUES (?1, ?2, ?3)",
+      "INSERT INTO sx_string(seq, p, folded, exact, n) VALUES (?1, ?2, ?3, ?4, ?9)",
+      ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code, n) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)"),
+      "INSERT INTO sx_ref(seq, p, ref_type, ref_id, url, idsys, idval, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)",
+      "INSERT INTO sx_date(seq, p, low, high, n) VALUES (?1, ?2, ?3, ?4, ?9)",
+      "INSERT INTO sx_number(seq, p, value, system, code, unit, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?9)",
+      "INSERT INTO sx_uri(seq, p, uri, n) VALUES (?1, ?2, ?3, ?9)",
   };
+  int64_t row = 0;
   for (const search::SearchParamDef* def : search::SearchParamsFor(type)) {
     const int64_t key = ParamKey(type, def);
     for (const search::IndexEntry& e : search::ExtractParam(*def, resource)) {
@@ -544,7 +550,7 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
       }
       PV_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Stmt(slot, kInsert[slot]));
       sqlite::Statement s(raw);
-      s.Bind(1, seq).Bind(2, key);
+      s.Bind(1, seq).Bind(2, key).Bind(9, row++);
       switch (e.type) {
         case ParamType::kString: s.Bind(3, e.folded).Bind(4, e.value); break;
         case ParamType::kToken:

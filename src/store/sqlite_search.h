@@ -8,9 +8,10 @@
 // (search_params.h), so no type column is needed, and the normalized value
 // (search/index_values.h). Rows exist only for current
 // versions: the writer removes the rows of the version a write replaces, in
-// the same transaction, so "has index rows" implies "current". Each table has
-// a lookup index (param key, value...) for drivers and a (seq, param)
-// index for per-resource probes and removal; current_versions gets an index
+// the same transaction, so "has index rows" implies "current". Each table is
+// WITHOUT ROWID, keyed by (seq, param, row number) for per-resource probes
+// and removal, with a lookup index (param key, value...) for drivers (two
+// B-trees per row); current_versions gets an index
 // on seq so a match's id is found without reading resource_versions.
 // Everything lives in vault.db and
 // so is encrypted at rest by the encrypting VFS.
