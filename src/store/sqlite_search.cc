@@ -32,7 +32,9 @@ std::string PrefixEnd(std::string_view p) {
 // The parameter key stored in every row: unique per (resource type,
 // parameter), so rows need no type column (the "Resource" rows such as _id
 // are shared by all types in the table but get one key per type here).
-int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
+// The part of a parameter key that stands for the resource type: the same
+// for every row of a resource, so the writer computes it once per resource.
+int64_t TypeKeyBase(std::string_view type) {
   static const auto* types = [] {
     auto* m = new std::unordered_map<std::string_view, int64_t>();
     int64_t i = 0;
@@ -41,7 +43,15 @@ int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
   }();
   auto it = types->find(type);
   const int64_t rows = static_cast<int64_t>(search::AllSearchParams().size());
-  return (it == types->end() ? 0 : it->second) * rows + static_cast<int64_t>(def - search::AllSearchParams().data());
+  return (it == types->end() ? 0 : it->second) * rows;
+}
+
+int64_t ParamKey(int64_t type_base, const search::SearchParamDef* def) {
+  return type_base + static_cast<int64_t>(def - search::AllSearchParams().data());
+}
+
+int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
+  return ParamKey(TypeKeyBase(type), def);
 }
 
 const char* TableOf(ParamType t) {
@@ -535,8 +545,9 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
       "INSERT INTO sx_uri(seq, p, uri, n) VALUES (?1, ?2, ?3, ?9)",
   };
   int64_t row = 0;
+  const int64_t type_base = TypeKeyBase(type);
   for (const search::SearchParamDef* def : search::SearchParamsFor(type)) {
-    const int64_t key = ParamKey(type, def);
+    const int64_t key = ParamKey(type_base, def);
     for (const search::IndexEntry& e : search::ExtractParam(*def, resource)) {
       int slot = 0;
       switch (e.type) {
