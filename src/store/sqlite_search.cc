@@ -534,7 +534,36 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
   return stmts_[slot];
 }
 
-Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource) {
+namespace {
+
+// Parameters whose values the writer can change after PreparedRows::Extract:
+// it sets meta.versionId and meta.lastUpdated. Paths that walk a whole
+// subtree could reach meta too.
+bool ReadsWriterFields(const search::SearchParamDef& def) {
+  return def.expression.find("meta") != std::string_view::npos ||
+         def.expression.find("descendants") != std::string_view::npos ||
+         def.expression.find("children") != std::string_view::npos;
+}
+
+}  // namespace
+
+PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::object& resource) {
+  PreparedRows out;
+  const auto defs = search::SearchParamsFor(type);
+  out.by_param_.resize(defs.size());
+  out.writer_time_.resize(defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) {
+    if (ReadsWriterFields(*defs[i])) {
+      out.writer_time_[i] = true;
+    } else {
+      out.by_param_[i] = search::ExtractParam(*defs[i], resource);
+    }
+  }
+  return out;
+}
+
+Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource,
+                        const PreparedRows* prepared) {
   static constexpr const char* kInsert[] = {
       "INSERT INTO sx_string(seq, p, folded, exact, n) VALUES (?1, ?2, ?3, ?4, ?9)",
       ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code, n) "
@@ -546,9 +575,19 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
   };
   int64_t row = 0;
   const int64_t type_base = TypeKeyBase(type);
-  for (const search::SearchParamDef* def : search::SearchParamsFor(type)) {
+  const auto defs = search::SearchParamsFor(type);
+  if (prepared && prepared->by_param_.size() != defs.size()) return Internal("prepared index rows of another type");
+  for (size_t i = 0; i < defs.size(); ++i) {
+    const search::SearchParamDef* def = defs[i];
     const int64_t key = ParamKey(type_base, def);
-    for (const search::IndexEntry& e : search::ExtractParam(*def, resource)) {
+    std::vector<search::IndexEntry> extracted;
+    const std::vector<search::IndexEntry>* entries = &extracted;
+    if (prepared && !prepared->writer_time_[i]) {
+      entries = &prepared->by_param_[i];
+    } else {
+      extracted = search::ExtractParam(*def, resource);
+    }
+    for (const search::IndexEntry& e : *entries) {
       int slot = 0;
       switch (e.type) {
         case ParamType::kString: slot = 0; break;

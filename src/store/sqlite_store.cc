@@ -302,6 +302,8 @@ struct PendingBatch {
   bool atomic = false;
   CommitCallback done;
   AuditRecordBuilder audit;
+  // One per op (empty for deletes), extracted by the submitting thread.
+  std::vector<sqlite_search::PreparedRows> prepared;
 };
 
 // The audit outbox (see AuditRecordBuilder). Created on every open, not only
@@ -373,8 +375,10 @@ class SqliteStore final : public ResourceStore {
   void ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64_t>& acks);
   // Stores the batch's audit record (writer thread, inside the transaction).
   Status StoreAuditRecord(PendingBatch& batch, CommitOutcome& out);
-  StatusOr<WriteResult> ApplyOp(WriteOp& op);
-  Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result);
+  // `prepared`: the op's index rows from PreparedRows::Extract, or null.
+  StatusOr<WriteResult> ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared);
+  Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
+                       const sqlite_search::PreparedRows* prepared);
   StatusOr<std::vector<std::string>> FindExisting(const std::string& type, const ExistCondition& cond);
   struct Current {
     int64_t version = 0;
@@ -419,12 +423,12 @@ class SqliteStore final : public ResourceStore {
     group_versions_.resize(m.versions);
   }
   // Applies each op in its own savepoint: a failed op leaves no trace.
-  void ApplyOpsEachInSavepoint(std::vector<WriteOp>& ops, std::vector<StatusOr<WriteResult>>* results);
+  void ApplyOpsEachInSavepoint(PendingBatch& batch, std::vector<StatusOr<WriteResult>>* results);
   // The same outcome inside the batch's open savepoint "batch", without a
   // savepoint per op. Returns false, with the batch rolled back to
   // `batch_mark` and `results` empty, when a failed op left writes behind;
   // the caller then uses ApplyOpsEachInSavepoint.
-  bool ApplyOpsInBatchSavepoint(std::vector<WriteOp>& ops, const GroupMark& batch_mark,
+  bool ApplyOpsInBatchSavepoint(PendingBatch& batch, const GroupMark& batch_mark,
                                 std::vector<StatusOr<WriteResult>>* results);
   VersionCache cache_;
   // Versions written by the group being applied; cached only after COMMIT.
@@ -833,10 +837,17 @@ StatusOr<HistoryPage> SqliteStore::History(const HistoryQuery& query) {
 }
 
 void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) {
+  std::vector<sqlite_search::PreparedRows> prepared(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind == WriteOp::Kind::kDelete) continue;
+    // InsertVersion sets the same id; set here so `_id` rows can be prepared.
+    ops[i].resource["id"] = ops[i].id;
+    prepared[i] = sqlite_search::PreparedRows::Extract(ops[i].type, ops[i].resource);
+  }
   {
     std::lock_guard lk(queue_mu_);
     if (!closing_) {
-      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done), std::move(audit)});
+      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done), std::move(audit), std::move(prepared)});
       queue_cv_.notify_one();
       return;
     }
@@ -899,15 +910,16 @@ void SqliteStore::WriterLoop() {
   }
 }
 
-void SqliteStore::ApplyOpsEachInSavepoint(std::vector<WriteOp>& ops, std::vector<StatusOr<WriteResult>>* results) {
-  for (WriteOp& op : ops) {
+void SqliteStore::ApplyOpsEachInSavepoint(PendingBatch& batch, std::vector<StatusOr<WriteResult>>* results) {
+  for (size_t i = 0; i < batch.ops.size(); ++i) {
+    WriteOp& op = batch.ops[i];
     Status sp = writer_->Exec("SAVEPOINT op");
     if (!sp.ok()) {
       results->push_back(sp);
       continue;
     }
     GroupMark mark = Mark();
-    auto r = ApplyOp(op);
+    auto r = ApplyOp(op, &batch.prepared[i]);
     if (!r.ok()) {
       writer_->Exec("ROLLBACK TO op").IgnoreError();
       RollBackTo(mark);
@@ -917,7 +929,7 @@ void SqliteStore::ApplyOpsEachInSavepoint(std::vector<WriteOp>& ops, std::vector
   }
 }
 
-bool SqliteStore::ApplyOpsInBatchSavepoint(std::vector<WriteOp>& ops, const GroupMark& batch_mark,
+bool SqliteStore::ApplyOpsInBatchSavepoint(PendingBatch& batch, const GroupMark& batch_mark,
                                            std::vector<StatusOr<WriteResult>>* results) {
   // A nested savepoint per op makes SQLite journal again every page the op
   // touches that the batch already touched (about one page per B-tree: the
@@ -926,10 +938,10 @@ bool SqliteStore::ApplyOpsInBatchSavepoint(std::vector<WriteOp>& ops, const Grou
   // (preconditions, conflicts); such a failure changed no row and leaves
   // nothing to undo. A failure that did change rows (a storage error
   // mid-write) undoes the whole batch so the caller can redo it op by op.
-  for (WriteOp& op : ops) {
+  for (size_t i = 0; i < batch.ops.size(); ++i) {
     GroupMark mark = Mark();
     const int64_t changes_before = sqlite3_total_changes64(writer_->db());
-    auto r = ApplyOp(op);
+    auto r = ApplyOp(batch.ops[i], &batch.prepared[i]);
     if (!r.ok()) {
       RollBackTo(mark);
       if (sqlite3_total_changes64(writer_->db()) != changes_before) {
@@ -994,8 +1006,8 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
       }
       Status failed;
       GroupMark mark = Mark();
-      for (WriteOp& op : batch.ops) {
-        auto r = ApplyOp(op);
+      for (size_t i = 0; i < batch.ops.size(); ++i) {
+        auto r = ApplyOp(batch.ops[i], &batch.prepared[i]);
         if (!r.ok() && failed.ok()) failed = r.status();
         out.results.push_back(std::move(r));
         if (!failed.ok()) break;
@@ -1019,8 +1031,8 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
           continue;
         }
       }
-      if (!batch.audit || !ApplyOpsInBatchSavepoint(batch.ops, batch_mark, &out.results)) {
-        ApplyOpsEachInSavepoint(batch.ops, &out.results);
+      if (!batch.audit || !ApplyOpsInBatchSavepoint(batch, batch_mark, &out.results)) {
+        ApplyOpsEachInSavepoint(batch, &out.results);
       }
       if (batch.audit) {
         if (Status a = StoreAuditRecord(batch, out); !a.ok()) {
@@ -1106,7 +1118,7 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
   return ids;
 }
 
-StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
+StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared) {
   WriteResult result;
   result.type = op.type;
   result.id = op.id;
@@ -1135,12 +1147,12 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
     case WriteOp::Kind::kCreate:
       if (cur) return Status(StatusCode::kConflict, "a resource with this id already exists");
       result.created = true;
-      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result));
+      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result, prepared));
       return result;
     case WriteOp::Kind::kPut:
       result.created = !cur || cur->deleted;
       if (cur) result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result, prepared));
       return result;
     case WriteOp::Kind::kDelete:
       if (!cur || cur->deleted) {
@@ -1152,13 +1164,14 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op) {
       // access control and audit can still tell whose record it was.
       PV_ASSIGN_OR_RETURN(op.patients, PatientsOf(*writer_, cur->seq));
       result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result, prepared));
       return result;
   }
   return Internal("unknown write kind");
 }
 
-Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result) {
+Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
+                                  const sqlite_search::PreparedRows* prepared) {
   const std::string owner = op.patients.empty() ? std::string() : op.patients.front();
   std::string sealed;
   if (!deleted) {
@@ -1207,7 +1220,7 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     PV_ASSIGN_OR_RETURN(std::optional<Current> prior, CurrentOf(*writer_, op.type, op.id));
     if (prior) PV_RETURN_IF_ERROR(index_->Remove(prior->seq));
   }
-  if (!deleted) PV_RETURN_IF_ERROR(index_->Add(op.type, seq, op.resource));
+  if (!deleted) PV_RETURN_IF_ERROR(index_->Add(op.type, seq, op.resource, prepared));
   {
     PV_STMT(cur, *writer_,
             "INSERT INTO current_versions(type, id, version, deleted, seq) VALUES (?1, ?2, ?3, ?4, ?5) "
