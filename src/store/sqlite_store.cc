@@ -448,6 +448,16 @@ class SqliteStore final : public ResourceStore {
   std::vector<int64_t> acks_;  // acknowledged outbox records not yet dropped
   bool closing_ = false;
   std::thread writer_thread_;
+  // Frees applied batches' ops (parsed resources, prepared index rows) off
+  // the writer thread: many small frees of another thread's allocations were
+  // about a tenth of the writer's time, and the writer bounds write
+  // throughput.
+  void ReaperLoop();
+  std::mutex reap_mu_;
+  std::condition_variable reap_cv_;
+  std::vector<std::vector<PendingBatch>> reap_;
+  bool reap_stop_ = false;
+  std::thread reaper_thread_;
   std::once_flag close_once_;
 };
 
@@ -532,6 +542,7 @@ Status SqliteStore::Init() {
   cctx_.reset(ZSTD_createCCtx());
   index_ = std::make_unique<sqlite_search::IndexWriter>(writer_->db());
   PV_RETURN_IF_ERROR(PrepareSearchIndex());
+  reaper_thread_ = std::thread([this] { ReaperLoop(); });
   writer_thread_ = std::thread([this] { WriterLoop(); });
   return Status::Ok();
 }
@@ -907,6 +918,30 @@ void SqliteStore::WriterLoop() {
       }
     }
     ApplyGroup(group, acks);
+    // Only the data goes: callbacks (and what they capture) end here as before.
+    std::vector<PendingBatch> spent(group.size());
+    for (size_t i = 0; i < group.size(); ++i) {
+      spent[i].ops = std::move(group[i].ops);
+      spent[i].prepared = std::move(group[i].prepared);
+    }
+    {
+      std::lock_guard lk(reap_mu_);
+      reap_.push_back(std::move(spent));
+    }
+    reap_cv_.notify_one();
+  }
+}
+
+void SqliteStore::ReaperLoop() {
+  std::unique_lock lk(reap_mu_);
+  for (;;) {
+    reap_cv_.wait(lk, [&] { return reap_stop_ || !reap_.empty(); });
+    if (reap_.empty() && reap_stop_) return;
+    std::vector<std::vector<PendingBatch>> batches;
+    batches.swap(reap_);
+    lk.unlock();
+    batches.clear();
+    lk.lock();
   }
 }
 
@@ -1288,6 +1323,12 @@ void SqliteStore::Close() {
     }
     queue_cv_.notify_all();
     if (writer_thread_.joinable()) writer_thread_.join();
+    {
+      std::lock_guard lk(reap_mu_);
+      reap_stop_ = true;
+    }
+    reap_cv_.notify_all();
+    if (reaper_thread_.joinable()) reaper_thread_.join();
     {
       std::lock_guard lk(pool_mu_);
       idle_readers_.clear();
