@@ -16,7 +16,7 @@ namespace {
 
 using search::ParamType;
 
-constexpr int kIndexLayoutVersion = 3;
+constexpr int kIndexLayoutVersion = 4;
 constexpr const char* kFile = "vault.db";
 // Bounds the SQL a hostile query can make the engine build and run.
 constexpr size_t kMaxNestingDepth = 3;
@@ -32,7 +32,9 @@ std::string PrefixEnd(std::string_view p) {
 // The parameter key stored in every row: unique per (resource type,
 // parameter), so rows need no type column (the "Resource" rows such as _id
 // are shared by all types in the table but get one key per type here).
-int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
+// The part of a parameter key that stands for the resource type: the same
+// for every row of a resource, so the writer computes it once per resource.
+int64_t TypeKeyBase(std::string_view type) {
   static const auto* types = [] {
     auto* m = new std::unordered_map<std::string_view, int64_t>();
     int64_t i = 0;
@@ -41,7 +43,15 @@ int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
   }();
   auto it = types->find(type);
   const int64_t rows = static_cast<int64_t>(search::AllSearchParams().size());
-  return (it == types->end() ? 0 : it->second) * rows + static_cast<int64_t>(def - search::AllSearchParams().data());
+  return (it == types->end() ? 0 : it->second) * rows;
+}
+
+int64_t ParamKey(int64_t type_base, const search::SearchParamDef* def) {
+  return type_base + static_cast<int64_t>(def - search::AllSearchParams().data());
+}
+
+int64_t ParamKey(std::string_view type, const search::SearchParamDef* def) {
+  return ParamKey(TypeKeyBase(type), def);
 }
 
 const char* TableOf(ParamType t) {
@@ -57,12 +67,16 @@ const char* TableOf(ParamType t) {
   return "sx_string";
 }
 
-// `table x` forced onto its (seq, p) index: per-resource probes must not
-// let the planner pick a (p, value) index and scan a whole parameter (for
-// MIN/MAX it would, as that index delivers the values in order).
+// The name SQLite gives a WITHOUT ROWID table's primary key, the
+// (seq, p, n) B-tree that holds the rows.
+std::string PrimaryKeyOf(const std::string& table) { return "sqlite_autoindex_" + table + "_1"; }
+
+// `table x` forced onto its (seq, p) primary key: per-resource probes must
+// not let the planner pick a (p, value) index and scan a whole parameter
+// (for MIN/MAX it would, as that index delivers the values in order).
 std::string BySeq(ParamType t) {
   std::string table = TableOf(t);
-  return table + " x INDEXED BY " + table + "_seq";
+  return table + " x INDEXED BY " + PrimaryKeyOf(table);
 }
 
 using BindValue = std::variant<std::monostate, int64_t, double, std::string>;
@@ -208,7 +222,7 @@ StatusOr<std::string> FilterSql(Sql& q, const std::string& type, const SearchCon
       PV_ASSIGN_OR_RETURN(const search::SearchParamDef* def, Def(type, c.param, ParamType::kReference));
       if (c.nested.size() != 1) return InvalidArgument("a chained parameter needs one condition");
       std::string target = q.Bind(c.target_type);
-      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x INDEXED BY sx_ref_seq JOIN current_versions c" + std::to_string(depth) +
+      std::string probe = "EXISTS (SELECT 1 FROM sx_ref x INDEXED BY " + PrimaryKeyOf("sx_ref") + " JOIN current_versions c" + std::to_string(depth) +
                           " ON c" + std::to_string(depth) + ".type = " + target + " AND c" + std::to_string(depth) +
                           ".id = x.ref_id AND c" + std::to_string(depth) + ".deleted = 0 WHERE x.seq = " + seq +
                           " AND x.p = " + q.Bind(ParamKey(type, def)) + " AND x.ref_type = " + target + " AND ";
@@ -452,30 +466,31 @@ const char* const kIndexSchema = R"sql(
 -- seq -> (type, id) of current versions without touching resource_versions
 -- (a secondary index of a WITHOUT ROWID table carries its primary key).
 CREATE INDEX IF NOT EXISTS current_versions_by_seq ON current_versions(seq);
-CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  folded TEXT NOT NULL, exact TEXT NOT NULL);
+-- Rows are keyed by (seq, p, n), n numbering a resource's rows, so the table
+-- itself serves per-resource probes and removal, and each lookup index
+-- carries (seq, n) instead of a rowid: two B-trees per row, not three.
+CREATE TABLE IF NOT EXISTS sx_string(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  folded TEXT NOT NULL, exact TEXT NOT NULL, PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_string_lookup ON sx_string(p, folded);
-CREATE INDEX IF NOT EXISTS sx_string_seq ON sx_string(seq, p);
-CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, type_system TEXT NOT NULL, type_code TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_token(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, type_system TEXT NOT NULL, type_code TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_token_lookup ON sx_token(p, code, system);
-CREATE INDEX IF NOT EXISTS sx_token_seq ON sx_token(seq, p);
-CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, idsys TEXT NOT NULL, idval TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_ref(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  ref_type TEXT NOT NULL, ref_id TEXT NOT NULL, url TEXT NOT NULL, idsys TEXT NOT NULL, idval TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_ref_lookup ON sx_ref(p, ref_id, ref_type);
-CREATE INDEX IF NOT EXISTS sx_ref_seq ON sx_ref(seq, p);
-CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  low INTEGER NOT NULL, high INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_date(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  low INTEGER NOT NULL, high INTEGER NOT NULL, PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_date_low ON sx_date(p, low);
 CREATE INDEX IF NOT EXISTS sx_date_high ON sx_date(p, high);
-CREATE INDEX IF NOT EXISTS sx_date_seq ON sx_date(seq, p);
-CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, p INTEGER NOT NULL,
-  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_number(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL,
+  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_number_lookup ON sx_number(p, value);
-CREATE INDEX IF NOT EXISTS sx_number_seq ON sx_number(seq, p);
-CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, p INTEGER NOT NULL, uri TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sx_uri(seq INTEGER NOT NULL, p INTEGER NOT NULL, n INTEGER NOT NULL, uri TEXT NOT NULL,
+  PRIMARY KEY(seq, p, n)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sx_uri_lookup ON sx_uri(p, uri);
-CREATE INDEX IF NOT EXISTS sx_uri_seq ON sx_uri(seq, p);
 )sql";
 
 const char* const kDropIndexSchema = R"sql(
@@ -519,19 +534,60 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
   return stmts_[slot];
 }
 
-Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource) {
+namespace {
+
+// Parameters whose values the writer can change after PreparedRows::Extract:
+// it sets meta.versionId and meta.lastUpdated. Paths that walk a whole
+// subtree could reach meta too.
+bool ReadsWriterFields(const search::SearchParamDef& def) {
+  return def.expression.find("meta") != std::string_view::npos ||
+         def.expression.find("descendants") != std::string_view::npos ||
+         def.expression.find("children") != std::string_view::npos;
+}
+
+}  // namespace
+
+PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::object& resource) {
+  PreparedRows out;
+  const auto defs = search::SearchParamsFor(type);
+  out.by_param_.resize(defs.size());
+  out.writer_time_.resize(defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) {
+    if (ReadsWriterFields(*defs[i])) {
+      out.writer_time_[i] = true;
+    } else {
+      out.by_param_[i] = search::ExtractParam(*defs[i], resource);
+    }
+  }
+  return out;
+}
+
+Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource,
+                        const PreparedRows* prepared) {
   static constexpr const char* kInsert[] = {
-      "INSERT INTO sx_string(seq, p, folded, exact) VALUES (?1, ?2, ?3, ?4)",
-      ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code) "
-       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-      "INSERT INTO sx_ref(seq, p, ref_type, ref_id, url, idsys, idval) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-      "INSERT INTO sx_date(seq, p, low, high) VALUES (?1, ?2, ?3, ?4)",
-      "INSERT INTO sx_number(seq, p, value, system, code, unit) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-      "INSERT INTO sx_uri(seq, p, uri) VALUES (?1, ?2, ?3)",
+      "INSERT INTO sx_string(seq, p, folded, exact, n) VALUES (?1, ?2, ?3, ?4, ?9)",
+      ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code, n) "
+       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)"),
+      "INSERT INTO sx_ref(seq, p, ref_type, ref_id, url, idsys, idval, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)",
+      "INSERT INTO sx_date(seq, p, low, high, n) VALUES (?1, ?2, ?3, ?4, ?9)",
+      "INSERT INTO sx_number(seq, p, value, system, code, unit, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?9)",
+      "INSERT INTO sx_uri(seq, p, uri, n) VALUES (?1, ?2, ?3, ?9)",
   };
-  for (const search::SearchParamDef* def : search::SearchParamsFor(type)) {
-    const int64_t key = ParamKey(type, def);
-    for (const search::IndexEntry& e : search::ExtractParam(*def, resource)) {
+  int64_t row = 0;
+  const int64_t type_base = TypeKeyBase(type);
+  const auto defs = search::SearchParamsFor(type);
+  if (prepared && prepared->by_param_.size() != defs.size()) return Internal("prepared index rows of another type");
+  for (size_t i = 0; i < defs.size(); ++i) {
+    const search::SearchParamDef* def = defs[i];
+    const int64_t key = ParamKey(type_base, def);
+    std::vector<search::IndexEntry> extracted;
+    const std::vector<search::IndexEntry>* entries = &extracted;
+    if (prepared && !prepared->writer_time_[i]) {
+      entries = &prepared->by_param_[i];
+    } else {
+      extracted = search::ExtractParam(*def, resource);
+    }
+    for (const search::IndexEntry& e : *entries) {
       int slot = 0;
       switch (e.type) {
         case ParamType::kString: slot = 0; break;
@@ -544,7 +600,7 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
       }
       PV_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Stmt(slot, kInsert[slot]));
       sqlite::Statement s(raw);
-      s.Bind(1, seq).Bind(2, key);
+      s.Bind(1, seq).Bind(2, key).Bind(9, row++);
       switch (e.type) {
         case ParamType::kString: s.Bind(3, e.folded).Bind(4, e.value); break;
         case ParamType::kToken:

@@ -8,9 +8,10 @@
 // (search_params.h), so no type column is needed, and the normalized value
 // (search/index_values.h). Rows exist only for current
 // versions: the writer removes the rows of the version a write replaces, in
-// the same transaction, so "has index rows" implies "current". Each table has
-// a lookup index (param key, value...) for drivers and a (seq, param)
-// index for per-resource probes and removal; current_versions gets an index
+// the same transaction, so "has index rows" implies "current". Each table is
+// WITHOUT ROWID, keyed by (seq, param, row number) for per-resource probes
+// and removal, with a lookup index (param key, value...) for drivers (two
+// B-trees per row); current_versions gets an index
 // on seq so a match's id is found without reading resource_versions.
 // Everything lives in vault.db and
 // so is encrypted at rest by the encrypting VFS.
@@ -36,6 +37,7 @@
 #include <boost/json/object.hpp>
 
 #include "common/status.h"
+#include "search/index_values.h"
 #include "store/search_query.h"
 
 namespace phivault::store::sqlite_search {
@@ -49,6 +51,25 @@ extern const char* const kDropIndexSchema;
 // vault whose stored fingerprint differs gets its index rebuilt on open.
 std::string Fingerprint();
 
+// The index rows of one resource extracted before it reaches the writer:
+// FHIRPath evaluation is a good part of a write's cost, and the submitting
+// threads run in parallel while the writer thread is single. Rows of
+// parameters that read `meta` (set by the writer) are left to the writer.
+// Thread-safety: a plain value. Lifetime: none beyond its own.
+// REQUIRES: the resource is not changed between Extract and
+// IndexWriter::Add, except for meta.
+class PreparedRows {
+ public:
+  static PreparedRows Extract(std::string_view type, const boost::json::object& resource);
+
+ private:
+  friend class IndexWriter;
+  // One list per parameter of search::SearchParamsFor(type), in order;
+  // empty (and `writer_time` set) for parameters left to the writer.
+  std::vector<std::vector<search::IndexEntry>> by_param_;
+  std::vector<bool> writer_time_;
+};
+
 class IndexWriter {
  public:
   explicit IndexWriter(sqlite3* db) : db_(db) {}
@@ -57,7 +78,9 @@ class IndexWriter {
   IndexWriter& operator=(const IndexWriter&) = delete;
 
   // Writes the rows of `resource` (a current version with sequence `seq`).
-  Status Add(std::string_view type, int64_t seq, const boost::json::object& resource);
+  // `prepared`, if given, must come from PreparedRows::Extract on `type`.
+  Status Add(std::string_view type, int64_t seq, const boost::json::object& resource,
+             const PreparedRows* prepared = nullptr);
   // Removes every row of version `seq`.
   Status Remove(int64_t seq);
 

@@ -354,6 +354,54 @@ TEST_F(StoreTest, FailedAtomicBatchStoresNoAuditRecord) {
   EXPECT_EQ(store_->PendingAuditRecords()->size(), 1u);
 }
 
+// Ops of an audited non-atomic batch share the batch's savepoint: a failed op
+// must still leave no trace, and the ops around it (including ones that build
+// on earlier ops of the same batch) must land with their search rows.
+TEST_F(StoreTest, AuditedNonAtomicBatchKeepsEachOpsOutcomeAndIndex) {
+  ASSERT_TRUE(Commit1(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"})).status.ok());
+  auto obs = [](const std::string& id, const std::string& status) {
+    return Put("Observation", id, R"({"resourceType":"Observation","status":")" + status + R"("})", {"p"});
+  };
+  std::vector<WriteOp> ops;
+  ops.push_back(obs("o1", "preliminary"));
+  WriteOp conflict = obs("o1", "cancelled");  // create of an id that the op before took: 409
+  conflict.kind = WriteOp::Kind::kCreate;
+  ops.push_back(std::move(conflict));
+  ops.push_back(obs("o1", "final"));  // v2 replaces v1's index rows
+  WriteOp stale = obs("o2", "cancelled");
+  stale.if_match_version = 3;  // o2 does not exist: 412
+  ops.push_back(std::move(stale));
+  ops.push_back(obs("o3", "amended"));
+  auto out = CommitAudited(*store_, std::move(ops), false);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  ASSERT_EQ(out.results.size(), 5u);
+  EXPECT_EQ(out.results[1].status().code(), StatusCode::kConflict);
+  EXPECT_EQ(out.results[3].status().code(), StatusCode::kPreconditionFailed);
+  EXPECT_EQ(out.audit_record, "record " + std::to_string(out.audit_record_id) + ": v1 failed v2 failed v1");
+  EXPECT_EQ(store_->Read("Observation", "o2").status().code(), StatusCode::kNotFound);
+
+  auto ids_with_status = [&](const std::string& code) {
+    SearchQuery q;
+    q.type = "Observation";
+    SearchCondition c;
+    c.param = "status";
+    c.type = search::ParamType::kToken;
+    SearchValue v;
+    v.code = code;
+    c.values.push_back(v);
+    q.conditions.push_back(c);
+    auto page = store_->Search(q);
+    std::vector<std::string> ids;
+    if (!page.ok()) return std::vector<std::string>{"error: " + page.status().ToString()};
+    for (const auto& h : page->hits) ids.push_back(h.version.id + "/" + std::to_string(h.version.version));
+    return ids;
+  };
+  EXPECT_EQ(ids_with_status("final"), std::vector<std::string>{"o1/2"});
+  EXPECT_TRUE(ids_with_status("preliminary").empty());
+  EXPECT_TRUE(ids_with_status("cancelled").empty());
+  EXPECT_EQ(ids_with_status("amended"), std::vector<std::string>{"o3/1"});
+}
+
 TEST_F(StoreTest, ConditionalCreateMatchesIdentifier) {
   WriteOp a;
   a.kind = WriteOp::Kind::kCreate;
