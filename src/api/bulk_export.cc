@@ -255,7 +255,7 @@ http::HttpResponse BulkExporter::Handle(const std::shared_ptr<const Caller>& cal
   entry.action = audit::AuditAction::kOperation;
   const std::string& method = req.method;
   if (segments[0] == kPoll) {
-    entry.query = "$export-poll";
+    entry.query = method == "DELETE" ? "$export-cancel" : "$export-poll";
     if (method != "GET" && method != "DELETE") {
       http::HttpResponse r = OutcomeResponse(405, "error", "not-supported", "method not allowed on this URL", fmt);
       r.headers.emplace_back("Allow", "GET, DELETE");
@@ -358,6 +358,8 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
   job->caller = caller;
   job->request = req;
   job->request.body.clear();
+  // Kept for the decisions (purpose of use); the credential is not needed.
+  std::erase_if(job->request.headers, [](const auto& h) { return h.first == "authorization"; });
   job->request_url = options_.base_url + req.target;
   job->transaction_ms = now_ms;
   job->entry = entry;
@@ -366,7 +368,10 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
   job->aead = std::move(*aead);
   {
     std::lock_guard lk(mu_);
-    if (jobs_.size() >= options_.max_jobs) {
+    size_t mine = std::count_if(jobs_.begin(), jobs_.end(), [&](const auto& j) {
+      return j.second->caller->principal.subject == caller->principal.subject;
+    });
+    if (jobs_.size() >= options_.max_jobs || mine >= options_.max_jobs_per_caller) {
       http::HttpResponse r =
           OutcomeResponse(429, "error", "throttled", "too many bulk exports in progress; retry later", fmt);
       r.headers.emplace_back("Retry-After", "60");
@@ -566,6 +571,7 @@ Status BulkExporter::Run(Job& job) {
       current = File{};
       return Status::Ok();
     };
+    const int64_t now_ms = fhir::NowMillis();
     Status s = store_->ForEachCurrent({type}, [&](const store::ResourceVersion& v) -> Status {
       if (job.cancelled) return Unavailable("export cancelled");
       if (job.since_ms >= 0 && v.last_updated_ms < job.since_ms) return Status::Ok();
@@ -576,7 +582,7 @@ Status BulkExporter::Run(Job& job) {
           return Status::Ok();
         }
       }
-      policy::Decision d = access_->Decide(caller, policy::Interaction::kRead, v, job.request, fhir::NowMillis());
+      policy::Decision d = access_->Decide(caller, policy::Interaction::kRead, v, job.request, now_ms);
       if (!d.allowed || d.break_glass) return Status::Ok();
       if (!writer) {
         current.type = type;

@@ -66,6 +66,7 @@ struct BulkExportOptions {
   int64_t retention_ms = 60 * 60 * 1000;  // after completion, files and manifest go
   size_t resources_per_file = 100000;
   size_t max_jobs = 16;  // jobs kept (queued, running or waiting to expire) at once
+  size_t max_jobs_per_caller = 4;  // so one client cannot take every slot
   int64_t sweep_interval_ms = 30 * 1000;
   // Tests only: runs on the worker just before each job starts (to hold a
   // job in its running state, or change the world under it).

@@ -253,6 +253,23 @@ TEST_F(BulkExportTest, KickOffRequiresRespondAsyncAndKnownParameters) {
   exporter_->WaitIdle();
 }
 
+// One client cannot take every job slot; finished jobs count until they
+// expire or are cancelled.
+TEST_F(BulkExportTest, JobsPerCallerAreLimited) {
+  PutPatient("p1", "Quixotez");
+  std::vector<std::string> polls;
+  for (int i = 0; i < 4; ++i) polls.push_back(KickOff("/fhir/$export?_type=Patient"));
+  auto r = Call("GET", "/fhir/$export?_type=Patient", "", kAsync);
+  ExpectOutcome(r, 429);
+  EXPECT_FALSE(r.Header("Retry-After").empty());
+  Headers other = kAsync;
+  other.emplace_back("authorization", "Bearer " + Token("svc9", "system", "", "system/*.rs"));
+  EXPECT_FALSE(KickOff("/fhir/$export?_type=Patient", other).empty());
+  EXPECT_EQ(Call("DELETE", polls[0]).status, 202);
+  EXPECT_FALSE(KickOff("/fhir/$export?_type=Patient").empty());
+  exporter_->WaitIdle();
+}
+
 TEST_F(BulkExportTest, TypeAndSinceFiltersAreHonoured) {
   PutPatient("p1", "Quixotez");
   PutObservation("old", "p1");
