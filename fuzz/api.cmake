@@ -5,3 +5,9 @@ if(TARGET phivault_api)
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/audit_service_fuzzer.cc
     DEPS phivault_api)
 endif()
+# Bulk $export requests (api/bulk_export.h); seeds in fuzz/corpus/bulk_export.
+if(TARGET phivault_api)
+  phivault_fuzzer(bulk_export_fuzzer
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bulk_export_fuzzer.cc
+    DEPS phivault_api)
+endif()

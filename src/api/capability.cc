@@ -110,6 +110,10 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
            {"resource", std::move(resources)},
            {"interaction", json::array{json::object{{"code", "transaction"}}, json::object{{"code", "batch"}},
                                        json::object{{"code", "history-system"}}}},
+           // Bulk Data Access v2 (system, Patient and Group level; api/bulk_export.h).
+           {"operation", json::array{json::object{
+                             {"name", "export"},
+                             {"definition", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"}}}},
        }}},
   };
   return json::serialize(cs);

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "api/audit_service.h"
+#include "api/bulk_export.h"
 #include "api/bundle_processor.h"
 #include "api/request_audit.h"
 #include "api/capability.h"
@@ -157,6 +158,7 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   call.params = std::move(*params);
   auto fmt = NegotiateFormat(call.req, call.params);
+  if (!fmt.ok() && BulkExporter::IsDownloadPath(path)) fmt = OutputFormat{};  // answered in NDJSON
   if (!fmt.ok()) {
     // 406 for Accept/_format we cannot produce.
     call.Reply(OutcomeResponse(406, "error", "not-supported", fmt.status().message()), "/fhir");
@@ -230,6 +232,10 @@ void FhirService::HandleFhir(Call& call) {
   if (seg.size() == 1 && seg[0] == "_history") {
     if (method != "GET") return call.Reply(MethodNotAllowed("GET", call.fmt), "/fhir/_history");
     return History(call, "", "");
+  }
+  if (bulk_ && BulkExporter::Handles(seg)) {
+    return call.Reply(bulk_->Handle(call.caller, call.req, call.params, seg, call.fmt, call.entry, call.now_ms),
+                      BulkExporter::Route(seg));
   }
   const std::string type(seg[0]);
   if (!fhir::IsKnownResourceType(type)) {

@@ -45,6 +45,7 @@
 namespace phivault::api {
 
 class AuditService;
+class BulkExporter;
 
 struct ServiceOptions {
   // Absolute base for links and Location headers, e.g. "https://vault.example.org".
@@ -73,6 +74,10 @@ class FhirService final : public http::Handler {
   // to `audit_endpoints` after authenticating; those requests are audited
   // like any other. REQUIRES: outlives the service; set before serving.
   void SetAuditEndpoints(AuditService* audit_endpoints) { audit_endpoints_ = audit_endpoints; }
+
+  // Serves FHIR bulk $export (bulk_export.h). REQUIRES: outlives the
+  // service; set before serving. Without it the $export URLs are unknown.
+  void SetBulkExporter(BulkExporter* exporter) { bulk_ = exporter; }
 
   // /readyz reports not ready once draining starts (SIGTERM).
   void SetDraining() { draining_.store(true); }
@@ -116,6 +121,7 @@ class FhirService final : public http::Handler {
   RequestAuditor* auditor_;
   http::Handler* auth_endpoints_;
   AuditService* audit_endpoints_ = nullptr;
+  BulkExporter* bulk_ = nullptr;
   ServiceOptions options_;
   std::string capability_json_;
   std::shared_ptr<SearchHandler> search_;  // search_handler.h

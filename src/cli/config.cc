@@ -69,6 +69,7 @@ Status Config::Validate(bool demo) {
   }
   if (tls_cert.empty() != tls_key.empty()) return InvalidArgument("tls.cert and tls.key go together");
   if (max_body_bytes < 1024) return InvalidArgument("max_body_bytes is too small");
+  if (export_retention_seconds < 1) return InvalidArgument("export.retention_seconds must be at least 1");
   PV_RETURN_IF_ERROR(ValidateSiem(siem));
   std::string h;
   uint16_t p;
@@ -100,6 +101,7 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("server.header_timeout_seconds").value<int64_t>()) cfg->header_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("auth.session_idle_seconds").value<int64_t>()) cfg->session_idle_seconds = *v;
+  if (auto v = t.at_path("export.retention_seconds").value<int64_t>()) cfg->export_retention_seconds = *v;
   if (const toml::array* issuers = t.at_path("auth.issuers").as_array()) {
     for (const toml::node& n : *issuers) {
       const toml::table* it = n.as_table();

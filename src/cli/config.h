@@ -69,6 +69,8 @@ struct Config {
   // External OpenID Connect issuers whose tokens are accepted ([[auth.issuers]]).
   std::vector<api::ExternalIssuer> issuers;
   int64_t session_idle_seconds = 15 * 60;
+  // Bulk $export files and manifests are deleted this long after the export completes.
+  int64_t export_retention_seconds = 60 * 60;
   log::Level log_level = log::Level::kInfo;
   SiemConfig siem;
 

@@ -20,6 +20,8 @@ cert = "/etc/c.pem"
 key = "/etc/k.pem"
 [auth]
 session_idle_seconds = 600
+[export]
+retention_seconds = 7200
 [[auth.issuers]]
 issuer = "https://idp.example.org"
 audience = "https://vault.example.org/fhir"
@@ -35,6 +37,7 @@ level = "warn"
   EXPECT_EQ(cfg.max_body_bytes, 1048576u);
   EXPECT_EQ(cfg.log_level, log::Level::kWarn);
   EXPECT_EQ(cfg.session_idle_seconds, 600);
+  EXPECT_EQ(cfg.export_retention_seconds, 7200);
   ASSERT_EQ(cfg.issuers.size(), 1u);
   EXPECT_EQ(cfg.issuers[0].issuer, "https://idp.example.org");
   EXPECT_EQ(cfg.issuers[0].audiences, (std::vector<std::string>{"https://vault.example.org/fhir"}));

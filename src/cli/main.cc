@@ -24,6 +24,7 @@
 #include "api/access_control.h"
 #include "api/audit_service.h"
 #include "api/auth_service.h"
+#include "api/bulk_export.h"
 #include "api/fhir_service.h"
 #include "auth/token_issuer.h"
 #include "fhir/time.h"
@@ -109,6 +110,7 @@ struct Served {
   std::unique_ptr<api::AccessControl> access;
   std::unique_ptr<api::AuthService> auth;
   std::unique_ptr<api::AuditService> audit_api;
+  std::unique_ptr<api::BulkExporter> bulk_export;
   std::unique_ptr<api::FhirService> service;
   std::unique_ptr<http::Server> server;
 };
@@ -165,6 +167,13 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   aso.base_url = cfg.BaseUrl();
   s.audit_api = std::make_unique<api::AuditService>(vault->audit_log(), s.access.get(), aso);
   s.service->SetAuditEndpoints(s.audit_api.get());
+  api::BulkExportOptions beo;
+  beo.dir = cfg.data_dir + "/exports";
+  beo.base_url = cfg.BaseUrl();
+  beo.retention_ms = cfg.export_retention_seconds * 1000;
+  PV_ASSIGN_OR_RETURN(s.bulk_export, api::BulkExporter::Create(vault->store(), s.access.get(), vault->audit_trail(),
+                                                               vault->keyring(), std::move(beo)));
+  s.service->SetBulkExporter(s.bulk_export.get());
   http::ServerOptions ho;
   PV_RETURN_IF_ERROR(cfg.SplitListen(&ho.host, &ho.port));
   ho.threads = cfg.threads;

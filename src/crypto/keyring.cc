@@ -471,6 +471,7 @@ std::string_view KeyPurposeName(KeyPurpose p) {
     case KeyPurpose::kTokenSign: return "token_sign";
     case KeyPurpose::kBackup: return "backup";
     case KeyPurpose::kSearchCursor: return "search_cursor";
+    case KeyPurpose::kBulkExport: return "bulk_export";
   }
   return "unknown";
 }

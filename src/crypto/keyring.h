@@ -57,11 +57,21 @@ Status GenerateKeyFile(const std::string& path);
 std::string KeyringFilePath(const std::string& dir);
 
 // kSearchCursor seals FHIR search paging cursors (AEAD: they carry sort-key
-// values, so they are encrypted as well as authenticated).
-enum class KeyPurpose { kStorage, kSharedData, kAuditSeal, kAuditSign, kTokenSign, kBackup, kSearchCursor };
+// values, so they are encrypted as well as authenticated). kBulkExport seals
+// bulk $export NDJSON files while they wait in DATA_DIR/exports.
+enum class KeyPurpose {
+  kStorage,
+  kSharedData,
+  kAuditSeal,
+  kAuditSign,
+  kTokenSign,
+  kBackup,
+  kSearchCursor,
+  kBulkExport
+};
 // Stable names, used in the keyring file and in AAD: never rename one.
 std::string_view KeyPurposeName(KeyPurpose p);
-inline constexpr int kKeyPurposeCount = 7;
+inline constexpr int kKeyPurposeCount = 8;
 // Purposes from this index on were added after the first release: Open
 // creates, wraps and persists them when an older keyring file lacks them.
 inline constexpr int kFirstAddedKeyPurpose = 6;

@@ -115,7 +115,10 @@ TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
   std::istringstream lines(text);
   std::string old, line;
   while (std::getline(lines, line)) {
-    if (line.rfind("key.search_cursor=", 0) == 0 || line.rfind("checksum=", 0) == 0) continue;
+    if (line.rfind("key.search_cursor=", 0) == 0 || line.rfind("key.bulk_export=", 0) == 0 ||
+        line.rfind("checksum=", 0) == 0) {
+      continue;
+    }
     old += line + "\n";
   }
   unsigned char h[crypto_hash_sha256_BYTES];
@@ -133,6 +136,7 @@ TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
     EXPECT_TRUE((*upgraded)->Key(p).Equals((*created)->Key(p))) << KeyPurposeName(p);
   }
   EXPECT_EQ((*upgraded)->Key(KeyPurpose::kSearchCursor).size(), 32u);
+  EXPECT_EQ((*upgraded)->Key(KeyPurpose::kBulkExport).size(), 32u);
   EXPECT_FALSE((*upgraded)->Key(KeyPurpose::kSearchCursor).Equals((*created)->Key(KeyPurpose::kSearchCursor)));
   std::string rewritten = ReadAll(KeyringPath());
   EXPECT_NE(rewritten.find("key.search_cursor="), std::string::npos);
