@@ -92,36 +92,6 @@ StatusOr<int> PageSize(const QueryParams& params, const AuditServiceOptions& o) 
 }
 
 // RFC 3986 query component encoding for links we build.
-std::string EncodeQueryValue(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-        c == '_' || c == '~' || c == ':' || c == ',' || c == '/') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string BuildQuery(const QueryParams& params) {
-  std::string out;
-  for (const auto& [k, v] : params) {
-    out += out.empty() ? "" : "&";
-    out += EncodeQueryValue(k) + "=" + EncodeQueryValue(v);
-  }
-  return out;
-}
-
-bool PreferLenient(const http::HttpRequest& req) {
-  const std::string* p = req.Header("prefer");
-  return p && p->find("handling=lenient") != std::string::npos;
-}
-
 // SMART scopes: does any grant cover AuditEvent with read (r) or search (s)?
 bool ScopeAllows(const policy::Principal& p, char what) {
   return std::any_of(p.scopes.begin(), p.scopes.end(), [&](const policy::ScopeGrant& g) {
@@ -386,7 +356,7 @@ class Handlers {
       QueryParams p = used;
       p.emplace_back("_count", std::to_string(count));
       if (cur) p.emplace_back("_cursor", std::to_string(cur));
-      return fhir_base + "/AuditEvent?" + BuildQuery(p);
+      return fhir_base + "/AuditEvent?" + EncodeQuery(p);
     };
     json::array links{json::object{{"relation", "self"}, {"url", link(cursor)}}};
     if (next < have) links.push_back(json::object{{"relation", "next"}, {"url", link(next)}});
@@ -461,7 +431,7 @@ class Handlers {
       p.emplace_back("_count", std::to_string(count));
       p.emplace_back("_snapshot", std::to_string(snapshot));
       p.emplace_back("_offset", std::to_string(off));
-      return o_.base_url + "/fhir/Patient/" + patient_id + "/" + std::string(kAccessReportOp) + "?" + BuildQuery(p);
+      return o_.base_url + "/fhir/Patient/" + patient_id + "/" + std::string(kAccessReportOp) + "?" + EncodeQuery(p);
     };
     json::array parameter;
     parameter.push_back(json::object{{"name", "patient"},

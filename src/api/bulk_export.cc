@@ -290,7 +290,7 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
   if (!prefer || prefer->find("respond-async") == std::string::npos) {
     return OutcomeResponse(400, "error", "invalid", "bulk export requires the header Prefer: respond-async", fmt);
   }
-  bool lenient = prefer->find("handling=lenient") != std::string::npos;
+  bool lenient = PreferLenient(req);
   if (!HasExportScope(*caller)) {
     entry.rule = "scope";
     return OutcomeResponse(403, "error", "forbidden", "bulk export requires the scope system/*.read or system/*.rs",

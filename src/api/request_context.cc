@@ -85,6 +85,41 @@ StatusOr<QueryParams> ParseQuery(std::string_view raw) {
   return out;
 }
 
+namespace {
+bool UnreservedInQuery(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' ||
+         c == '/' || c == '$';
+}
+}  // namespace
+
+std::string EncodeQuery(const QueryParams& params) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  auto encode = [&](std::string_view s) {
+    for (unsigned char c : s) {
+      if (UnreservedInQuery(c)) {
+        out += static_cast<char>(c);
+      } else {
+        out += '%';
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      }
+    }
+  };
+  for (const auto& [k, v] : params) {
+    if (!out.empty()) out += '&';
+    encode(k);
+    out += '=';
+    encode(v);
+  }
+  return out;
+}
+
+bool PreferLenient(const http::HttpRequest& req) {
+  const std::string* p = req.Header("prefer");
+  return p && p->find("handling=lenient") != std::string::npos;
+}
+
 const std::string* FindParam(const QueryParams& params, std::string_view name) {
   for (const auto& [k, v] : params) {
     if (k == name) return &v;

@@ -25,6 +25,12 @@ using QueryParams = std::vector<std::pair<std::string, std::string>>;
 // timezone offsets use it. InvalidArgument on a bad escape or a NUL byte.
 StatusOr<QueryParams> ParseQuery(std::string_view raw);
 const std::string* FindParam(const QueryParams& params, std::string_view name);
+// The inverse for links the server writes (next/previous/self): `a=b&c=d`
+// with everything but unreserved characters and FHIR's `:|,/$` escaped.
+std::string EncodeQuery(const QueryParams& params);
+// True when the request asks for FHIR's lenient handling of unknown
+// parameters (Prefer: handling=lenient).
+bool PreferLenient(const http::HttpRequest& req);
 
 // Response format chosen from _format and Accept. kNotAcceptable when only
 // formats we do not produce (XML, turtle) were asked for.

@@ -28,42 +28,6 @@ constexpr std::string_view kCursorAad = "phivault/search-cursor/v1";
 constexpr std::string_view kSubsettedTag =
     R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"})";
 
-bool Unreserved(unsigned char c) {
-  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == '|' || c == ',' ||
-         c == '/' || c == '$';
-}
-
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (Unreserved(c)) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string EncodeParams(const QueryParams& params) {
-  std::string out;
-  for (const auto& [k, v] : params) {
-    if (!out.empty()) out += '&';
-    out += PercentEncode(k);
-    out += '=';
-    out += PercentEncode(v);
-  }
-  return out;
-}
-
-bool PreferLenient(const http::HttpRequest& req) {
-  const std::string* p = req.Header("prefer");
-  return p && p->find("handling=lenient") != std::string::npos;
-}
-
 // _elements: keeps resourceType, id, meta and the named top-level elements,
 // and marks the resource SUBSETTED (R4 3.1.1.5.9).
 std::string ApplyElements(const std::string& json, const std::vector<std::string>& elements) {
@@ -311,7 +275,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
       rest.emplace_back(k, v);
     }
   }
-  const std::string canon = EncodeParams(rest);
+  const std::string canon = EncodeQuery(rest);
   std::string aad(kCursorAad);
   aad += '\0';
   aad += type;
@@ -503,7 +467,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   // The Bundle.
   const std::string type_url = options_.base_url + "/fhir/" + type;
   std::string self = type_url;
-  std::string applied = EncodeParams(sr.applied);
+  std::string applied = EncodeQuery(sr.applied);
   if (!applied.empty()) self += "?" + applied;
   if (!cursor_text.empty()) self += (applied.empty() ? "?" : "&") + std::string("_cursor=") + cursor_text;
   std::string page_base = type_url + "?" + canon + (canon.empty() ? "" : "&") + "_cursor=";
