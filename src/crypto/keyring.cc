@@ -521,20 +521,7 @@ class KeyringLoader {
     KeyringFile f;
     f.vault_id = NewUuidV4();
     f.kek_version = 1;
-    SecureBytes master;
-    if (kind == SourceKind::kPassphrase) {
-      PV_RETURN_IF_ERROR(CheckArgonParams(source.argon2_opslimit, source.argon2_memlimit));
-      PV_ASSIGN_OR_RETURN(SecureBytes pass, ReadPassphrase(source.passphrase_file));
-      f.kdf = "argon2id";
-      f.argon2_salt.resize(crypto_pwhash_SALTBYTES);
-      randombytes_buf(f.argon2_salt.data(), f.argon2_salt.size());
-      f.argon2_opslimit = source.argon2_opslimit;
-      f.argon2_memlimit = source.argon2_memlimit;
-      PV_ASSIGN_OR_RETURN(master, Argon2id(pass, f.argon2_salt, f.argon2_opslimit, f.argon2_memlimit));
-    } else {
-      f.kdf = "none";
-      PV_ASSIGN_OR_RETURN(master, LoadRawMaster(kind, source));
-    }
+    PV_ASSIGN_OR_RETURN(SecureBytes master, NewMaster(kind, source, &f));
 
     std::unique_ptr<Keyring> k(new Keyring());
     k->vault_id_ = f.vault_id;
@@ -553,34 +540,15 @@ class KeyringLoader {
   }
 
   static StatusOr<std::unique_ptr<Keyring>> Open(const std::string& dir, const MasterKeySource& source) {
-    PV_ASSIGN_OR_RETURN(SourceKind kind, KindOf(source));
     const std::string path = KeyringFilePath(dir);
     PV_ASSIGN_OR_RETURN(std::string text, ReadKeyringFile(path));
     PV_ASSIGN_OR_RETURN(KeyringFile f, Parse(text, path));
-
-    SecureBytes master;
-    if (f.kdf == "argon2id") {
-      if (kind != SourceKind::kPassphrase) {
-        return PermissionDenied("wrong master key or passphrase: this vault is unlocked with a passphrase file");
-      }
-      PV_ASSIGN_OR_RETURN(SecureBytes pass, ReadPassphrase(source.passphrase_file));
-      PV_ASSIGN_OR_RETURN(master, Argon2id(pass, f.argon2_salt, f.argon2_opslimit, f.argon2_memlimit));
-    } else {
-      if (kind == SourceKind::kPassphrase) {
-        return PermissionDenied("wrong master key or passphrase: this vault is unlocked with a key, not a passphrase");
-      }
-      PV_ASSIGN_OR_RETURN(master, LoadRawMaster(kind, source));
-    }
-
-    PV_ASSIGN_OR_RETURN(auto master_aead, Aead::New(DeriveKey(master, kMasterWrapInfo)));
-    auto kek = master_aead->Open(f.kek, KekAad(f.vault_id, f.kek_version));
-    if (!kek.ok()) return PermissionDenied("wrong master key or passphrase");
+    PV_ASSIGN_OR_RETURN(SecureBytes kek, UnwrapKek(f, source));
 
     std::unique_ptr<Keyring> k(new Keyring());
     k->vault_id_ = f.vault_id;
     k->kek_version_ = f.kek_version;
-    k->kek_ = SecureBytes::From(*kek);
-    SecureWipe(kek->data(), kek->size());
+    k->kek_ = std::move(kek);
     PV_ASSIGN_OR_RETURN(k->kek_aead_, Aead::New(k->kek_));
     bool added = false;
     for (int i = 0; i < kKeyPurposeCount; ++i) {
@@ -601,7 +569,69 @@ class KeyringLoader {
     return k;
   }
 
+  static Status RotateMaster(const std::string& dir, const MasterKeySource& current, const MasterKeySource& next) {
+    PV_ASSIGN_OR_RETURN(SourceKind next_kind, KindOf(next));
+    // Every purpose key must be in the file before the KEK is rewrapped, so
+    // opening once (which adds missing ones) comes first.
+    PV_RETURN_IF_ERROR(Open(dir, current).status());
+    const std::string path = KeyringFilePath(dir);
+    PV_ASSIGN_OR_RETURN(std::string text, ReadKeyringFile(path));
+    PV_ASSIGN_OR_RETURN(KeyringFile f, Parse(text, path));
+    PV_ASSIGN_OR_RETURN(SecureBytes kek, UnwrapKek(f, current));
+    // Only the KEK's wrapping changes: the purpose keys and the patients'
+    // data keys stay wrapped by the same KEK, so nothing else is rewritten.
+    PV_ASSIGN_OR_RETURN(SecureBytes master, NewMaster(next_kind, next, &f));
+    PV_ASSIGN_OR_RETURN(auto master_aead, Aead::New(DeriveKey(master, kMasterWrapInfo)));
+    f.kek = master_aead->Seal(kek.view(), KekAad(f.vault_id, f.kek_version));
+    return ReplaceFileAtomically(dir, kFileName, Serialize(f));
+  }
+
  private:
+  // The master key for a new wrapping of the KEK; for a passphrase, with a
+  // fresh salt and the source's Argon2id cost, recorded in `f`.
+  static StatusOr<SecureBytes> NewMaster(SourceKind kind, const MasterKeySource& source, KeyringFile* f) {
+    if (kind != SourceKind::kPassphrase) {
+      f->kdf = "none";
+      f->argon2_salt.clear();
+      f->argon2_opslimit = 0;
+      f->argon2_memlimit = 0;
+      return LoadRawMaster(kind, source);
+    }
+    PV_RETURN_IF_ERROR(CheckArgonParams(source.argon2_opslimit, source.argon2_memlimit));
+    PV_ASSIGN_OR_RETURN(SecureBytes pass, ReadPassphrase(source.passphrase_file));
+    f->kdf = "argon2id";
+    f->argon2_salt.resize(crypto_pwhash_SALTBYTES);
+    randombytes_buf(f->argon2_salt.data(), f->argon2_salt.size());
+    f->argon2_opslimit = source.argon2_opslimit;
+    f->argon2_memlimit = source.argon2_memlimit;
+    return Argon2id(pass, f->argon2_salt, f->argon2_opslimit, f->argon2_memlimit);
+  }
+
+  // PermissionDenied for a wrong key, passphrase or kind of source.
+  static StatusOr<SecureBytes> UnwrapKek(const KeyringFile& f, const MasterKeySource& source) {
+    PV_ASSIGN_OR_RETURN(SourceKind kind, KindOf(source));
+    SecureBytes master;
+    if (f.kdf == "argon2id") {
+      if (kind != SourceKind::kPassphrase) {
+        return PermissionDenied("wrong master key or passphrase: this vault is unlocked with a passphrase file");
+      }
+      PV_ASSIGN_OR_RETURN(SecureBytes pass, ReadPassphrase(source.passphrase_file));
+      PV_ASSIGN_OR_RETURN(master, Argon2id(pass, f.argon2_salt, f.argon2_opslimit, f.argon2_memlimit));
+    } else {
+      if (kind == SourceKind::kPassphrase) {
+        return PermissionDenied("wrong master key or passphrase: this vault is unlocked with a key, not a passphrase");
+      }
+      PV_ASSIGN_OR_RETURN(master, LoadRawMaster(kind, source));
+    }
+
+    PV_ASSIGN_OR_RETURN(auto master_aead, Aead::New(DeriveKey(master, kMasterWrapInfo)));
+    auto kek = master_aead->Open(f.kek, KekAad(f.vault_id, f.kek_version));
+    if (!kek.ok()) return PermissionDenied("wrong master key or passphrase");
+    SecureBytes out = SecureBytes::From(*kek);
+    SecureWipe(kek->data(), kek->size());
+    return out;
+  }
+
   static StatusOr<SecureBytes> LoadRawMaster(SourceKind kind, const MasterKeySource& source) {
     if (kind == SourceKind::kKeyFile) return ReadKeyFile(source.key_file);
     return ReadKeyEnv(source.key_env);
@@ -628,6 +658,11 @@ StatusOr<std::unique_ptr<Keyring>> Keyring::Create(const std::string& dir, const
 
 StatusOr<std::unique_ptr<Keyring>> Keyring::Open(const std::string& dir, const MasterKeySource& source) {
   return KeyringLoader::Open(dir, source);
+}
+
+Status Keyring::RotateMasterKey(const std::string& dir, const MasterKeySource& current,
+                                const MasterKeySource& next) {
+  return KeyringLoader::RotateMaster(dir, current, next);
 }
 
 const SecureBytes& Keyring::Key(KeyPurpose purpose) const {

@@ -86,6 +86,14 @@ class Keyring {
   // (or a key file given for a passphrase vault and vice versa), DataLoss if
   // the keyring file was modified, NotFound if there is none.
   static StatusOr<std::unique_ptr<Keyring>> Open(const std::string& dir, const MasterKeySource& source);
+  // Rewraps the KEK under the master key `next` (which may be of another
+  // kind: key file, passphrase, env) and replaces the keyring file
+  // atomically; afterwards only `next` opens the vault. The KEK itself, the
+  // purpose keys and the patients' data keys do not change, so no data is
+  // re-encrypted and a process that has the vault open is unaffected.
+  // PermissionDenied if `current` does not open the keyring. REQUIRES: no
+  // other rotation of this keyring runs at the same time (the caller locks).
+  static Status RotateMasterKey(const std::string& dir, const MasterKeySource& current, const MasterKeySource& next);
 
   const std::string& vault_id() const { return vault_id_; }
   uint32_t kek_version() const { return kek_version_; }

@@ -150,6 +150,41 @@ TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
   EXPECT_EQ(ReadAll(KeyringPath()), rewritten);  // nothing left to add: not rewritten
 }
 
+// Rotation rewraps only the KEK: every key (and so every data key wrapped
+// earlier) is the same afterwards, the old master key stops working, and the
+// source may change kind (key file -> passphrase -> another key file).
+TEST_F(KeyringTest, RotateMasterKeyKeepsKeysAndRetiresTheOldMaster) {
+  auto first = KeyFileSource("first.key");
+  auto created = Keyring::Create(vault_, first);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  const SecureBytes data_key = SecureBytes::Random(32);
+  const std::string wrapped = (*created)->WrapDataKey(data_key, "Patient/p1");
+
+  auto pass = PassSource("correct horse battery staple");
+  ASSERT_TRUE(Keyring::RotateMasterKey(vault_, first, pass).ok());
+  EXPECT_EQ(Keyring::Open(vault_, first).status().code(), StatusCode::kPermissionDenied);
+  auto via_pass = Keyring::Open(vault_, pass);
+  ASSERT_TRUE(via_pass.ok()) << via_pass.status().ToString();
+  ExpectSameKeys(**created, **via_pass);
+  auto unwrapped = (*via_pass)->UnwrapDataKey(wrapped, "Patient/p1");
+  ASSERT_TRUE(unwrapped.ok());
+  EXPECT_TRUE(unwrapped->Equals(data_key));
+
+  auto second = KeyFileSource("second.key");
+  // A wrong current key changes nothing.
+  EXPECT_EQ(Keyring::RotateMasterKey(vault_, first, second).code(), StatusCode::kPermissionDenied);
+  ASSERT_TRUE(Keyring::Open(vault_, pass).ok());
+  ASSERT_TRUE(Keyring::RotateMasterKey(vault_, pass, second).ok());
+  EXPECT_EQ(Keyring::Open(vault_, pass).status().code(), StatusCode::kPermissionDenied);
+  auto via_second = Keyring::Open(vault_, second);
+  ASSERT_TRUE(via_second.ok()) << via_second.status().ToString();
+  ExpectSameKeys(**created, **via_second);
+  EXPECT_EQ(ReadAll(KeyringPath()).find("argon2"), std::string::npos);  // the passphrase's KDF lines are gone
+  struct stat st {};
+  ASSERT_EQ(::stat(KeyringPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 TEST_F(KeyringTest, CreateRefusesExisting) {
   auto src = KeyFileSource();
   ASSERT_TRUE(Keyring::Create(vault_, src).ok());
