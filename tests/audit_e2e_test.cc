@@ -1,7 +1,8 @@
 // End-to-end tests of `phivault audit ...` through the binary: pubkey,
 // export (without the master key), verify naming the first bad index of a
 // tampered export, a rewritten and re-signed history caught as a fork by a
-// checkpoint published earlier, and publish --follow.
+// checkpoint published earlier, and publish --follow; and the audit entries
+// of `audit export` and `keys rotate-master`, offline and while serving.
 //
 // Entries are written with the audit library directly (AuditLog over the
 // vault's keyring), so these tests do not depend on which requests the
@@ -14,9 +15,11 @@
 #include <filesystem>
 #include <thread>
 
+#include "api/vault.h"
 #include "audit/audit_log.h"
 #include "audit/checkpoint.h"
 #include "audit/entry.h"
+#include "audit/inbox.h"
 #include "audit/publish.h"
 #include "audit/rsyslog_test_util.h"
 #include "audit/test_util.h"
@@ -88,6 +91,99 @@ class AuditCliTest : public ::testing::Test {
   uint64_t base_ = 0;  // log size before the last AppendAndSign
   uint64_t size_ = 0;  // and after it
 };
+
+// The vault's entries after opening it (which drains the audit inbox).
+std::vector<audit::AuditEntry> VaultEntries(const std::string& data, const crypto::MasterKeySource& key) {
+  api::VaultConfig vc;
+  vc.data_dir = data;
+  vc.key = key;
+  auto vault = api::Vault::Open(vc);
+  EXPECT_TRUE(vault.ok()) << vault.status().ToString();
+  if (!vault.ok()) return {};
+  auto raw = (*vault)->audit_log()->ReadEntries(0, (*vault)->audit_log()->size());
+  EXPECT_TRUE(raw.ok());
+  std::vector<audit::AuditEntry> out;
+  for (const auto& r : *raw) {
+    if (auto e = audit::ParseEntry(r); e.ok()) out.push_back(*e);
+  }
+  return out;
+}
+
+// `audit export` runs without the master key and `keys rotate-master` with
+// the current one; each queues its entry, which lands when the vault is next
+// opened: one export, one refused rotation (wrong key), one rotation, in
+// that order, by the operating system user, and the new key opens the vault.
+TEST_F(AuditCliTest, ExportAndKeyRotationAreAudited) {
+  const std::string vkey = Vkey();
+  ASSERT_EQ(Run({"audit", "export", "--data", data_, "--out", tmp_.Sub("x"), "--vkey", vkey}), 0) << out_;
+  const std::string wrong = tmp_.Sub("wrong.key");
+  const std::string next = tmp_.Sub("next.key");
+  ASSERT_EQ(Run({"keys", "generate", "--out", wrong}), 0) << out_;
+  ASSERT_EQ(Run({"keys", "generate", "--out", next}), 0) << out_;
+  EXPECT_EQ(Run({"keys", "rotate-master", "--data", data_, "--key-file", wrong, "--new-key-file", next}), 3) << out_;
+  ASSERT_EQ(Run({"keys", "rotate-master", "--data", data_, "--key-file", key_, "--new-key-file", next}), 0) << out_;
+  EXPECT_EQ(Run({"audit", "pubkey", "--data", data_, "--key-file", key_}), 3) << out_;  // the old key is retired
+
+  crypto::MasterKeySource src;
+  src.key_file = next;
+  std::vector<audit::AuditEntry> entries = VaultEntries(data_, src);
+  std::vector<audit::AuditEntry> events;
+  for (const auto& e : entries) {
+    if (e.action == audit::AuditAction::kExport || e.action == audit::AuditAction::kKeyChange) events.push_back(e);
+  }
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].action, audit::AuditAction::kExport);
+  EXPECT_EQ(events[0].event, "audit-log-export");
+  EXPECT_EQ(events[1].action, audit::AuditAction::kKeyChange);
+  EXPECT_EQ(events[1].outcome, audit::AuditOutcome::kDenied);
+  EXPECT_EQ(events[2].action, audit::AuditAction::kKeyChange);
+  EXPECT_EQ(events[2].outcome, audit::AuditOutcome::kAllowed);
+  for (const auto& e : events) EXPECT_EQ(e.agent.subject, audit::OsUserSubject());
+  EXPECT_LE(events[0].time_ms, events[1].time_ms);
+  EXPECT_LE(events[1].time_ms, events[2].time_ms);
+  // Drained once: opening again adds no second copy.
+  std::vector<audit::AuditEntry> again = VaultEntries(data_, src);
+  size_t copies = 0;
+  for (const auto& e : again) copies += e.action == audit::AuditAction::kExport;
+  EXPECT_EQ(copies, 1u);
+}
+
+// While `serve` holds the vault, an export's entry still reaches the log:
+// the server moves it in within its one-second drain, so it sits before the
+// server's own "stop" entry.
+TEST_F(AuditCliTest, ExportWhileServingIsAuditedByTheServer) {
+  const std::string vkey = Vkey();
+  const std::string log_path = tmp_.Sub("serve.log");
+  const pid_t server = SpawnBin({"serve", "--data", data_, "--key-file", key_, "--listen", "127.0.0.1:0"}, log_path);
+  ASSERT_GT(server, 0);
+  bool listening = false;
+  for (int i = 0; i < 200 && !listening; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    listening = ReadFile(log_path).find("event=server.listening") != std::string::npos;
+  }
+  ASSERT_TRUE(listening) << ReadFile(log_path);
+  ASSERT_EQ(Run({"audit", "export", "--data", data_, "--out", tmp_.Sub("x"), "--vkey", vkey}), 0) << out_;
+  bool drained = false;
+  for (int i = 0; i < 100 && !drained; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    drained = std::filesystem::is_empty(audit::InboxDir(data_));
+  }
+  EXPECT_TRUE(drained);
+  ::kill(server, SIGTERM);
+  ASSERT_EQ(WaitBin(server), 0) << ReadFile(log_path);
+
+  crypto::MasterKeySource src;
+  src.key_file = key_;
+  std::vector<audit::AuditEntry> entries = VaultEntries(data_, src);
+  ptrdiff_t export_at = -1, stop_at = -1;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].action == audit::AuditAction::kExport) export_at = static_cast<ptrdiff_t>(i);
+    if (entries[i].action == audit::AuditAction::kSystem && entries[i].event == "stop") stop_at = static_cast<ptrdiff_t>(i);
+  }
+  ASSERT_GE(export_at, 0);
+  ASSERT_GE(stop_at, 0);
+  EXPECT_LT(export_at, stop_at);
+}
 
 TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {
   AppendAndSign(40, "a");

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "audit/inbox.h"
 #include "store/sqlite_store.h"
 
 namespace phivault::api {
@@ -71,6 +72,8 @@ StatusOr<std::unique_ptr<Vault>> Vault::Open(const VaultConfig& config) {
   PV_ASSIGN_OR_RETURN(v->audit_log_, audit::AuditLog::Open(config.data_dir, *v->keyring_, config.audit));
   v->trail_ = std::make_unique<AuditTrail>(v->audit_log_.get(), v->store_.get());
   PV_RETURN_IF_ERROR(v->trail_->Recover().status());
+  // Events other commands queued while the vault was closed or served.
+  PV_RETURN_IF_ERROR(audit::DrainInbox(config.data_dir, *v->audit_log_).status());
   return v;
 }
 

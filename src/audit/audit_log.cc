@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "audit/segment.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/secure_bytes.h"
 
@@ -53,15 +54,6 @@ class PosixWritableFile : public WritableFile {
   int fd_;
   std::string path_;
 };
-
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Unavailable(Errno("audit: cannot open directory", dir));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Unavailable(Errno("audit: fsync failed on directory", dir));
-  return Status::Ok();
-}
 
 Status MakeDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Internal(Errno("audit: cannot create", dir));
@@ -614,7 +606,7 @@ Status AuditLog::PrepareSegment() {
   PV_RETURN_IF_ERROR(file->Truncate(0));
   PV_RETURN_IF_ERROR(file->WriteAt(0, EncodeSegmentHeader(size_)));
   PV_RETURN_IF_ERROR(file->Sync());
-  PV_RETURN_IF_ERROR(SyncDir(dir_));
+  PV_RETURN_IF_ERROR(SyncDirectory(dir_));
   seg_file_ = std::move(file);
   seg_offset_ = kSegmentHeaderSize;
   std::lock_guard<std::mutex> lock(mu_);
@@ -839,7 +831,7 @@ Status AuditLog::Export(const std::string& out_dir) const {
   PV_RETURN_IF_ERROR((*f)->Truncate(0));
   PV_RETURN_IF_ERROR((*f)->WriteAt(0, vkey));
   PV_RETURN_IF_ERROR((*f)->Sync());
-  return SyncDir(out_dir);
+  return SyncDirectory(out_dir);
 }
 
 StatusOr<std::string> AuditVerifierKey(const crypto::Keyring& keyring) {

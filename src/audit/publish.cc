@@ -1,5 +1,6 @@
 #include "audit/publish.h"
 
+
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <openssl/err.h>
@@ -25,6 +26,7 @@
 #include "audit/checkpoint.h"
 #include "audit/segment.h"
 #include "audit/siem_exporter.h"  // OctetFrame, kSdId
+#include "common/fs.h"
 #include "fhir/time.h"
 
 namespace phivault::audit {
@@ -102,12 +104,6 @@ StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return out;
 }
 
-Status SyncDir(const std::string& dir) {
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd < 0 || ::fsync(d.fd) != 0) return Unavailable(Errno("cannot sync directory", dir));
-  return Status::Ok();
-}
-
 }  // namespace
 
 Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, std::string_view vkey) {
@@ -152,7 +148,7 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
     PV_RETURN_IF_ERROR(WriteAll(out.fd, std::string(vkey) + "\n", to));
     if (::fsync(out.fd) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
   }
-  return SyncDir(out_dir);
+  return SyncDirectory(out_dir);
 }
 
 std::vector<std::string> ExtractCheckpoints(std::string_view file) {

@@ -15,6 +15,7 @@
 
 #include "audit/audit_log.h"
 #include "audit/checkpoint.h"
+#include "audit/inbox.h"
 #include "audit/publish.h"
 #include "audit/verify.h"
 #include "crypto/keyring.h"
@@ -143,6 +144,15 @@ int Export(const AuditCommandState& s, const Config& cfg) {
   if (!vkey.ok()) return Report(vkey.status());
   Status st = audit::ExportSnapshot(audit_dir, s.out_dir, vkey->key);
   if (!st.ok()) return Report(st);
+  // The export is itself an audited event; the running server (or the next
+  // open of the vault) moves it into the log.
+  const audit::AuditEntry entry =
+      audit::CommandEntry(audit::AuditAction::kExport, "audit-log-export", "phivault audit export");
+  if (Status queued = audit::SubmitToInbox(cfg.data_dir, entry); !queued.ok()) {
+    std::fprintf(stderr, "phivault audit: the export was written but its audit entry could not be queued: %s\n",
+                 queued.message().c_str());
+    return 1;
+  }
   std::printf("exported the sealed audit log to %s (no keys, no plaintext); check it with\n"
               "  phivault audit verify --data %s --vkey '%s'\n",
               s.out_dir.c_str(), s.out_dir.c_str(), vkey->key.c_str());

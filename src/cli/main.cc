@@ -32,10 +32,12 @@
 #include "api/importer.h"
 #include "api/request_audit.h"
 #include "api/vault.h"
+#include "audit/inbox.h"
 #include "cli/siem_export.h"
 #include "cli/account_commands.h"
 #include "cli/audit_commands.h"
 #include "cli/config.h"
+#include "cli/key_commands.h"
 #include "common/log.h"
 #include "fhir/operation_outcome.h"
 #include "http/server.h"
@@ -127,7 +129,10 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   PV_ASSIGN_OR_RETURN(s.accounts, store::OpenAccountStore(cfg.data_dir, vault->keyring()));
   s.accounts->SetChangeRecordBuilder(api::AccountChangeRecorder("operator"));
   PV_RETURN_IF_ERROR(vault->audit_trail()->DrainChangeRecords(*s.accounts).status());
-  s.change_drainer = std::jthread([trail = vault->audit_trail(), accounts = s.accounts](std::stop_token stop) {
+  // Account changes and the audit inbox (events of other phivault commands,
+  // see audit/inbox.h) move into the log every second.
+  s.change_drainer = std::jthread([trail = vault->audit_trail(), accounts = s.accounts, log = vault->audit_log(),
+                                   data_dir = cfg.data_dir](std::stop_token stop) {
     std::mutex mu;
     std::condition_variable_any cv;
     while (!stop.stop_requested()) {
@@ -138,6 +143,9 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
       if (stop.stop_requested()) break;
       if (auto n = trail->DrainChangeRecords(*accounts); !n.ok()) {
         log::Error("audit.change_records_not_moved", {{"error", n.status().message()}});
+      }
+      if (auto n = audit::DrainInbox(data_dir, *log); !n.ok()) {
+        log::Error("audit.inbox_not_moved", {{"error", n.status().message()}});
       }
     }
   });
@@ -422,11 +430,8 @@ int Main(int argc, char** argv) {
   add_common(demo);
   add_server(demo);
   demo->add_option("--samples", samples_dir, "directory with the bundled Synthea samples");
-  CLI::App* keys = app.add_subcommand("keys", "key management");
-  keys->require_subcommand(1);
-  std::string key_out;
-  CLI::App* keygen = keys->add_subcommand("generate", "write a new 32-byte master key file (mode 0600)");
-  keygen->add_option("--out", key_out, "where to write the key file")->required();
+  KeyCommandState key_cmds;
+  AddKeyCommands(app, &key_cmds, add_common);
   CLI::App* token = app.add_subcommand("token", "tokens signed by this vault's built-in issuer");
   token->require_subcommand(1);
   CLI::App* token_issue = token->add_subcommand("issue", "print a signed access token (service accounts, scripts)");
@@ -452,13 +457,7 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  if (keygen->parsed()) {
-    Status s = crypto::GenerateKeyFile(key_out);
-    if (!s.ok()) return Fail(s);
-    std::printf("wrote a new master key to %s; keep it outside the data directory and back it up offline\n",
-                key_out.c_str());
-    return 0;
-  }
+  if (int rc = RunKeyGenerate(key_cmds); rc >= 0) return rc;  // needs no config
   if (!config_file.empty()) {
     Status s = LoadConfigFile(config_file, &cfg);
     if (!s.ok()) return Fail(s);
@@ -469,6 +468,7 @@ int Main(int argc, char** argv) {
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
 
   if (int rc = RunAccountCommands(accounts, cfg); rc >= 0) return rc;
+  if (int rc = RunKeyRotate(key_cmds, cfg); rc >= 0) return rc;
   if (token_issue->parsed()) {
     std::stringstream cl(token_clearances);
     for (std::string c; std::getline(cl, c, ',');) {
