@@ -75,6 +75,15 @@ void AppendHex4(std::string& out, uint32_t v) {
 void AppendString(std::string& out, std::string_view s) {
   out += '"';
   for (size_t i = 0; i < s.size();) {
+    // Ids, codes and most header values are plain ASCII: copy such runs
+    // whole (this runs for every request, on the request path).
+    size_t run = i;
+    while (run < s.size() && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\') ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      continue;
+    }
     const uint32_t cp = NextCodePoint(s, i);
     switch (cp) {
       case '"':
@@ -124,11 +133,13 @@ class ObjectWriter {
     Key(key);
     out_ += "true";
   }
+  // REQUIRES: `key` is one of this file's member names (plain ASCII, nothing to escape).
   void Key(std::string_view key) {
     if (!first_) out_ += ',';
     first_ = false;
-    AppendString(out_, key);
-    out_ += ':';
+    out_ += '"';
+    out_.append(key);
+    out_ += "\":";
   }
   void End() { out_ += '}'; }
 
