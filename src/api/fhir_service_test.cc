@@ -319,7 +319,7 @@ TEST_F(FhirServiceTest, ScopesLimitWritesAndTransactionsAreAuthorizedWhole) {
 // registered device authenticating by client certificate.
 TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   std::string jwks = tmp_.Sub("idp-jwks.json");
-  testing::WriteFile(jwks, auth::testing::TestJwks());
+  phivault::testing::WriteFile(jwks, auth::testing::TestJwks());
   auto accounts = store::OpenAccountStore(tmp_.Sub("data"), vault_->keyring());
   ASSERT_TRUE(accounts.ok()) << accounts.status().ToString();
   store::DeviceRecord dev;

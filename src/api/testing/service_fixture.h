@@ -1,8 +1,9 @@
-// FhirServiceTest: a real vault (temporary directory, key file, SqliteStore,
-// and an audit log whose files can be made to fail: faults_ is off until a
-// test flips it), real AccessControl with this vault's token issuer, and a
-// FhirService auditing through the vault's trail, for API tests. Call() sends a request through FhirService::Handle with a system
-// token unless the headers given replace it. For tests only.
+// FhirServiceTest: a testing::TestVault (real vault in a temporary directory,
+// AccessControl and token issuer) whose audit log files can be made to fail
+// (faults_ is off until a test flips it), and a FhirService auditing through
+// the vault's trail, for API tests. Call() sends a request through
+// FhirService::Handle with a system token unless the headers given replace
+// it. For tests only.
 #ifndef PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
 #define PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
 
@@ -17,10 +18,9 @@
 #include "api/access_control.h"
 #include "audit/test_util.h"
 #include "api/fhir_service.h"
+#include "api/testing/test_vault.h"
 #include "api/vault.h"
-#include "auth/token_issuer.h"
 #include "common/testing/temp_dir.h"
-#include "fhir/time.h"
 #include "http/testing/call.h"
 
 namespace phivault::api {
@@ -32,44 +32,22 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 class FhirServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string key = tmp_.Sub("master.key");
-    ASSERT_TRUE(crypto::GenerateKeyFile(key).ok());
-    VaultConfig cfg{tmp_.Sub("data"), {}};
-    cfg.key.key_file = key;
-    cfg.audit.open_file = audit::testing::FaultyOpener(faults_);
-    cfg_ = cfg;
-    ASSERT_TRUE(Vault::Init(cfg).ok());
-    auto v = Vault::Open(cfg);
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    vault_ = std::move(*v);
-    AccessConfig ac;
-    ac.builtin_issuer = "https://vault.test";
-    ac.builtin_audience = "https://vault.test/fhir";
-    auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
-    ASSERT_TRUE(access.ok()) << access.status().ToString();
-    access_ = std::move(*access);
-    auto issuer = auth::TokenIssuer::Create(vault_->keyring().Key(crypto::KeyPurpose::kTokenSign),
-                                            {ac.builtin_issuer, ac.builtin_audience});
-    ASSERT_TRUE(issuer.ok());
-    issuer_ = std::move(*issuer);
+    auto tv = testing::TestVault::Create(tmp_, audit::testing::FaultyOpener(faults_));
+    ASSERT_NE(tv.access, nullptr);
+    cfg_ = tv.config;
+    vault_ = std::move(tv.vault);
+    access_ = std::move(tv.access);
+    issuer_ = std::move(tv.issuer);
     system_token_ = Token("backend", "system", "", "system/*.cruds");
     ServiceOptions so;
-    so.base_url = "https://vault.test";
+    so.base_url = testing::TestVault::kIssuer;
     so.parse_limits.max_depth = 32;
     service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
   }
 
   std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
                     const std::string& scope, std::vector<std::string> clearances = {}) {
-    auth::TokenRequest tr;
-    tr.sub = sub;
-    tr.role = role;
-    tr.fhir_user = fhir_user;
-    tr.scope = scope;
-    tr.clearances = std::move(clearances);
-    auto t = issuer_->Issue(tr, fhir::NowMillis() / 1000);
-    EXPECT_TRUE(t.ok()) << t.status().ToString();
-    return t.ok() ? t->token : "";
+    return testing::TestVault::MintToken(*issuer_, sub, role, fhir_user, scope, std::move(clearances));
   }
 
   using Reply = http::testing::Reply;
@@ -104,7 +82,7 @@ class FhirServiceTest : public ::testing::Test {
     return o.contains("entry") ? static_cast<int>(o["entry"].as_array().size()) : -1;
   }
 
-  testing::TempDir tmp_;
+  phivault::testing::TempDir tmp_;
   std::shared_ptr<audit::testing::Faults> faults_ = std::make_shared<audit::testing::Faults>();
   VaultConfig cfg_;
   std::unique_ptr<Vault> vault_;

@@ -15,6 +15,7 @@
 
 #include "api/access_control.h"
 #include "api/vault.h"
+#include "audit/audit_log.h"
 #include "auth/token_issuer.h"
 #include "common/testing/temp_dir.h"
 #include "fhir/time.h"
@@ -26,19 +27,24 @@ struct TestVault {
   static constexpr const char* kAudience = "https://vault.test/fhir";
 
   std::string data_dir;
+  VaultConfig config;  // what the vault was opened with (to reopen it)
   std::unique_ptr<Vault> vault;
   std::unique_ptr<AccessControl> access;
   std::unique_ptr<auth::TokenIssuer> issuer;
 
-  // Initialises DIR/data with a key file DIR/master.key. Check
-  // `access != nullptr` (failures are reported as test failures).
-  static TestVault Create(phivault::testing::TempDir& tmp) {
+  // Initialises DIR/data with a key file DIR/master.key; the audit log's
+  // files are opened with `audit_opener` (e.g. audit::testing::FaultyOpener)
+  // when given. Check `access != nullptr` (failures are reported as test
+  // failures).
+  static TestVault Create(phivault::testing::TempDir& tmp, audit::FileOpener audit_opener = {}) {
     TestVault t;
     std::string key = tmp.Sub("master.key");
     EXPECT_TRUE(crypto::GenerateKeyFile(key).ok());
     t.data_dir = tmp.Sub("data");
     VaultConfig cfg{t.data_dir, {}};
     cfg.key.key_file = key;
+    cfg.audit.open_file = std::move(audit_opener);
+    t.config = cfg;
     EXPECT_TRUE(Vault::Init(cfg).ok());
     auto v = Vault::Open(cfg);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
@@ -60,13 +66,20 @@ struct TestVault {
 
   std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
                     const std::string& scope, std::vector<std::string> clearances = {}) const {
+    return MintToken(*issuer, sub, role, fhir_user, scope, std::move(clearances));
+  }
+
+  // A token from `issuer`, valid from now; "" (and a test failure) if it fails.
+  static std::string MintToken(const auth::TokenIssuer& issuer, const std::string& sub, const std::string& role,
+                               const std::string& fhir_user, const std::string& scope,
+                               std::vector<std::string> clearances = {}) {
     auth::TokenRequest tr;
     tr.sub = sub;
     tr.role = role;
     tr.fhir_user = fhir_user;
     tr.scope = scope;
     tr.clearances = std::move(clearances);
-    auto t = issuer->Issue(tr, fhir::NowMillis() / 1000);
+    auto t = issuer.Issue(tr, fhir::NowMillis() / 1000);
     EXPECT_TRUE(t.ok()) << t.status().ToString();
     return t.ok() ? t->token : "";
   }
