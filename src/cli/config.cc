@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
 #include <toml++/toml.h>
 
@@ -33,6 +34,12 @@ Status ValidateSiem(const SiemConfig& siem) {
     return InvalidArgument("audit.siem.client_cert and audit.siem.client_key go together");
   }
   return Status::Ok();
+}
+
+api::VaultConfig Config::Vault() const {
+  api::VaultConfig v{data_dir, key};
+  v.audit.max_gather = std::chrono::microseconds(audit_commit_delay_us);
+  return v;
 }
 
 std::string Config::BaseUrl() const {
@@ -70,6 +77,9 @@ Status Config::Validate(bool demo) {
   if (tls_cert.empty() != tls_key.empty()) return InvalidArgument("tls.cert and tls.key go together");
   if (max_body_bytes < 1024) return InvalidArgument("max_body_bytes is too small");
   if (export_retention_seconds < 1) return InvalidArgument("export.retention_seconds must be at least 1");
+  if (audit_commit_delay_us < 0 || audit_commit_delay_us > 20000) {
+    return InvalidArgument("audit.commit_delay_us must be between 0 and 20000");
+  }
   PV_RETURN_IF_ERROR(ValidateSiem(siem));
   std::string h;
   uint16_t p;
@@ -102,6 +112,7 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("auth.session_idle_seconds").value<int64_t>()) cfg->session_idle_seconds = *v;
   if (auto v = t.at_path("export.retention_seconds").value<int64_t>()) cfg->export_retention_seconds = *v;
+  if (auto v = t.at_path("audit.commit_delay_us").value<int64_t>()) cfg->audit_commit_delay_us = *v;
   if (const toml::array* issuers = t.at_path("auth.issuers").as_array()) {
     for (const toml::node& n : *issuers) {
       const toml::table* it = n.as_table();
@@ -148,6 +159,8 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--max-connections", max_connections_, "concurrent connections (default 1024)");
   app->add_option("--header-timeout", header_timeout_, "seconds a client has to send its headers (default 10)");
   app->add_option("--idle-timeout", idle_timeout_, "seconds an idle keep-alive connection stays open (default 60)");
+  app->add_option("--audit-commit-delay-us", audit_commit_delay_us_,
+                  "how long the audit writer may wait for a group under load (default 2000, 0..20000)");
   app->add_option("--tls-cert", tls_cert_, "TLS certificate chain (PEM); with --tls-key serves HTTPS only");
   app->add_option("--tls-key", tls_key_, "TLS private key (PEM)");
   app->add_option("--tls-client-ca", tls_client_ca_, "CA bundle for device client certificates (mTLS)");
@@ -177,6 +190,7 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (max_connections_) cfg->max_connections = *max_connections_;
   if (header_timeout_) cfg->header_timeout_seconds = *header_timeout_;
   if (idle_timeout_) cfg->idle_timeout_seconds = *idle_timeout_;
+  if (audit_commit_delay_us_) cfg->audit_commit_delay_us = *audit_commit_delay_us_;
   if (tls_cert_) cfg->tls_cert = *tls_cert_;
   if (tls_key_) cfg->tls_key = *tls_key_;
   if (tls_client_ca_) cfg->tls_client_ca = *tls_client_ca_;

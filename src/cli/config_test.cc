@@ -22,6 +22,8 @@ key = "/etc/k.pem"
 session_idle_seconds = 600
 [export]
 retention_seconds = 7200
+[audit]
+commit_delay_us = 500
 [[auth.issuers]]
 issuer = "https://idp.example.org"
 audience = "https://vault.example.org/fhir"
@@ -38,6 +40,7 @@ level = "warn"
   EXPECT_EQ(cfg.log_level, log::Level::kWarn);
   EXPECT_EQ(cfg.session_idle_seconds, 600);
   EXPECT_EQ(cfg.export_retention_seconds, 7200);
+  EXPECT_EQ(cfg.Vault().audit.max_gather, std::chrono::microseconds(500));
   ASSERT_EQ(cfg.issuers.size(), 1u);
   EXPECT_EQ(cfg.issuers[0].issuer, "https://idp.example.org");
   EXPECT_EQ(cfg.issuers[0].audiences, (std::vector<std::string>{"https://vault.example.org/fhir"}));
@@ -66,6 +69,14 @@ TEST(ConfigTest, RejectsInconsistentSettings) {
   EXPECT_FALSE(cfg.Validate(false).ok());
   cfg.listen = "127.0.0.1:99999";
   EXPECT_FALSE(cfg.Validate(false).ok());
+  cfg.listen = "127.0.0.1:8080";
+  EXPECT_TRUE(cfg.Validate(false).ok());
+  cfg.audit_commit_delay_us = -1;
+  EXPECT_FALSE(cfg.Validate(false).ok());
+  cfg.audit_commit_delay_us = 20001;
+  EXPECT_FALSE(cfg.Validate(false).ok());
+  cfg.audit_commit_delay_us = 0;
+  EXPECT_TRUE(cfg.Validate(false).ok());
 }
 
 TEST(ConfigTest, BadTomlNamesTheLine) {
