@@ -142,7 +142,7 @@ void AppendOutcomeEntry(std::string& body, const Status& s) {
   body += R"({"response":{"status":)";
   body += JsonString(StatusLine(fhir::HttpStatusFor(s.code())));
   body += R"(,"outcome":)";
-  body += fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(s.code()), s.message());
+  body += fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(s.code()), s.message(), s.expression());
   body += "}}";
 }
 
