@@ -52,11 +52,14 @@ MEDPLUM_EXTENSION_TYPES = {
 NON_COMPARTMENT_R4_TYPES = {"Parameters"}
 
 # Properties Medplum's build adds to official R4 definitions (not R4; a
-# resource using them is invalid R4 and must be rejected).
+# resource using them is invalid R4 and must be rejected). Found by reading
+# the R4 definitions of the types involved; a primitive property without a
+# `_x` companion that is not an `id` or `canonical` (official-schema quirks)
+# is the telltale of another one.
 MEDPLUM_EXTENSION_PROPERTIES = {
     ("Meta", "project"), ("Meta", "author"), ("Meta", "account"),
     ("Meta", "compartment"), ("Reference", "resource"),
-    ("OperationOutcome", "resource"),
+    ("OperationOutcome", "resource"), ("OperationOutcome", "status"),
 }
 
 # Primitive definitions -> the validator's Kind (src/fhir/validator.cc).

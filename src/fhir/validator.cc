@@ -224,7 +224,7 @@ bool IsInt32(const json::value& v, int64_t min) {
 // What a primitive value must be, for messages ("invalid dateTime").
 std::string_view KindName(Kind k) {
   switch (k) {
-    case Kind::kEnum: return "code of the required value set";
+    case Kind::kEnum: return "code (not in the required value set)";
     case Kind::kBoolean: return "boolean";
     case Kind::kInteger: return "integer";
     case Kind::kPositiveInt: return "positiveInt";
@@ -284,6 +284,15 @@ bool PlainName(std::string_view s) {
   });
 }
 
+// Whether `o` has the `_key` companion of `key`.
+bool HasExtensions(const json::object& o, std::string_view key) {
+  std::string name;
+  name.reserve(key.size() + 1);
+  name += '_';
+  name += key;
+  return o.contains(name);
+}
+
 class Walker {
  public:
   explicit Walker(std::string_view root) : root_(root) {}
@@ -330,7 +339,7 @@ class Walker {
       const json::array& a = v.get_array();
       for (size_t i = 0; i < a.size(); ++i) {
         // null holds the place of a primitive that has only extensions.
-        if (a[i].is_null() && IsPrimitive(e->kind) && o.contains(std::string("_") + std::string(key))) continue;
+        if (a[i].is_null() && IsPrimitive(e->kind) && HasExtensions(o, key)) continue;
         PV_RETURN_IF_ERROR(Value(*e, a[i], key, i));
       }
     }
@@ -380,13 +389,20 @@ class Walker {
   Status Fail(std::string_view key, size_t index, std::string_view what) {
     std::string expr(root_);
     auto add = [&](std::string_view name, size_t i) {
-      expr += '.';
+      if (!expr.empty()) expr += '.';
       expr += name;
-      if (i != std::string_view::npos) expr += "[" + std::to_string(i) + "]";
+      if (i != std::string_view::npos) {
+        expr += '[';
+        expr += std::to_string(i);
+        expr += ']';
+      }
     };
     for (const Frame& f : path_) add(f.name, f.index);
     if (!key.empty()) add(key, index);
-    return InvalidArgument(expr + ": " + std::string(what)).WithExpression(std::move(expr));
+    std::string message = expr;
+    message += ": ";
+    message += what;
+    return InvalidArgument(std::move(message)).WithExpression(std::move(expr));
   }
 
   std::string_view root_;

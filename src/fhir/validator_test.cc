@@ -67,6 +67,7 @@ TEST(Validator, UnknownElements) {
   ExpectInvalidAt(Obs(R"(,"meta":{"project":"p1"})"), "Observation.meta.project");
   ExpectInvalidAt(Obs(R"(,"subject":{"reference":"Patient/1","resource":{"resourceType":"Patient"}})"),
                   "Observation.subject.resource");
+  ExpectInvalidAt(R"({"resourceType":"OperationOutcome","issue":[],"status":400})", "OperationOutcome.status");
   // A key that is not a plain identifier is not echoed.
   Status s = Check(Obs(R"(,"John Smith 1970":1)"));
   ASSERT_FALSE(s.ok());
