@@ -13,6 +13,7 @@ Inputs (HL7 FHIR R4 4.0.1 definitions, CC0, as shipped in the npm package
 Outputs:
     src/fhir/generated/resource_types.inc      sorted R4 resource type names
     src/fhir/generated/patient_compartment.inc {type, element path, params}
+    src/fhir/generated/element_types.inc       element table of the validator
     src/fhir/data/compartmentdefinition-patient.json (verbatim copy)
 
 The product never reads the inputs: it compiles the generated files. Run this
@@ -49,6 +50,32 @@ MEDPLUM_EXTENSION_TYPES = {
 # Official R4 resource types that the CompartmentDefinition does not list.
 # Parameters is an R4 resource ("non-persisted", used by operations).
 NON_COMPARTMENT_R4_TYPES = {"Parameters"}
+
+# Properties Medplum's build adds to official R4 definitions (not R4; a
+# resource using them is invalid R4 and must be rejected). Found by reading
+# the R4 definitions of the types involved; a primitive property without a
+# `_x` companion that is not an `id` or `canonical` (official-schema quirks)
+# is the telltale of another one.
+MEDPLUM_EXTENSION_PROPERTIES = {
+    ("Meta", "project"), ("Meta", "author"), ("Meta", "account"),
+    ("Meta", "compartment"), ("Reference", "resource"),
+    ("OperationOutcome", "resource"), ("OperationOutcome", "status"),
+}
+
+# Primitive definitions -> the validator's Kind (src/fhir/validator.cc).
+# Types sharing one lexical rule share a kind (markdown is checked as string,
+# url and canonical as uri).
+PRIMITIVE_KINDS = {
+    "boolean": "kBoolean", "integer": "kInteger", "positiveInt": "kPositiveInt",
+    "unsignedInt": "kUnsignedInt", "decimal": "kDecimal", "string": "kString",
+    "markdown": "kString", "code": "kCode", "id": "kId", "uri": "kUri",
+    "url": "kUri", "canonical": "kUri", "date": "kDate", "dateTime": "kDateTime",
+    "instant": "kInstant", "time": "kTime", "base64Binary": "kBase64",
+    "oid": "kOid", "uuid": "kUuid", "xhtml": "kXhtml",
+}
+# The base64Binary definition carries no pattern; the choice elements that
+# inline it do. The validator checks this pattern for every base64Binary.
+BASE64_PATTERN = r"^(\s*([0-9a-zA-Z\+/=]){4}\s*)+$"
 
 # (resource type, expression part) -> reason it may be skipped. Empty with the
 # R4 4.0.1 definitions: every part translates.
@@ -262,6 +289,128 @@ def render_compartment(rows):
     return out
 
 
+def element_table(schema, types):
+    """Rows of the validator's element table for every definition reachable
+    from the R4 resource types: (types, rows, enums)."""
+    defs = schema["definitions"]
+    by_pattern = {}
+    for name, kind in PRIMITIVE_KINDS.items():
+        pat = defs[name].get("pattern")
+        if pat is not None:
+            by_pattern.setdefault(pat, kind)
+    by_pattern[BASE64_PATTERN] = "kBase64"
+    medplum = MEDPLUM_EXTENSION_TYPES
+    complex_types = []
+    seen = set()
+    queue = list(types)
+    while queue:
+        t = queue.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        if t in medplum:
+            fail("R4 definitions reach the Medplum type %s" % t)
+        d = defs.get(t)
+        if d is None or "properties" not in d:
+            fail("no definition with properties for %s" % t)
+        complex_types.append(t)
+        for p, ps in d["properties"].items():
+            node = ps.get("items", ps)
+            ref = node.get("$ref", "")
+            if ref.startswith("#/definitions/"):
+                target = ref[len("#/definitions/"):]
+                if target not in PRIMITIVE_KINDS and target != "ResourceList" and (t, p) not in MEDPLUM_EXTENSION_PROPERTIES:
+                    queue.append(target)
+    complex_types.sort()
+    index = {t: i for i, t in enumerate(complex_types)}
+    enums = []
+    enum_index = {}
+    rows = []  # (type, name, kind, target, is_array)
+    used_medplum = set()
+    for t in complex_types:
+        props = defs[t]["properties"]
+        for p in sorted(props):
+            ps = props[p]
+            if (t, p) in MEDPLUM_EXTENSION_PROPERTIES:
+                used_medplum.add((t, p))
+                continue
+            if p.startswith("_"):
+                # Primitive extensions: the validator allows `_x` exactly when
+                # `x` is a primitive; check that the schema agrees.
+                base = props.get(p[1:])
+                node = ps.get("items", ps)
+                if base is None or node.get("$ref") != "#/definitions/Element":
+                    fail("unexpected property %s.%s" % (t, p))
+                continue
+            is_array = ps.get("type") == "array"
+            node = ps["items"] if is_array else ps
+            target = 0
+            if "const" in node:
+                if p != "resourceType" or node["const"] != t:
+                    fail("unexpected const %s.%s" % (t, p))
+                kind = "kResourceType"
+            elif "enum" in node:
+                codes = tuple(node["enum"])
+                if codes not in enum_index:
+                    enum_index[codes] = len(enums)
+                    enums.append(codes)
+                kind, target = "kEnum", enum_index[codes]
+            elif "pattern" in node:
+                kind = by_pattern.get(node["pattern"])
+                if kind is None:
+                    fail("unknown pattern on %s.%s" % (t, p))
+            elif "$ref" in node:
+                ref = node["$ref"][len("#/definitions/"):]
+                if ref in PRIMITIVE_KINDS:
+                    kind = PRIMITIVE_KINDS[ref]
+                elif ref == "ResourceList":
+                    kind = "kResource"
+                else:
+                    kind, target = "kObject", index[ref]
+            else:
+                fail("unknown property shape %s.%s" % (t, p))
+            if not p.startswith("_") and ("_" + p) in props and kind in ("kObject", "kResource"):
+                fail("complex %s.%s has a primitive extension" % (t, p))
+            rows.append((t, p, kind, target, is_array))
+    if used_medplum != MEDPLUM_EXTENSION_PROPERTIES:
+        fail("listed Medplum properties no longer in schema: %s" %
+             sorted(MEDPLUM_EXTENSION_PROPERTIES - used_medplum))
+    return complex_types, rows, enums
+
+
+def render_elements(complex_types, rows, enums):
+    out = header("Element table of the resource validator: every complex type "
+                 "reachable from an R4 resource, with its elements.",
+                 ["fhir.schema.json"])
+    out += ("// Included by src/fhir/validator.cc. kTypes is sorted by name; each\n"
+            "// type's elements are a sorted run of kElements {name, kind, target,\n"
+            "// array}; target is a kTypes index (kObject) or a kEnums index (kEnum).\n"
+            "// Primitive extensions (`_x`) are not listed: `_x` is valid exactly\n"
+            "// where `x` is a primitive or code element.\n")
+    out += "#ifdef PHIVAULT_ENUM_CODES\n"
+    starts = []
+    flat = 0
+    for codes in enums:
+        starts.append((flat, len(codes)))
+        out += ", ".join('"%s"' % c for c in codes) + ",\n"
+        flat += len(codes)
+    out += "#endif\n#ifdef PHIVAULT_ENUMS\n"
+    for a, n in starts:
+        out += "{%d, %d},\n" % (a, n)
+    out += "#endif\n#ifdef PHIVAULT_ELEMENTS\n"
+    first = {}
+    for i, (t, p, kind, target, is_array) in enumerate(rows):
+        first.setdefault(t, [i, 0])
+        first[t][1] += 1
+        out += '{"%s", Kind::%s, %d, %s},\n' % (p, kind, target, "true" if is_array else "false")
+    out += "#endif\n#ifdef PHIVAULT_TYPES\n"
+    for t in complex_types:
+        a, n = first.get(t, [0, 0])
+        out += '{"%s", %d, %d},\n' % (t, a, n)
+    out += "#endif\n"
+    return out
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     repo = os.path.dirname(here)
@@ -288,6 +437,8 @@ def main():
     outputs = {
         os.path.join(args.out_dir, "generated", "resource_types.inc"): render_types(types),
         os.path.join(args.out_dir, "generated", "patient_compartment.inc"): render_compartment(rows),
+        os.path.join(args.out_dir, "generated", "element_types.inc"): render_elements(
+            *element_table(schema_json, types)),
     }
     stale = False
     for path, text in outputs.items():

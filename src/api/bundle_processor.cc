@@ -10,6 +10,7 @@
 #include "fhir/compartment.h"
 #include "fhir/operation_outcome.h"
 #include "fhir/time.h"
+#include "fhir/validator.h"
 
 namespace phivault::api {
 
@@ -70,6 +71,12 @@ StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries) 
     plan.items[i].request = std::move(parsed.entries[i]);
     plan.items[i].error = plan.items[i].request.status;
     if (plan.items[i].error.ok()) plan.items[i].error = CheckSupported(plan.items[i].request);
+    if (plan.items[i].error.ok() && plan.items[i].request.resource) {
+      // The expression (Bundle.entry[i].resource...) already names the entry.
+      plan.items[i].error =
+          fhir::ValidateResource(*plan.items[i].request.resource, "Bundle.entry[" + std::to_string(i) + "].resource");
+      if (!plan.items[i].error.ok() && plan.transaction) return plan.items[i].error;
+    }
     if (!plan.items[i].error.ok() && plan.transaction) {
       return Status(plan.items[i].error.code(), "entry " + std::to_string(i) + ": " + plan.items[i].error.message());
     }
@@ -142,7 +149,7 @@ void AppendOutcomeEntry(std::string& body, const Status& s) {
   body += R"({"response":{"status":)";
   body += JsonString(StatusLine(fhir::HttpStatusFor(s.code())));
   body += R"(,"outcome":)";
-  body += fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(s.code()), s.message());
+  body += fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(s.code()), s.message(), s.expression());
   body += "}}";
 }
 

@@ -18,6 +18,7 @@
 #include "fhir/compartment.h"
 #include "fhir/resource_types.h"
 #include "fhir/time.h"
+#include "fhir/validator.h"
 #include "common/log.h"
 
 namespace phivault::api {
@@ -444,6 +445,9 @@ StatusOr<boost::json::object> ReadBody(const http::HttpRequest& req, const std::
   if (!rt || !rt->is_string() || rt->get_string() != type) {
     return InvalidArgument("resourceType in the body does not match the URL");
   }
+  // Create, update, conditional update and the result of a PATCH all come
+  // through here: nothing is stored that is not valid R4.
+  PV_RETURN_IF_ERROR(fhir::ValidateResource(resource));
   return resource;
 }
 

@@ -14,6 +14,7 @@
 #include "fhir/time.h"
 #include "fhir/compartment.h"
 #include "fhir/json_reader.h"
+#include "fhir/validator.h"
 
 namespace phivault::api {
 namespace {
@@ -142,6 +143,7 @@ class ImportState {
 
 // A resource stored under its own id (NDJSON lines, collection entries).
 StatusOr<store::WriteOp> PutOp(boost::json::object resource) {
+  PV_RETURN_IF_ERROR(fhir::ValidateResource(resource));
   const boost::json::value* rt = resource.if_contains("resourceType");
   store::WriteOp op;
   op.type = std::string(rt->get_string());  // ParseResource guarantees a known type

@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 
 #include "fhir/json_patch.h"
+#include "fhir/operation_outcome.h"
+#include "fhir/validator.h"
 
 namespace phivault::api {
 
@@ -65,6 +67,12 @@ Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, 
   if (!pid || !pid->is_string() || pid->get_string() != id) {
     return Status(StatusCode::kConflict, "a patch may not change or remove the id");
   }
+  // A well-formed patch whose result is not valid R4 is unprocessable (422),
+  // unlike an invalid body sent to update (400).
+  if (Status v = fhir::ValidateResource(*o); !v.ok()) {
+    return Status(StatusCode::kConflict, "the patched resource is invalid: " + v.message())
+        .WithExpression(v.expression());
+  }
   request.body = fhir::Serialize(patched);
   SetHeader(request, "content-type", "application/fhir+json");
   SetHeader(request, "if-match", ETag(current.version));
@@ -73,7 +81,8 @@ Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, 
 
 http::HttpResponse PatchErrorResponse(const Status& status, const OutputFormat& fmt) {
   if (status.code() == StatusCode::kConflict) {
-    return OutcomeResponse(422, "error", "processing", status.message(), fmt);
+    return JsonResponse(422, fhir::OperationOutcomeJson("error", "processing", status.message(), status.expression()),
+                        fmt);
   }
   return ErrorResponse(status, fmt);
 }

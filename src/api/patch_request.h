@@ -14,7 +14,9 @@
 //
 // Errors come back as Status; PatchErrorResponse maps them: a patch that is
 // well-formed but cannot be applied (missing target, failed `test`, a change
-// of resourceType or id) is 422 Unprocessable Entity as FHIR asks, anything
+// of resourceType or id) or whose result is not a valid R4 resource
+// (fhir/validator.h; the OperationOutcome carries the element's expression)
+// is 422 Unprocessable Entity as FHIR asks, anything
 // else keeps its usual status (400, 404, 410, 412, 415).
 //
 // Thread-safety: stateless functions; safe from any thread. Lifetime: no

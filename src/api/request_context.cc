@@ -252,8 +252,10 @@ http::HttpResponse OutcomeResponse(int status, std::string_view severity, std::s
 }
 
 http::HttpResponse ErrorResponse(const Status& status, const OutputFormat& fmt) {
-  return OutcomeResponse(fhir::HttpStatusFor(status.code()), "error", fhir::IssueCodeFor(status.code()),
-                         status.message(), fmt);
+  return JsonResponse(fhir::HttpStatusFor(status.code()),
+                      fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(status.code()), status.message(),
+                                                 status.expression()),
+                      fmt);
 }
 
 void AddVersionHeaders(http::HttpResponse& resp, int64_t version, int64_t last_updated_ms) {

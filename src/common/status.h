@@ -48,6 +48,13 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // FHIRPath of the element an input error is about (OperationOutcome
+  // issue.expression, e.g. "Observation.status"); empty when not known.
+  const std::string& expression() const { return expression_; }
+  Status WithExpression(std::string expression) && {
+    expression_ = std::move(expression);
+    return std::move(*this);
+  }
   std::string ToString() const;
 
   // Marks a status as deliberately ignored; reads better than a cast.
@@ -56,6 +63,7 @@ class [[nodiscard]] Status {
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string expression_;
 };
 
 inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }

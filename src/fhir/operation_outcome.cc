@@ -10,11 +10,12 @@ namespace phivault::fhir {
 namespace json = boost::json;
 
 std::string OperationOutcomeJson(std::string_view severity, std::string_view issue_code,
-                                 std::string_view diagnostics) {
+                                 std::string_view diagnostics, std::string_view expression) {
   json::object issue;
   issue["severity"] = json::string_view(severity);
   issue["code"] = json::string_view(issue_code);
   if (!diagnostics.empty()) issue["diagnostics"] = json::string_view(diagnostics);
+  if (!expression.empty()) issue["expression"] = json::array{json::string_view(expression)};
   json::object oo;
   oo["resourceType"] = "OperationOutcome";
   json::array issues;
@@ -27,7 +28,7 @@ std::string OperationOutcomeFor(const Status& status) {
   std::string_view severity = "error";
   if (status.ok()) severity = "information";
   if (status.code() == StatusCode::kInternal || status.code() == StatusCode::kDataLoss) severity = "fatal";
-  return OperationOutcomeJson(severity, IssueCodeFor(status.code()), status.message());
+  return OperationOutcomeJson(severity, IssueCodeFor(status.code()), status.message(), status.expression());
 }
 
 int HttpStatusFor(StatusCode code) {

@@ -31,12 +31,13 @@ namespace phivault::fhir {
 // `diagnostics` is omitted when empty.
 // REQUIRES: `diagnostics` holds no health data (it is sent to the client and
 // may be logged); Status messages satisfy this by convention.
+// A non-empty `expression` becomes the issue's `expression` (one FHIRPath).
 std::string OperationOutcomeJson(std::string_view severity, std::string_view issue_code,
-                                 std::string_view diagnostics);
+                                 std::string_view diagnostics, std::string_view expression = {});
 
 // OperationOutcomeJson for a failed status: severity "fatal" for kInternal and
 // kDataLoss, "error" otherwise ("information" for OK), IssueCodeFor(code),
-// the status message as diagnostics.
+// the status message as diagnostics, Status::expression() as expression.
 std::string OperationOutcomeFor(const Status& status);
 
 int HttpStatusFor(StatusCode code);
