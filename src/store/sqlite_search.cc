@@ -599,25 +599,36 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
         case ParamType::kUri: slot = 5; break;
       }
       PV_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Stmt(slot, kInsert[slot]));
-      sqlite::Statement s(raw);
-      s.Bind(1, seq).Bind(2, key).Bind(9, row++);
+      // Every parameter of the slot's statement is bound on every use, and
+      // the entry outlives the step: no copies, no clearing.
+      auto text = [raw](int i, const std::string& v) {
+        sqlite3_bind_text(raw, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      };
+      sqlite3_bind_int64(raw, 1, seq);
+      sqlite3_bind_int64(raw, 2, key);
+      sqlite3_bind_int64(raw, 9, row++);
       switch (e.type) {
-        case ParamType::kString: s.Bind(3, e.folded).Bind(4, e.value); break;
+        case ParamType::kString: text(3, e.folded), text(4, e.value); break;
         case ParamType::kToken:
-          s.Bind(3, e.system).Bind(4, e.value).Bind(5, e.text).Bind(6, e.type_system).Bind(7, e.type_code);
+          text(3, e.system), text(4, e.value), text(5, e.text), text(6, e.type_system), text(7, e.type_code);
           break;
         case ParamType::kReference:
-          s.Bind(3, e.ref_type).Bind(4, e.ref_id).Bind(5, e.url).Bind(6, e.system).Bind(7, e.code);
+          text(3, e.ref_type), text(4, e.ref_id), text(5, e.url), text(6, e.system), text(7, e.code);
           break;
-        case ParamType::kDate: s.Bind(3, e.low_ms).Bind(4, e.high_ms); break;
+        case ParamType::kDate:
+          sqlite3_bind_int64(raw, 3, e.low_ms);
+          sqlite3_bind_int64(raw, 4, e.high_ms);
+          break;
         case ParamType::kNumber:
         case ParamType::kQuantity:
           sqlite3_bind_double(raw, 3, e.number);
-          s.Bind(4, e.system).Bind(5, e.code).Bind(6, e.unit);
+          text(4, e.system), text(5, e.code), text(6, e.unit);
           break;
-        case ParamType::kUri: s.Bind(3, e.value); break;
+        case ParamType::kUri: text(3, e.value); break;
       }
-      if (int rc = s.Step(); rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "write search index");
+      int rc = sqlite3_step(raw);
+      sqlite3_reset(raw);
+      if (rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "write search index");
     }
   }
   return Status::Ok();
