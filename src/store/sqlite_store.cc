@@ -480,6 +480,11 @@ Status SqliteStore::Init() {
   // lookup B-trees dirty pages all over the file, and a rarer checkpoint
   // copies each hot page once instead of once per 4 MB of writes.
   PV_RETURN_IF_ERROR(writer_->Exec("PRAGMA wal_autocheckpoint=8192;"));
+  // Every page the writer misses is read and decrypted, and search index
+  // inserts land all over the lookup B-trees.
+  const std::string writer_cache =
+      "PRAGMA cache_size=-" + std::to_string(std::max<size_t>(options_.writer_cache_bytes >> 10, 1024)) + ";";
+  PV_RETURN_IF_ERROR(writer_->Exec(writer_cache.c_str()));
   if (options_.create) {
     // Ciphertext only, but still nobody else's business; SQLite gives its
     // -wal and -shm files the database file's mode.
