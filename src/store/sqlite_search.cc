@@ -537,9 +537,16 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
 namespace {
 
 // Parameters whose values the writer can change after PreparedRows::Extract:
-// it sets meta.versionId and meta.lastUpdated. Paths that walk a whole
-// subtree could reach meta too.
+// it sets meta.versionId and meta.lastUpdated (and replaces a meta that is
+// not an object, which has none of the members below either). Paths that
+// walk a whole subtree could reach meta too.
 bool ReadsWriterFields(const search::SearchParamDef& def) {
+  // The caller's own meta members, extracted with the rest.
+  static constexpr std::string_view kCallerMeta[] = {"Resource.meta.profile", "Resource.meta.security",
+                                                     "Resource.meta.source", "Resource.meta.tag"};
+  for (std::string_view m : kCallerMeta) {
+    if (def.expression == m) return false;
+  }
   return def.expression.find("meta") != std::string_view::npos ||
          def.expression.find("descendants") != std::string_view::npos ||
          def.expression.find("children") != std::string_view::npos;
