@@ -552,11 +552,24 @@ bool ReadsWriterFields(const search::SearchParamDef& def) {
          def.expression.find("children") != std::string_view::npos;
 }
 
+// search::SearchParamsFor(type), built once per type: every write asks
+// twice, and building the list is a scan and an allocation.
+const std::vector<const search::SearchParamDef*>& ParamsOf(std::string_view type) {
+  static const auto* by_type = [] {
+    auto* m = new std::unordered_map<std::string_view, std::vector<const search::SearchParamDef*>>();
+    for (std::string_view t : fhir::AllResourceTypes()) m->emplace(t, search::SearchParamsFor(t));
+    return m;
+  }();
+  static const std::vector<const search::SearchParamDef*> kNone;
+  auto it = by_type->find(type);
+  return it == by_type->end() ? kNone : it->second;
+}
+
 }  // namespace
 
 PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::object& resource) {
   PreparedRows out;
-  const auto defs = search::SearchParamsFor(type);
+  const auto& defs = ParamsOf(type);
   out.by_param_.resize(defs.size());
   out.writer_time_.resize(defs.size());
   for (size_t i = 0; i < defs.size(); ++i) {
@@ -582,7 +595,7 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
   };
   int64_t row = 0;
   const int64_t type_base = TypeKeyBase(type);
-  const auto defs = search::SearchParamsFor(type);
+  const auto& defs = ParamsOf(type);
   if (prepared && prepared->by_param_.size() != defs.size()) return Internal("prepared index rows of another type");
   for (size_t i = 0; i < defs.size(); ++i) {
     const search::SearchParamDef* def = defs[i];

@@ -413,6 +413,7 @@ class SqliteStore final : public ResourceStore {
   std::unique_ptr<Connection> writer_;
   std::unique_ptr<sqlite_search::IndexWriter> index_;
   int64_t group_time_ms_ = 0;
+  std::string group_time_text_;  // group_time_ms_ as meta.lastUpdated
   int64_t last_group_time_ms_ = 0;
   int64_t last_audit_record_id_ = 0;  // highest id handed out
 
@@ -1037,6 +1038,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
   group_versions_.clear();
   // Monotonic per group: every write in a group shares one lastUpdated.
   group_time_ms_ = std::max(fhir::NowMillis(), last_group_time_ms_);
+  group_time_text_ = fhir::FormatInstant(group_time_ms_);
   auto keep_acks = [&] {
     std::lock_guard lk(queue_mu_);
     acks_.insert(acks_.end(), acks.begin(), acks.end());
@@ -1237,7 +1239,7 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
   if (!deleted) {
     op.resource["id"] = op.id;
     const std::string version_id = std::to_string(version);
-    const std::string last_updated = fhir::FormatInstant(group_time_ms_);
+    const std::string& last_updated = group_time_text_;
     body::SetMeta(op.resource, version_id, last_updated);
     std::string envelope;
     if (body && body->usable()) {
