@@ -345,11 +345,11 @@ class SqliteStore final : public ResourceStore {
   // Stores the batch's audit record (writer thread, inside the transaction).
   Status StoreAuditRecord(PendingBatch& batch, CommitOutcome& out);
   // `prepared`: the op's index rows from PreparedRows::Extract, or null;
-  // `body`: its body from PreparedBody::Prepare, or null.
+  // `prepared_body`: its body from PreparedBody::Prepare, or null.
   StatusOr<WriteResult> ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared,
-                                const body::PreparedBody* body);
+                                const body::PreparedBody* prepared_body);
   Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
-                       const sqlite_search::PreparedRows* prepared, const body::PreparedBody* body);
+                       const sqlite_search::PreparedRows* prepared, const body::PreparedBody* prepared_body);
   StatusOr<std::vector<std::string>> FindExisting(const std::string& type, const ExistCondition& cond);
   struct Current {
     int64_t version = 0;
@@ -599,9 +599,9 @@ StatusOr<std::string> SqliteStore::OpenBody(Connection& conn, const std::string&
   if (!plain.ok()) {
     return DataLoss("a stored resource failed its integrity check; the data directory was modified outside phivault");
   }
-  auto body = body::Decode(*plain);
+  auto json = body::Decode(*plain);
   SecureWipe(plain->data(), plain->size());
-  return body;
+  return json;
 }
 
 StatusOr<std::optional<SqliteStore::Current>> SqliteStore::CurrentOf(Connection& conn, const std::string& type,
@@ -1180,7 +1180,7 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
 }
 
 StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared,
-                                           const body::PreparedBody* body) {
+                                           const body::PreparedBody* prepared_body) {
   WriteResult result;
   result.type = op.type;
   result.id = op.id;
@@ -1209,12 +1209,12 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
     case WriteOp::Kind::kCreate:
       if (cur) return Status(StatusCode::kConflict, "a resource with this id already exists");
       result.created = true;
-      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result, prepared, body));
+      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result, prepared, prepared_body));
       return result;
     case WriteOp::Kind::kPut:
       result.created = !cur || cur->deleted;
       if (cur) result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result, prepared, body));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result, prepared, prepared_body));
       return result;
     case WriteOp::Kind::kDelete:
       if (!cur || cur->deleted) {
@@ -1226,14 +1226,15 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
       // access control and audit can still tell whose record it was.
       PV_ASSIGN_OR_RETURN(op.patients, PatientsOf(*writer_, cur->seq));
       result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result, prepared, body));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result, prepared, prepared_body));
       return result;
   }
   return Internal("unknown write kind");
 }
 
 Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
-                                  const sqlite_search::PreparedRows* prepared, const body::PreparedBody* body) {
+                                  const sqlite_search::PreparedRows* prepared,
+                                  const body::PreparedBody* prepared_body) {
   const std::string owner = op.patients.empty() ? std::string() : op.patients.front();
   std::string sealed;
   if (!deleted) {
@@ -1242,8 +1243,8 @@ Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, Wr
     const std::string& last_updated = group_time_text_;
     body::SetMeta(op.resource, version_id, last_updated);
     std::string envelope;
-    if (body && body->usable()) {
-      body->Finish(version_id, last_updated, &result->json, &envelope);
+    if (prepared_body && prepared_body->usable()) {
+      prepared_body->Finish(version_id, last_updated, &result->json, &envelope);
     } else {
       result->json = boost::json::serialize(op.resource);
       PV_ASSIGN_OR_RETURN(envelope, body::Encode(result->json, options_.zstd_level));
