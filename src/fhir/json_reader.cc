@@ -130,7 +130,7 @@ class StrictHandler {
   std::string number_;  // text of the number being parsed
 };
 
-StatusOr<json::value> ParseJsonImpl(std::string_view body, const ParseLimits& limits) {
+StatusOr<json::value> ParseJsonImpl(std::string_view body, const ParseLimits& limits, json::storage_ptr sp) {
   if (body.size() > limits.max_bytes) {
     return Status(StatusCode::kTooLarge,
                   "JSON body exceeds the limit of " + std::to_string(limits.max_bytes) + " bytes");
@@ -141,7 +141,7 @@ StatusOr<json::value> ParseJsonImpl(std::string_view body, const ParseLimits& li
   opts.allow_trailing_commas = false;
   opts.allow_invalid_utf8 = false;
   json::basic_parser<StrictHandler> p(opts);
-  p.handler().st.reset();
+  p.handler().st.reset(std::move(sp));
   json::error_code ec;
   std::size_t n = p.write_some(false, body.data(), body.size(), ec);
   if (p.handler().duplicate_key) {
@@ -280,9 +280,9 @@ class Writer {
 
 }  // namespace
 
-StatusOr<boost::json::value> ParseJson(std::string_view body, const ParseLimits& limits) {
+StatusOr<boost::json::value> ParseJson(std::string_view body, const ParseLimits& limits, json::storage_ptr sp) {
   try {
-    return ParseJsonImpl(body, limits);
+    return ParseJsonImpl(body, limits, std::move(sp));
   } catch (const std::bad_alloc&) {
     return Status(StatusCode::kResourceExhausted, "out of memory while parsing JSON");
   } catch (const std::exception&) {
@@ -292,8 +292,8 @@ StatusOr<boost::json::value> ParseJson(std::string_view body, const ParseLimits&
   }
 }
 
-StatusOr<boost::json::object> ParseResource(std::string_view body, const ParseLimits& limits) {
-  PV_ASSIGN_OR_RETURN(json::value v, ParseJson(body, limits));
+StatusOr<boost::json::object> ParseResource(std::string_view body, const ParseLimits& limits, json::storage_ptr sp) {
+  PV_ASSIGN_OR_RETURN(json::value v, ParseJson(body, limits, std::move(sp)));
   json::object* obj = v.if_object();
   if (obj == nullptr) return InvalidArgument("a FHIR resource must be a JSON object");
   const json::value* rt = obj->if_contains("resourceType");

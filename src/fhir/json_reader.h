@@ -41,11 +41,15 @@ struct ParseLimits {
 // Parses any JSON value with the strict rules above (UTF-8, duplicates, depth,
 // size, single value) but without FHIR checks. Failures: kInvalidArgument for
 // malformed input, kTooLarge for size, kResourceExhausted if memory runs out.
-StatusOr<boost::json::value> ParseJson(std::string_view body, const ParseLimits& limits = {});
+// The value is allocated from `sp` (default: the heap), e.g. an arena shared
+// by many values that are freed together.
+StatusOr<boost::json::value> ParseJson(std::string_view body, const ParseLimits& limits = {},
+                                       boost::json::storage_ptr sp = {});
 
 // ParseJson, then requires a top-level object with a known `resourceType`
 // string and, if present, a string `id` satisfying IsValidId.
-StatusOr<boost::json::object> ParseResource(std::string_view body, const ParseLimits& limits = {});
+StatusOr<boost::json::object> ParseResource(std::string_view body, const ParseLimits& limits = {},
+                                            boost::json::storage_ptr sp = {});
 
 // FHIR R4 id: [A-Za-z0-9\-\.]{1,64}.
 bool IsValidId(std::string_view id);

@@ -537,19 +537,39 @@ StatusOr<sqlite3_stmt*> IndexWriter::Stmt(int slot, const char* sql) {
 namespace {
 
 // Parameters whose values the writer can change after PreparedRows::Extract:
-// it sets meta.versionId and meta.lastUpdated. Paths that walk a whole
-// subtree could reach meta too.
+// it sets meta.versionId and meta.lastUpdated (and replaces a meta that is
+// not an object, which has none of the members below either). Paths that
+// walk a whole subtree could reach meta too.
 bool ReadsWriterFields(const search::SearchParamDef& def) {
+  // The caller's own meta members, extracted with the rest.
+  static constexpr std::string_view kCallerMeta[] = {"Resource.meta.profile", "Resource.meta.security",
+                                                     "Resource.meta.source", "Resource.meta.tag"};
+  for (std::string_view m : kCallerMeta) {
+    if (def.expression == m) return false;
+  }
   return def.expression.find("meta") != std::string_view::npos ||
          def.expression.find("descendants") != std::string_view::npos ||
          def.expression.find("children") != std::string_view::npos;
+}
+
+// search::SearchParamsFor(type), built once per type: every write asks
+// twice, and building the list is a scan and an allocation.
+const std::vector<const search::SearchParamDef*>& ParamsOf(std::string_view type) {
+  static const auto* by_type = [] {
+    auto* m = new std::unordered_map<std::string_view, std::vector<const search::SearchParamDef*>>();
+    for (std::string_view t : fhir::AllResourceTypes()) m->emplace(t, search::SearchParamsFor(t));
+    return m;
+  }();
+  static const std::vector<const search::SearchParamDef*> kNone;
+  auto it = by_type->find(type);
+  return it == by_type->end() ? kNone : it->second;
 }
 
 }  // namespace
 
 PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::object& resource) {
   PreparedRows out;
-  const auto defs = search::SearchParamsFor(type);
+  const auto& defs = ParamsOf(type);
   out.by_param_.resize(defs.size());
   out.writer_time_.resize(defs.size());
   for (size_t i = 0; i < defs.size(); ++i) {
@@ -575,7 +595,7 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
   };
   int64_t row = 0;
   const int64_t type_base = TypeKeyBase(type);
-  const auto defs = search::SearchParamsFor(type);
+  const auto& defs = ParamsOf(type);
   if (prepared && prepared->by_param_.size() != defs.size()) return Internal("prepared index rows of another type");
   for (size_t i = 0; i < defs.size(); ++i) {
     const search::SearchParamDef* def = defs[i];
@@ -599,25 +619,36 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
         case ParamType::kUri: slot = 5; break;
       }
       PV_ASSIGN_OR_RETURN(sqlite3_stmt * raw, Stmt(slot, kInsert[slot]));
-      sqlite::Statement s(raw);
-      s.Bind(1, seq).Bind(2, key).Bind(9, row++);
+      // Every parameter of the slot's statement is bound on every use, and
+      // the entry outlives the step: no copies, no clearing.
+      auto text = [raw](int i, const std::string& v) {
+        sqlite3_bind_text(raw, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+      };
+      sqlite3_bind_int64(raw, 1, seq);
+      sqlite3_bind_int64(raw, 2, key);
+      sqlite3_bind_int64(raw, 9, row++);
       switch (e.type) {
-        case ParamType::kString: s.Bind(3, e.folded).Bind(4, e.value); break;
+        case ParamType::kString: text(3, e.folded), text(4, e.value); break;
         case ParamType::kToken:
-          s.Bind(3, e.system).Bind(4, e.value).Bind(5, e.text).Bind(6, e.type_system).Bind(7, e.type_code);
+          text(3, e.system), text(4, e.value), text(5, e.text), text(6, e.type_system), text(7, e.type_code);
           break;
         case ParamType::kReference:
-          s.Bind(3, e.ref_type).Bind(4, e.ref_id).Bind(5, e.url).Bind(6, e.system).Bind(7, e.code);
+          text(3, e.ref_type), text(4, e.ref_id), text(5, e.url), text(6, e.system), text(7, e.code);
           break;
-        case ParamType::kDate: s.Bind(3, e.low_ms).Bind(4, e.high_ms); break;
+        case ParamType::kDate:
+          sqlite3_bind_int64(raw, 3, e.low_ms);
+          sqlite3_bind_int64(raw, 4, e.high_ms);
+          break;
         case ParamType::kNumber:
         case ParamType::kQuantity:
           sqlite3_bind_double(raw, 3, e.number);
-          s.Bind(4, e.system).Bind(5, e.code).Bind(6, e.unit);
+          text(4, e.system), text(5, e.code), text(6, e.unit);
           break;
-        case ParamType::kUri: s.Bind(3, e.value); break;
+        case ParamType::kUri: text(3, e.value); break;
       }
-      if (int rc = s.Step(); rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "write search index");
+      int rc = sqlite3_step(raw);
+      sqlite3_reset(raw);
+      if (rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "write search index");
     }
   }
   return Status::Ok();

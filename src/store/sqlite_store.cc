@@ -2,7 +2,6 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,6 +19,7 @@
 #include "crypto/aead.h"
 #include "fhir/json_reader.h"
 #include "fhir/time.h"
+#include "store/body_codec.h"
 #include "store/encrypted_vfs.h"
 #include "store/sqlite_search.h"
 #include "store/sqlite_util.h"
@@ -29,10 +29,6 @@ namespace {
 
 constexpr const char* kVfsName = "phivault-encrypted";
 constexpr int kSchemaVersion = 1;
-
-// Body envelope: one format byte before sealing, so the format can evolve.
-constexpr char kBodyRawJson = 1;
-constexpr char kBodyZstdJson = 2;
 
 using sqlite::Statement;
 
@@ -158,38 +154,6 @@ std::string BodyAad(std::string_view type, std::string_view id, int64_t version,
   return aad;
 }
 
-struct ZstdDctxDeleter {
-  void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
-};
-struct ZstdCctxDeleter {
-  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
-};
-
-StatusOr<std::string> DecodeBody(std::string_view plain) {
-  if (plain.empty()) return DataLoss("empty resource body envelope");
-  char format = plain[0];
-  plain.remove_prefix(1);
-  if (format == kBodyRawJson) return std::string(plain);
-  if (format != kBodyZstdJson) return DataLoss("unknown resource body format");
-  unsigned long long size = ZSTD_getFrameContentSize(plain.data(), plain.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (1ull << 30)) {
-    return DataLoss("bad compressed resource body");
-  }
-  thread_local std::unique_ptr<ZSTD_DCtx, ZstdDctxDeleter> dctx(ZSTD_createDCtx());
-  std::string out(size, '\0');
-  size_t n = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), plain.data(), plain.size());
-  if (ZSTD_isError(n) || n != size) return DataLoss("bad compressed resource body");
-  return out;
-}
-
-void SetMeta(boost::json::object& resource, int64_t version, int64_t last_updated_ms) {
-  boost::json::value& meta_v = resource["meta"];
-  if (!meta_v.is_object()) meta_v = boost::json::object();
-  boost::json::object& meta = meta_v.get_object();
-  meta["versionId"] = std::to_string(version);
-  meta["lastUpdated"] = fhir::FormatInstant(last_updated_ms);
-}
-
 // Identifier system/value pairs of a resource, for the conditional-create index.
 std::vector<std::pair<std::string, std::string>> Identifiers(const boost::json::object& resource) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -305,6 +269,9 @@ struct PendingBatch {
   AuditRecordBuilder audit;
   // One per op (empty for deletes), extracted by the submitting thread.
   std::vector<sqlite_search::PreparedRows> prepared;
+  // One per op (unusable for deletes): bodies serialized and compressed by
+  // the submitting thread, leaving the writer to fill in version and time.
+  std::vector<body::PreparedBody> bodies;
 };
 
 // The audit outbox (see AuditRecordBuilder). Created on every open, not only
@@ -377,10 +344,12 @@ class SqliteStore final : public ResourceStore {
   void ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64_t>& acks);
   // Stores the batch's audit record (writer thread, inside the transaction).
   Status StoreAuditRecord(PendingBatch& batch, CommitOutcome& out);
-  // `prepared`: the op's index rows from PreparedRows::Extract, or null.
-  StatusOr<WriteResult> ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared);
+  // `prepared`: the op's index rows from PreparedRows::Extract, or null;
+  // `prepared_body`: its body from PreparedBody::Prepare, or null.
+  StatusOr<WriteResult> ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared,
+                                const body::PreparedBody* prepared_body);
   Status InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
-                       const sqlite_search::PreparedRows* prepared);
+                       const sqlite_search::PreparedRows* prepared, const body::PreparedBody* prepared_body);
   StatusOr<std::vector<std::string>> FindExisting(const std::string& type, const ExistCondition& cond);
   struct Current {
     int64_t version = 0;
@@ -440,11 +409,11 @@ class SqliteStore final : public ResourceStore {
   // Versions written by the group being applied; cached only after COMMIT.
   std::vector<std::shared_ptr<const ResourceVersion>> group_versions_;
 
-  // Writer state: only the writer thread touches writer_ and cctx_.
+  // Writer state: only the writer thread touches writer_.
   std::unique_ptr<Connection> writer_;
-  std::unique_ptr<ZSTD_CCtx, ZstdCctxDeleter> cctx_;
   std::unique_ptr<sqlite_search::IndexWriter> index_;
   int64_t group_time_ms_ = 0;
+  std::string group_time_text_;  // group_time_ms_ as meta.lastUpdated
   int64_t last_group_time_ms_ = 0;
   int64_t last_audit_record_id_ = 0;  // highest id handed out
 
@@ -512,6 +481,11 @@ Status SqliteStore::Init() {
   // lookup B-trees dirty pages all over the file, and a rarer checkpoint
   // copies each hot page once instead of once per 4 MB of writes.
   PV_RETURN_IF_ERROR(writer_->Exec("PRAGMA wal_autocheckpoint=8192;"));
+  // Every page the writer misses is read and decrypted, and search index
+  // inserts land all over the lookup B-trees.
+  const std::string writer_cache =
+      "PRAGMA cache_size=-" + std::to_string(std::max<size_t>(options_.writer_cache_bytes >> 10, 1024)) + ";";
+  PV_RETURN_IF_ERROR(writer_->Exec(writer_cache.c_str()));
   if (options_.create) {
     // Ciphertext only, but still nobody else's business; SQLite gives its
     // -wal and -shm files the database file's mode.
@@ -545,7 +519,6 @@ Status SqliteStore::Init() {
       return SqliteError(writer_->db(), rc, "read audit outbox sequence");
     }
   }
-  cctx_.reset(ZSTD_createCCtx());
   index_ = std::make_unique<sqlite_search::IndexWriter>(writer_->db());
   PV_RETURN_IF_ERROR(PrepareSearchIndex());
   reaper_thread_ = std::thread([this] { ReaperLoop(); });
@@ -626,9 +599,9 @@ StatusOr<std::string> SqliteStore::OpenBody(Connection& conn, const std::string&
   if (!plain.ok()) {
     return DataLoss("a stored resource failed its integrity check; the data directory was modified outside phivault");
   }
-  auto body = DecodeBody(*plain);
+  auto json = body::Decode(*plain);
   SecureWipe(plain->data(), plain->size());
-  return body;
+  return json;
 }
 
 StatusOr<std::optional<SqliteStore::Current>> SqliteStore::CurrentOf(Connection& conn, const std::string& type,
@@ -900,16 +873,20 @@ StatusOr<CompartmentPage> SqliteStore::Compartment(const CompartmentQuery& query
 
 void SqliteStore::Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) {
   std::vector<sqlite_search::PreparedRows> prepared(ops.size());
+  std::vector<body::PreparedBody> bodies(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].kind == WriteOp::Kind::kDelete) continue;
     // InsertVersion sets the same id; set here so `_id` rows can be prepared.
     ops[i].resource["id"] = ops[i].id;
     prepared[i] = sqlite_search::PreparedRows::Extract(ops[i].type, ops[i].resource);
+    // After Extract: this sets meta placeholders, which the index must not see.
+    bodies[i] = body::PreparedBody::Prepare(ops[i].resource, options_.zstd_level);
   }
   {
     std::lock_guard lk(queue_mu_);
     if (!closing_) {
-      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done), std::move(audit), std::move(prepared)});
+      queue_.push_back(PendingBatch{std::move(ops), atomic, std::move(done), std::move(audit), std::move(prepared),
+                                  std::move(bodies)});
       queue_cv_.notify_one();
       return;
     }
@@ -974,6 +951,7 @@ void SqliteStore::WriterLoop() {
     for (size_t i = 0; i < group.size(); ++i) {
       spent[i].ops = std::move(group[i].ops);
       spent[i].prepared = std::move(group[i].prepared);
+      spent[i].bodies = std::move(group[i].bodies);
     }
     {
       std::lock_guard lk(reap_mu_);
@@ -1005,7 +983,7 @@ void SqliteStore::ApplyOpsEachInSavepoint(PendingBatch& batch, std::vector<Statu
       continue;
     }
     GroupMark mark = Mark();
-    auto r = ApplyOp(op, &batch.prepared[i]);
+    auto r = ApplyOp(op, &batch.prepared[i], &batch.bodies[i]);
     if (!r.ok()) {
       writer_->Exec("ROLLBACK TO op").IgnoreError();
       RollBackTo(mark);
@@ -1027,7 +1005,7 @@ bool SqliteStore::ApplyOpsInBatchSavepoint(PendingBatch& batch, const GroupMark&
   for (size_t i = 0; i < batch.ops.size(); ++i) {
     GroupMark mark = Mark();
     const int64_t changes_before = sqlite3_total_changes64(writer_->db());
-    auto r = ApplyOp(batch.ops[i], &batch.prepared[i]);
+    auto r = ApplyOp(batch.ops[i], &batch.prepared[i], &batch.bodies[i]);
     if (!r.ok()) {
       RollBackTo(mark);
       if (sqlite3_total_changes64(writer_->db()) != changes_before) {
@@ -1060,6 +1038,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
   group_versions_.clear();
   // Monotonic per group: every write in a group shares one lastUpdated.
   group_time_ms_ = std::max(fhir::NowMillis(), last_group_time_ms_);
+  group_time_text_ = fhir::FormatInstant(group_time_ms_);
   auto keep_acks = [&] {
     std::lock_guard lk(queue_mu_);
     acks_.insert(acks_.end(), acks.begin(), acks.end());
@@ -1094,7 +1073,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
       Status failed;
       GroupMark mark = Mark();
       for (size_t i = 0; i < batch.ops.size(); ++i) {
-        auto r = ApplyOp(batch.ops[i], &batch.prepared[i]);
+        auto r = ApplyOp(batch.ops[i], &batch.prepared[i], &batch.bodies[i]);
         if (!r.ok() && failed.ok()) failed = r.status();
         out.results.push_back(std::move(r));
         if (!failed.ok()) break;
@@ -1200,7 +1179,8 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
   return ids;
 }
 
-StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared) {
+StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::PreparedRows* prepared,
+                                           const body::PreparedBody* prepared_body) {
   WriteResult result;
   result.type = op.type;
   result.id = op.id;
@@ -1229,12 +1209,12 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
     case WriteOp::Kind::kCreate:
       if (cur) return Status(StatusCode::kConflict, "a resource with this id already exists");
       result.created = true;
-      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result, prepared));
+      PV_RETURN_IF_ERROR(InsertVersion(op, 1, false, &result, prepared, prepared_body));
       return result;
     case WriteOp::Kind::kPut:
       result.created = !cur || cur->deleted;
       if (cur) result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result, prepared));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur ? cur->version + 1 : 1, false, &result, prepared, prepared_body));
       return result;
     case WriteOp::Kind::kDelete:
       if (!cur || cur->deleted) {
@@ -1246,32 +1226,28 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
       // access control and audit can still tell whose record it was.
       PV_ASSIGN_OR_RETURN(op.patients, PatientsOf(*writer_, cur->seq));
       result.prior_version = cur->version;
-      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result, prepared));
+      PV_RETURN_IF_ERROR(InsertVersion(op, cur->version + 1, true, &result, prepared, prepared_body));
       return result;
   }
   return Internal("unknown write kind");
 }
 
 Status SqliteStore::InsertVersion(WriteOp& op, int64_t version, bool deleted, WriteResult* result,
-                                  const sqlite_search::PreparedRows* prepared) {
+                                  const sqlite_search::PreparedRows* prepared,
+                                  const body::PreparedBody* prepared_body) {
   const std::string owner = op.patients.empty() ? std::string() : op.patients.front();
   std::string sealed;
   if (!deleted) {
     op.resource["id"] = op.id;
-    SetMeta(op.resource, version, group_time_ms_);
-    result->json = boost::json::serialize(op.resource);
+    const std::string version_id = std::to_string(version);
+    const std::string& last_updated = group_time_text_;
+    body::SetMeta(op.resource, version_id, last_updated);
     std::string envelope;
-    if (options_.zstd_level > 0 && result->json.size() > 256) {
-      envelope.resize(1 + ZSTD_compressBound(result->json.size()));
-      envelope[0] = kBodyZstdJson;
-      size_t n = ZSTD_compressCCtx(cctx_.get(), envelope.data() + 1, envelope.size() - 1, result->json.data(),
-                                   result->json.size(), options_.zstd_level);
-      if (ZSTD_isError(n)) return Internal("compressing a resource body failed");
-      envelope.resize(1 + n);
+    if (prepared_body && prepared_body->usable()) {
+      prepared_body->Finish(version_id, last_updated, &result->json, &envelope);
     } else {
-      envelope.reserve(1 + result->json.size());
-      envelope += kBodyRawJson;
-      envelope += result->json;
+      result->json = boost::json::serialize(op.resource);
+      PV_ASSIGN_OR_RETURN(envelope, body::Encode(result->json, options_.zstd_level));
     }
     PV_ASSIGN_OR_RETURN(auto key, KeyForWrite(owner));
     sealed = key->Seal(envelope, BodyAad(op.type, op.id, version, owner));

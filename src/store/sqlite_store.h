@@ -41,6 +41,9 @@ struct SqliteStoreOptions {
   // than an acknowledged write. Memory is not "at rest"; the cache never
   // touches the disk.
   size_t cache_bytes = 64u << 20;
+  // SQLite page cache of the writer connection (readers keep 8 MB each).
+  // Pages are cached decrypted, in memory only.
+  size_t writer_cache_bytes = 64u << 20;
 };
 
 // Opens (or with options.create, creates) DIR/vault.db. Fails with
