@@ -443,6 +443,9 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
           for (const search::IndexEntry& e : search::ExtractParam(*def, body->get_object())) {
             if (e.ref_type.empty() || e.ref_id.empty()) continue;
             if (!inc.target_type.empty() && e.ref_type != inc.target_type) continue;
+            // A page's matches often share a target (the same practitioner
+            // on every encounter): read and decrypt it once.
+            if (seen.count(e.ref_type + "/" + e.ref_id)) continue;
             auto v = store_->Read(e.ref_type, e.ref_id);
             if (v.ok()) add(std::move(*v));
           }
