@@ -1,11 +1,14 @@
 #include "fhir/summary.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iterator>
 #include <tuple>
 
 #include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
+
+#include "common/log.h"
 
 namespace phivault::fhir {
 namespace {
@@ -28,15 +31,23 @@ constexpr int kModifier = 4;
 // recursion should a caller pass something deeper.
 constexpr int kMaxDepth = 64;
 
-constexpr bool Sorted() {
+// Checked once at run time: at 4,000+ rows a static_assert exceeds clang's
+// constexpr step limit. Binary search on an unsorted table would silently
+// drop elements, so an unsorted (hand-edited) table is fatal.
+bool Sorted() {
   for (size_t i = 1; i < std::size(kRows); ++i) {
     if (std::tie(kRows[i - 1].context, kRows[i - 1].name) >= std::tie(kRows[i].context, kRows[i].name)) return false;
   }
   return true;
 }
-static_assert(Sorted(), "summary_elements.inc must be sorted by (context, name)");
 
 const Row* Find(std::string_view context, std::string_view name) {
+  static const bool sorted = Sorted();
+  if (!sorted) {
+    log::Error("summary_table_unsorted", {{"file", "src/fhir/generated/summary_elements.inc"},
+                                          {"action", "regenerate it with tools/gen_summary_table.py"}});
+    std::abort();
+  }
   auto it = std::lower_bound(std::begin(kRows), std::end(kRows), std::pair{context, name},
                              [](const Row& r, const std::pair<std::string_view, std::string_view>& k) {
                                return std::tie(r.context, r.name) < std::tie(k.first, k.second);
