@@ -165,12 +165,18 @@ Picks ReadPicks(const std::string& path) {
 }
 
 // Bytes of the search index: every page of the sx_* tables and their
-// indexes, from dbstat. REQUIRES: the store that registered the encrypting
-// VFS is open in this process.
+// indexes, from dbstat (page bytes, of which payload bytes; the rest is page
+// headers, cell pointers and free space), and the rows of each table: the
+// cells of all its pages, as the sx_* tables are WITHOUT ROWID (index
+// B-trees, whose interior cells are entries too). REQUIRES: the store that registered the encrypting VFS
+// is open in this process.
 struct IndexSize {
-  int64_t bytes = 0;
-  int64_t pages = 0;
-  std::vector<std::pair<std::string, int64_t>> by_table;
+  struct Btree {
+    std::string name;
+    int64_t bytes = 0, payload = 0, entries = 0;
+  };
+  int64_t bytes = 0, payload = 0, rows = 0;
+  std::vector<Btree> btrees;
   int64_t current_versions_by_seq = 0;  // the seq -> id index search also uses
 };
 
@@ -182,21 +188,31 @@ IndexSize MeasureIndex(const std::string& db_path) {
   Check(store::PrepareEncryptedDatabase(db), "prepare");
   IndexSize out;
   sqlite3_stmt* st = nullptr;
-  const char* sql = "SELECT name, SUM(pgsize), COUNT(*) FROM dbstat WHERE name LIKE 'sx\\_%' ESCAPE '\\' "
-                    "OR name = 'current_versions_by_seq' GROUP BY name ORDER BY name";
+  const char* sql =
+      "SELECT name, SUM(pgsize), SUM(payload), SUM(ncell) FROM dbstat "
+      "WHERE name LIKE 'sx\\_%' ESCAPE '\\' OR name = 'current_versions_by_seq' GROUP BY name ORDER BY name";
   if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) {
     Die(std::string("dbstat is not available in this SQLite: ") + sqlite3_errmsg(db));
   }
   while (sqlite3_step(st) == SQLITE_ROW) {
-    std::string name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    int64_t bytes = sqlite3_column_int64(st, 1);
-    if (name == "current_versions_by_seq") {
-      out.current_versions_by_seq = bytes;
+    IndexSize::Btree b;
+    b.name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    b.bytes = sqlite3_column_int64(st, 1);
+    b.payload = sqlite3_column_int64(st, 2);
+    b.entries = sqlite3_column_int64(st, 3);
+    if (b.name == "current_versions_by_seq") {
+      out.current_versions_by_seq = b.bytes;
       continue;
     }
-    out.bytes += bytes;
-    out.pages += sqlite3_column_int64(st, 2);
-    out.by_table.emplace_back(name, bytes);
+    out.bytes += b.bytes;
+    out.payload += b.payload;
+    // A table's rows are its own B-tree's cells; its lookup index holds the
+    // same rows again.
+    if (b.name.find("_lookup") == std::string::npos && b.name.find("_low") == std::string::npos &&
+        b.name.find("_high") == std::string::npos) {
+      out.rows += b.entries;
+    }
+    out.btrees.push_back(std::move(b));
   }
   sqlite3_finalize(st);
   sqlite3_close_v2(db);
@@ -259,14 +275,16 @@ int Main(int argc, char** argv) {
               picks.encounters_with_participant.size());
 
   IndexSize index = MeasureIndex(cfg.data_dir + "/vault.db");
-  std::printf("search index (dbstat, sx_* tables and their indexes): %.1f MB in %lld pages = %.0f bytes/resource; "
-              "current_versions_by_seq %.1f MB more\n",
-              static_cast<double>(index.bytes) / 1e6, static_cast<long long>(index.pages),
-              static_cast<double>(index.bytes) / static_cast<double>(resources),
+  const double per = 1.0 / static_cast<double>(resources);
+  std::printf("search index (dbstat, sx_* tables and their indexes): %.1f MB = %.0f bytes/resource in pages, "
+              "%.0f bytes/resource of payload; %.1f index rows/resource; current_versions_by_seq %.1f MB more\n",
+              static_cast<double>(index.bytes) / 1e6, static_cast<double>(index.bytes) * per,
+              static_cast<double>(index.payload) * per, static_cast<double>(index.rows) * per,
               static_cast<double>(index.current_versions_by_seq) / 1e6);
-  for (const auto& [name, bytes] : index.by_table) {
-    std::printf("  %-24s %8.1f MB %6.0f bytes/resource\n", name.c_str(), static_cast<double>(bytes) / 1e6,
-                static_cast<double>(bytes) / static_cast<double>(resources));
+  for (const auto& b : index.btrees) {
+    std::printf("  %-18s %8.1f MB %6.0f bytes/resource (payload %5.0f) %10lld entries\n", b.name.c_str(),
+                static_cast<double>(b.bytes) / 1e6, static_cast<double>(b.bytes) * per,
+                static_cast<double>(b.payload) * per, static_cast<long long>(b.entries));
   }
   auto stats = vault->store()->Stats();
   std::printf("vault.db and WAL: %.1f MB = %.0f bytes/resource\n", static_cast<double>(stats.file_bytes) / 1e6,
@@ -378,9 +396,10 @@ int Main(int argc, char** argv) {
                 Pct(q.t.ms, 0.99), k, static_cast<double>(q.t.matches) / n);
   }
   std::printf("RESULT patients %zu\nRESULT resources %lld\nRESULT index_bytes_per_resource %.0f\n"
+              "RESULT index_payload_per_resource %.0f\nRESULT index_rows_per_resource %.1f\n"
               "RESULT load_resources_per_s %.0f\n",
-              picks.patients.size(), static_cast<long long>(resources),
-              static_cast<double>(index.bytes) / static_cast<double>(resources),
+              picks.patients.size(), static_cast<long long>(resources), static_cast<double>(index.bytes) * per,
+              static_cast<double>(index.payload) * per, static_cast<double>(index.rows) * per,
               load_s > 0 ? static_cast<double>(resources) / load_s : 0.0);
   service.reset();
   access.reset();
