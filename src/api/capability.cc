@@ -99,7 +99,7 @@ std::string BuildCapabilityStatement(const std::string& base_url) {
            {"documentation",
             "Search: every R4 parameter of type string, token, reference, date, number, quantity and uri "
             "(composite and special parameters, _text, _content, _list, _query and _filter are not supported). "
-            "Results: _sort (several keys, -desc), _count, _summary=count|data|false, _elements, "
+            "Results: _sort (several keys, -desc), _count, _summary=true|text|data|count|false, _elements, "
             "_total=none|estimate|accurate, _include and _revinclude (with :iterate), next/previous paging. "
             "Every match and included resource is authorized; Bundle.total counts only what the caller may see. "
             "Unknown parameters are an error unless Prefer: handling=lenient. "

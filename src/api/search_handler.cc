@@ -11,6 +11,7 @@
 #include "auth/base64url.h"
 #include "crypto/keyring.h"
 #include "fhir/json_reader.h"
+#include "fhir/summary.h"
 #include "search/index_values.h"
 #include "search/query.h"
 #include "search/search_params.h"
@@ -28,19 +29,9 @@ constexpr std::string_view kCursorAad = "phivault/search-cursor/v1";
 constexpr std::string_view kSubsettedTag =
     R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"})";
 
-// _elements: keeps resourceType, id, meta and the named top-level elements,
-// and marks the resource SUBSETTED (R4 3.1.1.5.9).
-std::string ApplyElements(const std::string& json, const std::vector<std::string>& elements) {
-  auto parsed = fhir::ParseJson(json);
-  if (!parsed.ok() || !parsed->is_object()) return json;
-  boost::json::object& o = parsed->get_object();
-  boost::json::object out;
-  for (auto& [k, v] : o) {
-    if (k == "resourceType" || k == "id" || k == "meta" ||
-        std::find(elements.begin(), elements.end(), std::string_view(k)) != elements.end()) {
-      out[k] = v;
-    }
-  }
+// Marks a subset (_elements, _summary=true|text|data) with the SUBSETTED
+// tag (R4 3.1.1.5.8-9) so that no client takes it for the whole resource.
+std::string MarkSubsetted(boost::json::object out) {
   boost::json::value& meta = out["meta"];
   if (!meta.is_object()) meta = boost::json::object();
   boost::json::value& tags = meta.get_object()["tag"];
@@ -49,17 +40,36 @@ std::string ApplyElements(const std::string& json, const std::vector<std::string
   return boost::json::serialize(out);
 }
 
-// _summary=data: everything but the narrative.
-std::string WithoutText(const std::string& json) {
+// _elements (takes precedence over _summary, as before): resourceType, id,
+// meta and the named top-level elements. _summary=true|text: the R4 summary
+// table (fhir/summary.h). _summary=data: everything but the narrative.
+std::string ApplySubset(const std::string& json, const search::SearchRequest& sr) {
   auto parsed = fhir::ParseJson(json);
   if (!parsed.ok() || !parsed->is_object()) return json;
-  parsed->get_object().erase("text");
-  boost::json::value& meta = parsed->get_object()["meta"];
-  if (!meta.is_object()) meta = boost::json::object();
-  boost::json::value& tags = meta.get_object()["tag"];
-  if (!tags.is_array()) tags = boost::json::array();
-  tags.get_array().push_back(boost::json::parse(kSubsettedTag));
-  return boost::json::serialize(*parsed);
+  boost::json::object& o = parsed->get_object();
+  if (!sr.elements.empty()) {
+    boost::json::object out;
+    for (auto& [k, v] : o) {
+      if (k == "resourceType" || k == "id" || k == "meta" ||
+          std::find(sr.elements.begin(), sr.elements.end(), std::string_view(k)) != sr.elements.end()) {
+        out[k] = v;
+      }
+    }
+    return MarkSubsetted(std::move(out));
+  }
+  switch (sr.summary) {
+    case search::SummaryMode::kTrue: return MarkSubsetted(fhir::Summarize(o, fhir::SummaryView::kTrue));
+    case search::SummaryMode::kText: return MarkSubsetted(fhir::Summarize(o, fhir::SummaryView::kText));
+    case search::SummaryMode::kData:
+      o.erase("text");
+      return MarkSubsetted(std::move(o));
+    default: return json;
+  }
+}
+
+bool Subsets(const search::SearchRequest& sr) {
+  return !sr.elements.empty() || sr.summary == search::SummaryMode::kTrue ||
+         sr.summary == search::SummaryMode::kText || sr.summary == search::SummaryMode::kData;
 }
 
 }  // namespace
@@ -433,6 +443,9 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
           for (const search::IndexEntry& e : search::ExtractParam(*def, body->get_object())) {
             if (e.ref_type.empty() || e.ref_id.empty()) continue;
             if (!inc.target_type.empty() && e.ref_type != inc.target_type) continue;
+            // A page's matches often share a target (the same practitioner
+            // on every encounter): read and decrypt it once.
+            if (seen.count(e.ref_type + "/" + e.ref_id)) continue;
             auto v = store_->Read(e.ref_type, e.ref_id);
             if (v.ok()) add(std::move(*v));
           }
@@ -484,12 +497,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   body += "]";
   auto render = [&](const store::ResourceVersion& v, std::string_view mode) {
     if (entry) AddResource(*entry, v);
-    std::string json = v.json;
-    if (!sr.elements.empty()) {
-      json = ApplyElements(json, sr.elements);
-    } else if (sr.summary == search::SummaryMode::kData) {
-      json = WithoutText(json);
-    }
+    std::string json = Subsets(sr) ? ApplySubset(v.json, sr) : v.json;
     std::string e = R"({"fullUrl":)" + JsonString(options_.base_url + "/fhir/" + v.type + "/" + v.id);
     e += R"(,"resource":)" + json;
     e += R"(,"search":{"mode":")" + std::string(mode) + R"("}})";

@@ -175,6 +175,62 @@ TEST_F(SearchApiTest, SearchsetBundleWithMatchesTotalAndSelfLink) {
   EXPECT_NE(json::serialize(res.at("meta")).find("SUBSETTED"), std::string::npos);
 }
 
+// _summary=true|text against the R4 flags (profiles-resources.json 4.0.1):
+// Patient.name, .gender, .birthDate are isSummary; .text, .photo, .contact,
+// .maritalStatus are not; Observation.status and .code are mandatory;
+// Observation.subject and .valueQuantity are isSummary, .referenceRange and
+// .note are not.
+TEST_F(SearchApiTest, SummaryTrueAndTextFollowTheR4Definitions) {
+  Put("/fhir/Patient/p1",
+      R"({"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">A</div>"},)"
+      R"("name":[{"family":"Smith","given":["Ann"]}],"gender":"female","birthDate":"1980-05-17",)"
+      R"("maritalStatus":{"text":"M"},"photo":[{"contentType":"image/png","data":"AAAA"}],)"
+      R"("contact":[{"name":{"family":"Roe"}}]})");
+  Put("/fhir/Observation/o1",
+      R"({"resourceType":"Observation","status":"final","text":{"status":"generated",)"
+      R"("div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">72</div>"},)"
+      R"("code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"Patient/p1"},)"
+      R"("valueQuantity":{"value":72,"unit":"/min"},"note":[{"text":"after a run"}],)"
+      R"("referenceRange":[{"low":{"value":60}}]})");
+  auto one = [&](const std::string& url) {
+    auto r = Call("GET", url, system_);
+    EXPECT_EQ(r.status, 200) << r.body;
+    json::object b = r.Json();
+    const json::object& res = b.at("entry").as_array()[0].as_object().at("resource").as_object();
+    EXPECT_NE(json::serialize(res.at("meta")).find("SUBSETTED"), std::string::npos) << url;
+    EXPECT_EQ(res.at("meta").as_object().at("versionId"), "1") << url << ": the stored meta is kept";
+    std::set<std::string> keys;
+    for (const auto& [k, v] : res) keys.insert(k);
+    return keys;
+  };
+  using Keys = std::set<std::string>;
+  EXPECT_EQ(one("/fhir/Patient?_id=p1&_summary=true"),
+            (Keys{"resourceType", "id", "meta", "name", "gender", "birthDate"}));
+  EXPECT_EQ(one("/fhir/Patient?_id=p1&_summary=text"), (Keys{"resourceType", "id", "meta", "text"}));
+  EXPECT_EQ(one("/fhir/Observation?_id=o1&_summary=true"),
+            (Keys{"resourceType", "id", "meta", "status", "code", "subject", "valueQuantity"}));
+  EXPECT_EQ(one("/fhir/Observation?_id=o1&_summary=text"), (Keys{"resourceType", "id", "meta", "text", "status", "code"}));
+  // _summary=data keeps all but the narrative, as before.
+  EXPECT_EQ(one("/fhir/Observation?_id=o1&_summary=data"),
+            (Keys{"resourceType", "id", "meta", "status", "code", "subject", "valueQuantity", "note", "referenceRange"}));
+
+  // Included resources are summarized too, and the summary values are the
+  // stored ones.
+  auto inc = Call("GET", "/fhir/Observation?_id=o1&_summary=true&_include=Observation:subject", system_).Json();
+  ASSERT_EQ(Ids(inc, "include"), (std::vector<std::string>{"Patient/p1"}));
+  for (const auto& e : inc.at("entry").as_array()) {
+    const auto& res = e.as_object().at("resource").as_object();
+    if (res.at("resourceType") != "Patient") continue;
+    EXPECT_FALSE(res.contains("photo"));
+    EXPECT_FALSE(res.contains("text"));
+    EXPECT_EQ(res.at("name"), json::parse(R"([{"family":"Smith","given":["Ann"]}])"));
+  }
+
+  // A conditional delete takes search conditions only.
+  EXPECT_EQ(Call("DELETE", "/fhir/Patient?_id=p1&_summary=true", system_).status, 400);
+  EXPECT_EQ(Call("GET", "/fhir/Patient?_id=p1&_summary=bogus", system_).status, 400);
+}
+
 TEST_F(SearchApiTest, UnknownParametersAreErrorsUnlessLenient) {
   Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}]})");
   auto strict = Call("GET", "/fhir/Patient?family=smi&secret-param=SensitiveValue42", system_);
@@ -185,7 +241,7 @@ TEST_F(SearchApiTest, UnknownParametersAreErrorsUnlessLenient) {
   EXPECT_EQ(bad_value.status, 400);
   EXPECT_EQ(bad_value.body.find("SensitiveValue42"), std::string::npos);
 
-  auto lenient = Call("GET", "/fhir/Patient?family=smi&secret-param=x&_summary=true", system_, "",
+  auto lenient = Call("GET", "/fhir/Patient?family=smi&secret-param=x&_content=x", system_, "",
                       {{"prefer", "handling=lenient"}});
   ASSERT_EQ(lenient.status, 200) << lenient.body;
   auto b = lenient.Json();

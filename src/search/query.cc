@@ -419,10 +419,9 @@ Status Parser::ParseParam(const std::string& key, const std::string& value, Sear
     return Status::Ok();
   }
   if (key == "_summary") {
-    // true and text need the R4 isSummary / mandatory element tables, which
-    // are not compiled in: refused rather than answered approximately.
-    if (value == "true" || value == "text") return Bad("unsupported _summary mode", key);
     if (value == "false") req.summary = SummaryMode::kFalse;
+    else if (value == "true") req.summary = SummaryMode::kTrue;
+    else if (value == "text") req.summary = SummaryMode::kText;
     else if (value == "data") req.summary = SummaryMode::kData;
     else if (value == "count") req.summary = SummaryMode::kCount;
     else return Bad("malformed value", key);

@@ -46,9 +46,9 @@ struct IncludeSpec {
   bool iterate = false;     // :iterate
 };
 
-// _summary=true and =text are refused (InvalidArgument): they need the R4
-// isSummary and mandatory-element tables, which are not compiled in.
-enum class SummaryMode { kFalse, kData, kCount };
+// _summary: kTrue and kText are applied by fhir::Summarize (the R4 isSummary
+// and mandatory-element table), kData drops the narrative.
+enum class SummaryMode { kFalse, kTrue, kText, kData, kCount };
 enum class TotalMode { kNone, kEstimate, kAccurate };
 
 struct SearchRequest {
