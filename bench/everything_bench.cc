@@ -95,14 +95,7 @@ struct EverythingFixture {
     std::string target = "/fhir/Patient/" + patient + "/$everything?_count=1000";
     int64_t n = 0;
     while (!target.empty()) {
-      http::HttpRequest req;
-      req.method = "GET";
-      req.target = target;
-      auto q = target.find('?');
-      req.path = target.substr(0, q);
-      req.query = target.substr(q + 1);
-      req.headers.emplace_back("authorization", "Bearer " + token);
-      auto r = http::testing::CallHandler(*service, std::move(req));
+      auto r = http::testing::CallHandler(*service, http::testing::MakeRequest("GET", target, token));
       if (r.status != 200) return -1;
       // Counted and followed by text search: parsing the Bundle here would
       // time the client, not the server.

@@ -49,13 +49,8 @@ std::string Observation(int patient, int n) {
 }
 
 http::HttpRequest Get(const std::string& target, const std::string& token) {
-  http::HttpRequest r;
-  r.method = "GET";
-  r.target = target;
-  auto q = target.find('?');
-  r.path = target.substr(0, q);
-  r.query = q == std::string::npos ? "" : target.substr(q + 1);
-  r.headers = {{"authorization", "Bearer " + token}, {"prefer", "respond-async"}};
+  http::HttpRequest r = http::testing::MakeRequest("GET", target, token);
+  r.headers.emplace_back("prefer", "respond-async");
   return r;
 }
 

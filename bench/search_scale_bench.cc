@@ -306,13 +306,7 @@ int Main(int argc, char** argv) {
   auto service = std::make_unique<api::FhirService>(vault->store(), access.get(), &unaudited, so);
 
   auto call = [&](const std::string& target, Timing& t) {
-    http::HttpRequest req;
-    req.method = "GET";
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = target.substr(q + 1);
-    req.headers.emplace_back("authorization", "Bearer " + token);
+    http::HttpRequest req = http::testing::MakeRequest("GET", target, token);
     auto start = Clock::now();
     auto r = http::testing::CallHandler(*service, std::move(req));
     t.ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());

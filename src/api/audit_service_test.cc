@@ -64,16 +64,10 @@ class AuditServiceTest : public ::testing::Test {
   }
   static Reply GetWith(AuditService& service, const std::string& target, const std::string& token,
                        std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::HttpRequest req;
-    req.method = "GET";
     // Links are absolute; the server sees only the path and query.
     std::string t = target;
     if (t.starts_with("https://vault.test")) t = t.substr(18);
-    req.target = t;
-    auto q = t.find('?');
-    req.path = t.substr(0, q);
-    req.query = q == std::string::npos ? "" : t.substr(q + 1);
-    if (!token.empty()) req.headers.emplace_back("authorization", "Bearer " + token);
+    http::HttpRequest req = http::testing::MakeRequest("GET", std::move(t), token);
     for (auto& h : headers) req.headers.push_back(std::move(h));
     req.remote_address = "127.0.0.1:1234";
     return http::testing::CallHandler(service, std::move(req));

@@ -65,15 +65,9 @@ class SearchApiTest : public ::testing::Test {
 
   http::testing::Reply Call(const std::string& method, const std::string& target, const std::string& token,
                             std::string body = "", Headers headers = {}) {
-    http::HttpRequest req;
-    req.method = method;
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    http::HttpRequest req = http::testing::MakeRequest(method, target, token);
     req.body = std::move(body);
     if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
-    req.headers.emplace_back("authorization", "Bearer " + token);
     for (auto& h : headers) {
       std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
       req.headers.push_back(h);

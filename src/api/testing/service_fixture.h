@@ -54,15 +54,9 @@ class FhirServiceTest : public ::testing::Test {
 
   Reply Call(std::string method, std::string target, std::string body = "",
              std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::HttpRequest req;
-    req.method = std::move(method);
-    req.target = target;
-    auto q = target.find('?');
-    req.path = target.substr(0, q);
-    req.query = q == std::string::npos ? "" : target.substr(q + 1);
+    http::HttpRequest req = http::testing::MakeRequest(std::move(method), std::move(target), system_token_);
     req.body = std::move(body);
     if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
-    req.headers.emplace_back("authorization", "Bearer " + system_token_);
     for (auto& h : headers) {
       std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
       req.headers.push_back(h);

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/json.hpp>
 
@@ -34,6 +35,19 @@ struct Reply {
     return !ec && v.is_object() ? v.as_object() : boost::json::object();
   }
 };
+
+// A request for `target` (path and optional query, as on the request line),
+// with "authorization: Bearer <bearer>" unless `bearer` is empty.
+inline HttpRequest MakeRequest(std::string method, std::string target, std::string_view bearer = {}) {
+  HttpRequest req;
+  req.method = std::move(method);
+  const size_t q = target.find('?');
+  req.path = target.substr(0, q);
+  req.query = q == std::string::npos ? "" : target.substr(q + 1);
+  req.target = std::move(target);
+  if (!bearer.empty()) req.headers.emplace_back("authorization", "Bearer " + std::string(bearer));
+  return req;
+}
 
 inline Reply CallHandler(Handler& handler, HttpRequest request) {
   std::mutex mu;
