@@ -386,7 +386,8 @@ TEST_F(SearchConformanceTest, MissingIndexIsRebuiltOnOpen) {
   store_.reset();
   {
     sqlite3* db = nullptr;  // the encrypting VFS is registered by the store
-    ASSERT_EQ(sqlite3_open_v2((data_ + "/vault.db").c_str(), &db, SQLITE_OPEN_READWRITE, "phivault-encrypted"),
+    ASSERT_EQ(sqlite3_open_v2((data_ + "/vault.db").c_str(), &db, SQLITE_OPEN_READWRITE,
+                              store::VaultVfsName(keyring_->vault_id()).c_str()),
               SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
                            "DELETE FROM vault_meta WHERE key = 'search_index'; DROP TABLE sx_string; "

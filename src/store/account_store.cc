@@ -13,12 +13,11 @@
 #include "common/log.h"
 #include "crypto/aead.h"
 #include "store/encrypted_vfs.h"
+#include "store/sqlite_store.h"
 
 namespace phivault::store {
 namespace {
 
-// The same VFS name as the vault database: one registration serves both files.
-constexpr const char* kVfsName = "phivault-encrypted";
 constexpr int kSchemaVersion = 1;
 constexpr std::string_view kTotpSealInfo = "phivault/totp-seal/v1";
 constexpr std::string_view kTotpAadPrefix = "phivault/totp/v1";
@@ -672,7 +671,10 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
                                                          const AccountStoreOptions& options) {
   auto page_aead = crypto::Aead::New(keyring.Key(crypto::KeyPurpose::kStorage));
   if (!page_aead.ok()) return page_aead.status();
-  PV_RETURN_IF_ERROR(RegisterEncryptedVfs(kVfsName, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
+  // The same VFS as the vault database (VaultVfsName): one registration
+  // serves both files.
+  const std::string vfs_name = VaultVfsName(keyring.vault_id());
+  PV_RETURN_IF_ERROR(RegisterEncryptedVfs(vfs_name, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
   SecureBytes seal_key = crypto::DeriveKey(keyring.Key(crypto::KeyPurpose::kTokenSign), kTotpSealInfo);
   PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> totp_aead, crypto::Aead::New(seal_key));
 
@@ -681,7 +683,7 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
   const bool existed = ::stat(path.c_str(), &st) == 0;
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, kVfsName);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs_name.c_str());
   if (rc != SQLITE_OK) {
     // Extended codes are not on yet: ask for the extended one so a page that
     // fails authentication (SQLITE_IOERR_DATA) is reported as DataLoss.

@@ -3,7 +3,7 @@
 // file DIR/accounts.db beside the vault database.
 //
 // The file is opened through the same encrypting SQLite VFS as the vault
-// ("phivault-encrypted", storage key; see encrypted_vfs.h), so every page and
+// (VaultVfsName, storage key; see encrypted_vfs.h), so every page and
 // WAL frame is AES-256-GCM sealed at rest: user names, roles and hashes are
 // never readable on disk. It lives in a separate file (not in vault.db)
 // because account changes come from admin commands and logins, not from the

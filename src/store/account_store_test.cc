@@ -11,6 +11,7 @@
 #include "auth/totp.h"
 #include "common/testing/temp_dir.h"
 #include "crypto/keyring.h"
+#include "store/sqlite_store.h"
 
 namespace phivault::store {
 namespace {
@@ -342,7 +343,8 @@ TEST_F(AccountStoreTest, TotpSecretMovedToAnotherRowFailsToOpen) {
   // Re-open the raw database through the encrypting VFS (already registered
   // with this vault's key by OpenAccountStore) and copy the sealed secret.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((data_ + "/accounts.db").c_str(), &db, SQLITE_OPEN_READWRITE, "phivault-encrypted"),
+  ASSERT_EQ(sqlite3_open_v2((data_ + "/accounts.db").c_str(), &db, SQLITE_OPEN_READWRITE,
+                            VaultVfsName(keyring_->vault_id()).c_str()),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "UPDATE users SET totp_secret_sealed = (SELECT totp_secret_sealed FROM users WHERE "

@@ -27,7 +27,6 @@
 namespace phivault::store {
 namespace {
 
-constexpr const char* kVfsName = "phivault-encrypted";
 constexpr int kSchemaVersion = 1;
 
 using sqlite::Statement;
@@ -433,6 +432,7 @@ class SqliteStore final : public ResourceStore {
   std::vector<std::vector<PendingBatch>> reap_;
   bool reap_stop_ = false;
   std::thread reaper_thread_;
+  std::string vfs_name_;
   std::once_flag close_once_;
 };
 
@@ -440,7 +440,7 @@ StatusOr<std::unique_ptr<Connection>> SqliteStore::OpenConnection(bool create) {
   sqlite3* db = nullptr;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
   if (create) flags |= SQLITE_OPEN_CREATE;
-  int rc = sqlite3_open_v2(db_path_.c_str(), &db, flags, kVfsName);
+  int rc = sqlite3_open_v2(db_path_.c_str(), &db, flags, vfs_name_.c_str());
   if (rc != SQLITE_OK) {
     Status s = SqliteError(db, rc, "open " + std::string(kDatabaseFileName));
     sqlite3_close_v2(db);
@@ -466,7 +466,8 @@ Status SqliteStore::Init() {
   db_path_ = options_.data_dir + "/" + kDatabaseFileName;
   auto page_aead = crypto::Aead::New(keyring_->Key(crypto::KeyPurpose::kStorage));
   if (!page_aead.ok()) return page_aead.status();
-  PV_RETURN_IF_ERROR(RegisterEncryptedVfs(kVfsName, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
+  vfs_name_ = VaultVfsName(keyring_->vault_id());
+  PV_RETURN_IF_ERROR(RegisterEncryptedVfs(vfs_name_, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
   auto shared = crypto::Aead::New(keyring_->Key(crypto::KeyPurpose::kSharedData));
   if (!shared.ok()) return shared.status();
   shared_key_ = std::move(*shared);

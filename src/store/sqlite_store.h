@@ -55,6 +55,12 @@ StatusOr<std::unique_ptr<ResourceStore>> OpenSqliteStore(const SqliteStoreOption
 // The database file name inside the data directory.
 inline constexpr const char* kDatabaseFileName = "vault.db";
 
+// The encrypting VFS (encrypted_vfs.h) through which a vault's database
+// files are opened, registered with its storage key by whatever opens them.
+// One name per vault, so that vaults open side by side in one process (as in
+// tests) never open a file under another vault's key.
+inline std::string VaultVfsName(const std::string& vault_id) { return "phivault-encrypted-" + vault_id; }
+
 }  // namespace phivault::store
 
 #endif  // PHIVAULT_STORE_SQLITE_STORE_H_

@@ -506,7 +506,8 @@ TEST_F(StoreTest, SealedBodyMovedToAnotherRecordFailsToOpen) {
   // key) swaps sealed bodies between records. Both shared-key and per-patient
   // bodies must refuse to open in their new place.
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((data_ + "/" + kDatabaseFileName).c_str(), &db, SQLITE_OPEN_READWRITE, "phivault-encrypted"),
+  ASSERT_EQ(sqlite3_open_v2((data_ + "/" + kDatabaseFileName).c_str(), &db, SQLITE_OPEN_READWRITE,
+                            VaultVfsName(keyring_->vault_id()).c_str()),
             SQLITE_OK);
   const char* sql =
       "DROP TRIGGER resource_versions_no_update;"
@@ -526,7 +527,8 @@ TEST_F(StoreTest, VersionsTableRefusesUpdateAndDelete) {
   store_->Close();
   store_.reset();
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2((data_ + "/" + kDatabaseFileName).c_str(), &db, SQLITE_OPEN_READWRITE, "phivault-encrypted"),
+  ASSERT_EQ(sqlite3_open_v2((data_ + "/" + kDatabaseFileName).c_str(), &db, SQLITE_OPEN_READWRITE,
+                            VaultVfsName(keyring_->vault_id()).c_str()),
             SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, "UPDATE resource_versions SET deleted = 1", nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_NE(sqlite3_exec(db, "DELETE FROM resource_versions", nullptr, nullptr, nullptr), SQLITE_OK);
