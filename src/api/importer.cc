@@ -167,6 +167,9 @@ StatusOr<store::WriteOp> PutOp(boost::json::object resource) {
 class Importer {
  public:
   Importer(store::ResourceStore* store, const ImportOptions& options) : store_(store), options_(options), state_(options) {}
+  // Batches still at the writer call back into state_: an import that stops
+  // early (an unreadable file, a storage failure) waits for them first.
+  ~Importer() { state_.Drain(); }
 
   Status Run(const std::vector<std::string>& files) {
     for (size_t f = 0; f < files.size(); ++f) {
@@ -335,6 +338,11 @@ class Importer {
 
 }  // namespace
 
+bool BulkLoadPays(uint64_t input_bytes, uint64_t store_bytes) {
+  constexpr uint64_t kMinInput = 8u << 20;
+  return input_bytes >= kMinInput && input_bytes >= store_bytes / 4;
+}
+
 StatusOr<ImportSummary> ImportResources(store::ResourceStore* store, std::vector<boost::json::object> resources,
                                         const ImportOptions& options) {
   Importer importer(store, options);
@@ -345,10 +353,20 @@ StatusOr<ImportSummary> ImportResources(store::ResourceStore* store, std::vector
 StatusOr<ImportSummary> ImportFiles(store::ResourceStore* store, const std::vector<std::string>& files,
                                     const ImportOptions& options) {
   auto start = std::chrono::steady_clock::now();
-  Importer importer(store, options);
-  Status s = importer.Run(files);
+  if (options.bulk_load) PV_RETURN_IF_ERROR(store->BeginBulkLoad());
+  ImportSummary summary;
+  Status s;
+  {
+    Importer importer(store, options);
+    s = importer.Run(files);
+    summary = importer.Summary();
+  }  // every batch is back from the writer
+  if (options.bulk_load) {
+    // Also after a failure: the vault stays fully indexed for what it holds.
+    Status end = store->EndBulkLoad();
+    if (s.ok()) s = end;
+  }
   if (!s.ok()) return s;
-  ImportSummary summary = importer.Summary();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

@@ -32,6 +32,11 @@ struct ImportOptions {
   size_t batch_size = 1000;    // resources per group commit
   int max_in_flight = 4;       // batches queued at the writer at most
   size_t max_reasons = 50;     // rejection reasons kept for the summary
+  // ImportFiles only: load through the store's bulk path
+  // (ResourceStore::BeginBulkLoad); the search lookups are built once at the
+  // end, which the summary's time includes. For a large load into a vault
+  // that is not serving; see BulkLoadPays.
+  bool bulk_load = false;
   // Each batch of writes is audited (one entry per batch, kept with the
   // writes in their transaction, as for API writes). Null only in tests.
   RequestAuditor* auditor = nullptr;
@@ -45,6 +50,13 @@ struct ImportSummary {
   std::vector<std::string> reasons;  // "file:line: reason", at most max_reasons
   double seconds = 0;
 };
+
+// Whether loading `input_bytes` of FHIR JSON into a store whose files hold
+// `store_bytes` is cheaper through the bulk path. Building the lookups at the
+// end costs in proportion to everything stored; inserting into them costs
+// more per row once their B-trees outgrow memory. So: a load of some size
+// (8 MB or more) that is at least a quarter of the store's size.
+bool BulkLoadPays(uint64_t input_bytes, uint64_t store_bytes);
 
 // Fails only when a file cannot be read or the store fails as a whole;
 // bad records are rejected and counted.

@@ -1,6 +1,7 @@
 #include "api/importer.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <string>
@@ -10,6 +11,8 @@
 
 #include "api/testing/test_vault.h"
 #include "common/testing/temp_dir.h"
+#include "search/query.h"
+#include "store/sqlite_store.h"
 
 namespace phivault::api {
 namespace {
@@ -105,6 +108,158 @@ TEST(ImporterTest, NdjsonBatchesAreStoredIndexedAndAudited) {
     for (const std::string& e : *entries) naming += e.find(id) != std::string::npos ? 1 : 0;
     EXPECT_EQ(naming, 1) << id;
   }
+}
+
+// A population with values of every kind the queries below look up.
+std::string WritePopulation(phivault::testing::TempDir& tmp) {
+  const std::string file = tmp.Sub("population.ndjson");
+  std::ofstream out(file);
+  const char* families[] = {"Smith", "Smyth", "Jones", "Müller", "Okafor"};
+  for (int p = 0; p < 40; ++p) {
+    boost::json::object patient{{"resourceType", "Patient"}, {"id", "p" + std::to_string(p)}};
+    patient["name"] = boost::json::array{boost::json::object{{"family", families[p % 5]}, {"given", {"Ann"}}}};
+    patient["birthDate"] = std::to_string(1940 + p) + "-03-0" + std::to_string(1 + p % 9);
+    patient["identifier"] = boost::json::array{
+        boost::json::object{{"system", "urn:mrn"}, {"value", "MRN" + std::to_string(p)}}};
+    out << boost::json::serialize(patient) << "\n";
+    for (int k = 0; k < 6; ++k) {
+      boost::json::object o{{"resourceType", "Observation"}, {"id", "o" + std::to_string(p) + "-" + std::to_string(k)},
+                            {"status", "final"}};
+      o["code"] = boost::json::object{
+          {"coding", boost::json::array{boost::json::object{{"system", "http://loinc.org"},
+                                                            {"code", k % 2 ? "8867-4" : "29463-7"}}}}};
+      o["subject"] = boost::json::object{{"reference", "Patient/p" + std::to_string(p)}};
+      o["effectiveDateTime"] = std::to_string(2015 + k) + "-0" + std::to_string(1 + p % 9) + "-10T08:00:00Z";
+      o["valueQuantity"] = boost::json::object{
+          {"value", 40 + p + k}, {"unit", "kg"}, {"system", "http://unitsofmeasure.org"}, {"code", "kg"}};
+      out << boost::json::serialize(o) << "\n";
+    }
+  }
+  return file;
+}
+
+// Ids of every match of `query` (a URL query string) on `type`, in order.
+std::vector<std::string> SearchIds(store::ResourceStore* store, std::string_view type,
+                                   const search::QueryPairs& params) {
+  search::SearchParseOptions po;
+  po.max_count = 1000;
+  auto req = search::ParseSearch(type, params, po);
+  EXPECT_TRUE(req.ok()) << req.status().ToString();
+  if (!req.ok()) return {};
+  req->query.count = 1000;
+  auto page = store->Search(req->query);
+  EXPECT_TRUE(page.ok()) << page.status().ToString();
+  if (!page.ok()) return {};
+  std::vector<std::string> ids;
+  for (const auto& hit : page->hits) ids.push_back(hit.version.id);
+  return ids;
+}
+
+// The lookup indexes of the search tables present in the vault's database
+// (read through the encrypting VFS the open store registered).
+int SearchLookupIndexes(const testing::TestVault& tv) {
+  sqlite3* db = nullptr;
+  int n = -1;
+  const std::string vfs = store::VaultVfsName(tv.vault_id);
+  if (sqlite3_open_v2((tv.data_dir + "/vault.db").c_str(), &db, SQLITE_OPEN_READONLY, vfs.c_str()) == SQLITE_OK) {
+    sqlite3_stmt* q = nullptr;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'sx\\_%' "
+                           "ESCAPE '\\' AND sql IS NOT NULL",
+                           -1, &q, nullptr) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+      n = sqlite3_column_int(q, 0);
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_close_v2(db);
+  return n;
+}
+
+// A bulk load builds the lookups once at the end; it must find exactly what
+// a row-by-row load finds, for every kind of parameter, and leave the vault
+// with all its lookups.
+TEST(ImporterTest, BulkLoadFindsExactlyWhatRowByRowLoadFinds) {
+  phivault::testing::TempDir tmp_rows, tmp_bulk;
+  auto rows = testing::TestVault::Create(tmp_rows);
+  auto bulk = testing::TestVault::Create(tmp_bulk);
+  ASSERT_TRUE(rows.vault && bulk.vault);
+  const int lookups = SearchLookupIndexes(rows);
+  ASSERT_GT(lookups, 0);
+  const std::string file = WritePopulation(tmp_rows);
+  for (auto* tv : {&rows, &bulk}) {
+    ImportOptions opts;
+    opts.batch_size = 37;
+    opts.auditor = tv->vault->audit_trail();
+    opts.bulk_load = tv == &bulk;
+    auto summary = ImportFiles(tv->vault->store(), {file}, opts);
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    EXPECT_EQ(summary->loaded, 40 * 7);
+  }
+  EXPECT_EQ(SearchLookupIndexes(bulk), lookups);
+
+  const std::vector<std::pair<std::string, search::QueryPairs>> queries = {
+      {"Patient", {{"family", "sm"}}},
+      {"Patient", {{"family", "muller"}, {"_sort", "-birthdate"}}},
+      {"Patient", {{"birthdate", "ge1970"}, {"birthdate", "lt1975-06"}}},
+      {"Patient", {{"identifier", "urn:mrn|MRN17"}}},
+      {"Observation", {{"code", "http://loinc.org|8867-4"}, {"date", "ge2018"}, {"_sort", "-date"}}},
+      {"Observation", {{"subject", "Patient/p3"}}},
+      {"Observation", {{"value-quantity", "gt70|http://unitsofmeasure.org|kg"}}},
+      {"Observation", {{"_id", "o5-2"}}},
+  };
+  for (const auto& [type, params] : queries) {
+    auto want = SearchIds(rows.vault->store(), type, params);
+    EXPECT_FALSE(want.empty()) << type << " " << params[0].first;
+    EXPECT_EQ(SearchIds(bulk.vault->store(), type, params), want) << type << " " << params[0].first;
+  }
+}
+
+// A bulk load cut short (the process dies before EndBulkLoad) leaves rows
+// without lookups; the next open builds them, and searches in between are
+// still right.
+TEST(ImporterTest, InterruptedBulkLoadIsIndexedAtNextOpen) {
+  phivault::testing::TempDir tmp;
+  auto tv = testing::TestVault::Create(tmp);
+  ASSERT_TRUE(tv.vault);
+  const int lookups = SearchLookupIndexes(tv);
+  ASSERT_TRUE(tv.vault->store()->BeginBulkLoad().ok());
+  EXPECT_EQ(SearchLookupIndexes(tv), 0);
+  ImportOptions opts;
+  opts.auditor = tv.vault->audit_trail();
+  ASSERT_TRUE(ImportFiles(tv.vault->store(), {WritePopulation(tmp)}, opts).ok());
+  const search::QueryPairs smiths = {{"family", "smith"}};
+  EXPECT_EQ(SearchIds(tv.vault->store(), "Patient", smiths).size(), 8u);
+  tv.vault.reset();  // no EndBulkLoad
+
+  auto reopened = Vault::Open(tv.config);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ(SearchLookupIndexes(tv), lookups);
+  EXPECT_EQ(SearchIds((*reopened)->store(), "Patient", smiths).size(), 8u);
+}
+
+// An import that stops early (here: an unreadable second file) returns its
+// error only once the first file's batches are back from the writer, which
+// call into the importer's state.
+TEST(ImporterTest, ImportStoppingEarlyWaitsForBatchesInFlight) {
+  phivault::testing::TempDir tmp;
+  auto tv = testing::TestVault::Create(tmp);
+  ASSERT_TRUE(tv.vault);
+  ImportOptions opts;
+  opts.batch_size = 3;
+  opts.max_in_flight = 8;
+  opts.auditor = tv.vault->audit_trail();
+  auto summary = ImportFiles(tv.vault->store(), {WritePopulation(tmp), tmp.Sub("missing.ndjson")}, opts);
+  EXPECT_EQ(summary.status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(tv.vault->store()->Read("Observation", "o39-5").ok());
+}
+
+TEST(ImporterTest, BulkLoadPaysForLargeLoadsRelativeToTheVault) {
+  constexpr uint64_t kMB = 1u << 20;
+  EXPECT_FALSE(BulkLoadPays(1 * kMB, 0));           // too small to matter
+  EXPECT_TRUE(BulkLoadPays(100 * kMB, 0));          // into an empty vault
+  EXPECT_TRUE(BulkLoadPays(100 * kMB, 400 * kMB));  // a quarter of its size
+  EXPECT_FALSE(BulkLoadPays(100 * kMB, 401 * kMB));
 }
 
 }  // namespace

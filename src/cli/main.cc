@@ -68,9 +68,23 @@ void PrintSummary(const api::ImportSummary& s) {
   }
 }
 
-StatusOr<api::ImportSummary> RunImport(api::Vault* vault, const std::vector<std::string>& files) {
+// `bulk_load`: "on", "off" or "auto" (api::BulkLoadPays on the input's and
+// the vault's sizes).
+StatusOr<api::ImportSummary> RunImport(api::Vault* vault, const std::vector<std::string>& files,
+                                       const std::string& bulk_load = "auto") {
   api::ImportOptions opts;
   opts.auditor = vault->audit_trail();
+  if (bulk_load == "auto") {
+    uint64_t input = 0;
+    for (const auto& f : files) {
+      std::error_code ec;
+      uint64_t n = std::filesystem::file_size(f, ec);
+      if (!ec) input += n;
+    }
+    opts.bulk_load = api::BulkLoadPays(input, static_cast<uint64_t>(vault->store()->Stats().file_bytes));
+  } else {
+    opts.bulk_load = bulk_load == "on";
+  }
   if (::isatty(STDERR_FILENO)) {
     opts.progress = [](int64_t processed, size_t done, size_t total) {
       std::fprintf(stderr, "\rimporting: %lld resources, file %zu/%zu", static_cast<long long>(processed),
@@ -254,10 +268,10 @@ int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime
   return 0;
 }
 
-int CmdImport(const Config& cfg, const std::vector<std::string>& files) {
+int CmdImport(const Config& cfg, const std::vector<std::string>& files, const std::string& bulk_load) {
   auto vault = api::Vault::Open(cfg.Vault());
   if (!vault.ok()) return Fail(vault.status());
-  auto summary = RunImport(vault->get(), files);
+  auto summary = RunImport(vault->get(), files, bulk_load);
   if (!summary.ok()) return Fail(summary.status());
   PrintSummary(*summary);
   return summary->rejected > 0 && summary->loaded == 0 ? 2 : 0;
@@ -425,6 +439,13 @@ int Main(int argc, char** argv) {
   CLI::App* import = app.add_subcommand("import", "load FHIR NDJSON files and Bundles");
   add_common(import);
   import->add_option("files", files, "NDJSON (.ndjson) or Bundle (.json) files")->required();
+  std::string bulk_load = "auto";
+  import
+      ->add_option("--bulk-load", bulk_load,
+                   "build the search lookups once at the end instead of row by row: on, off, or auto "
+                   "(on when the input is at least 8 MB and a quarter of the vault's size)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   std::string samples_dir = PHIVAULT_SAMPLES_DIR;
   CLI::App* demo = app.add_subcommand("demo", "create a demo vault with sample patients and serve it");
   add_common(demo);
@@ -478,7 +499,7 @@ int Main(int argc, char** argv) {
   }
   if (init->parsed()) return CmdInit(cfg);
   if (serve->parsed()) return CmdServe(cfg);
-  if (import->parsed()) return CmdImport(cfg, files);
+  if (import->parsed()) return CmdImport(cfg, files, bulk_load);
   if (demo->parsed()) return CmdDemo(cfg, samples_dir);
   return 1;
 }

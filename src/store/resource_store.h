@@ -226,6 +226,17 @@ class ResourceStore {
   // Synchronous convenience for tools and tests.
   CommitOutcome CommitAndWait(std::vector<WriteOp> ops, bool atomic);
 
+  // Bulk loading, for a large offline import. Between the two calls the
+  // engine may stop maintaining its search lookup structures and build them
+  // once in EndBulkLoad by sorting, which costs far less than millions of
+  // random inserts into large B-trees. Every write still stores its index
+  // rows in its own transaction, so nothing is committed unindexed; searches
+  // in between stay correct but may be slow. A bulk load that never reached
+  // EndBulkLoad (a crash) is completed when the store next opens.
+  // REQUIRES: no Commit is in flight while either runs.
+  virtual Status BeginBulkLoad() = 0;
+  virtual Status EndBulkLoad() = 0;
+
   virtual StoreStats Stats() = 0;
   // True while the store can serve; false after a fatal storage error.
   virtual bool Healthy() = 0;

@@ -499,6 +499,12 @@ DROP TABLE IF EXISTS sx_date; DROP TABLE IF EXISTS sx_number; DROP TABLE IF EXIS
 DROP INDEX IF EXISTS current_versions_by_seq;
 )sql";
 
+const char* const kDropLookupIndexSchema = R"sql(
+DROP INDEX IF EXISTS sx_string_lookup; DROP INDEX IF EXISTS sx_token_lookup; DROP INDEX IF EXISTS sx_ref_lookup;
+DROP INDEX IF EXISTS sx_date_low; DROP INDEX IF EXISTS sx_date_high; DROP INDEX IF EXISTS sx_number_lookup;
+DROP INDEX IF EXISTS sx_uri_lookup;
+)sql";
+
 std::string Fingerprint() {
   // FNV-1a over the parameter table: a regenerated table changes row numbers
   // and expressions, and so invalidates every stored row.

@@ -46,6 +46,10 @@ namespace phivault::store::sqlite_search {
 extern const char* const kIndexSchema;
 // Drops them (before a rebuild).
 extern const char* const kDropIndexSchema;
+// Drops the lookup B-trees (every index on the sx_* tables), leaving the
+// rows: a bulk load inserts rows only and kIndexSchema builds the lookups
+// afterwards by sorting. Queries stay correct without them, only slower.
+extern const char* const kDropLookupIndexSchema;
 
 // Identifies the index layout and the parameter table it was built with; a
 // vault whose stored fingerprint differs gets its index rebuilt on open.

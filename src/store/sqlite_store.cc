@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -310,6 +311,8 @@ class SqliteStore final : public ResourceStore {
   void Commit(std::vector<WriteOp> ops, bool atomic, CommitCallback done, AuditRecordBuilder audit) override;
   StatusOr<std::vector<PendingAuditRecord>> PendingAuditRecords() override;
   void AckAuditRecord(int64_t record_id) override;
+  Status BeginBulkLoad() override;
+  Status EndBulkLoad() override;
   StoreStats Stats() override;
   bool Healthy() override { return healthy_.load(); }
   void Close() override;
@@ -341,6 +344,9 @@ class SqliteStore final : public ResourceStore {
 
   void WriterLoop();
   void ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64_t>& acks);
+  // Held by the writer thread while it uses writer_ (ApplyGroup), and by
+  // maintenance that runs on writer_ from another thread (bulk load).
+  std::mutex writer_mu_;
   // Stores the batch's audit record (writer thread, inside the transaction).
   Status StoreAuditRecord(PendingBatch& batch, CommitOutcome& out);
   // `prepared`: the op's index rows from PreparedRows::Extract, or null;
@@ -769,6 +775,32 @@ Status SqliteStore::PrepareSearchIndex() {
   return writer_->Exec("COMMIT");
 }
 
+Status SqliteStore::BeginBulkLoad() {
+  std::lock_guard writer_lk(writer_mu_);
+  PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+  if (Status s = writer_->Exec(sqlite_search::kDropLookupIndexSchema); !s.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return writer_->Exec("COMMIT");
+}
+
+Status SqliteStore::EndBulkLoad() {
+  std::lock_guard writer_lk(writer_mu_);
+  // kIndexSchema creates only what is missing. CREATE INDEX sorts the rows
+  // and writes the B-tree bottom-up, each page once.
+  const auto start = std::chrono::steady_clock::now();
+  PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
+  if (Status s = writer_->Exec(sqlite_search::kIndexSchema); !s.ok()) {
+    writer_->Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  PV_RETURN_IF_ERROR(writer_->Exec("COMMIT"));
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  log::Info("store.bulk_load_indexed", {{"ms", std::to_string(ms.count())}});
+  return Status::Ok();
+}
+
 StatusOr<SearchPage> SqliteStore::Search(const SearchQuery& query) {
   PV_ASSIGN_OR_RETURN(auto lease, AcquireReader());
   Connection& conn = **lease;
@@ -986,6 +1018,7 @@ void SqliteStore::WriterLoop() {
       if (queue_.empty()) {
         if (!acks.empty()) {
           lk.unlock();
+          std::lock_guard writer_lk(writer_mu_);
           ApplyGroup(group, acks);
           continue;
         }
@@ -1000,7 +1033,10 @@ void SqliteStore::WriterLoop() {
         queue_.pop_front();
       }
     }
-    ApplyGroup(group, acks);
+    {
+      std::lock_guard writer_lk(writer_mu_);
+      ApplyGroup(group, acks);
+    }
     // Only the data goes: callbacks (and what they capture) end here as before.
     std::vector<PendingBatch> spent(group.size());
     for (size_t i = 0; i < group.size(); ++i) {

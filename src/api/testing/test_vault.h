@@ -27,6 +27,7 @@ struct TestVault {
   static constexpr const char* kAudience = "https://vault.test/fhir";
 
   std::string data_dir;
+  std::string vault_id;
   VaultConfig config;  // what the vault was opened with (to reopen it)
   std::unique_ptr<Vault> vault;
   std::unique_ptr<AccessControl> access;
@@ -50,6 +51,7 @@ struct TestVault {
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     if (!v.ok()) return t;
     t.vault = std::move(*v);
+    t.vault_id = t.vault->keyring().vault_id();
     AccessConfig ac;
     ac.builtin_issuer = kIssuer;
     ac.builtin_audience = kAudience;
