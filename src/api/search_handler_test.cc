@@ -9,77 +9,20 @@
 #include <boost/json.hpp>
 #include <set>
 
-#include "api/vault.h"
-#include "auth/token_issuer.h"
-#include "common/testing/temp_dir.h"
-#include "fhir/time.h"
-#include "http/testing/call.h"
+#include "api/testing/service_fixture.h"
 
 namespace phivault::api {
 namespace {
 
-namespace json = boost::json;
-using Headers = std::vector<std::pair<std::string, std::string>>;
-constexpr const char* kBase = "https://vault.test";
+constexpr const char* kBase = testing::TestVault::kIssuer;
 
-class SearchApiTest : public ::testing::Test {
+class SearchApiTest : public FhirServiceTest {
  protected:
-  void SetUp() override {
-    std::string key = tmp_.Sub("master.key");
-    ASSERT_TRUE(crypto::GenerateKeyFile(key).ok());
-    VaultConfig cfg{tmp_.Sub("data"), {}};
-    cfg.key.key_file = key;
-    ASSERT_TRUE(Vault::Init(cfg).ok());
-    auto v = Vault::Open(cfg);
-    ASSERT_TRUE(v.ok()) << v.status().ToString();
-    vault_ = std::move(*v);
-    AccessConfig ac;
-    ac.builtin_issuer = kBase;
-    ac.builtin_audience = std::string(kBase) + "/fhir";
-    auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
-    ASSERT_TRUE(access.ok()) << access.status().ToString();
-    access_ = std::move(*access);
-    auto issuer = auth::TokenIssuer::Create(vault_->keyring().Key(crypto::KeyPurpose::kTokenSign),
-                                            {ac.builtin_issuer, ac.builtin_audience});
-    ASSERT_TRUE(issuer.ok());
-    issuer_ = std::move(*issuer);
-    system_ = Token("backend", "system", "", "system/*.cruds");
-    ServiceOptions so;
-    so.base_url = kBase;
-    so.keyring = &vault_->keyring();
-    service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
-  }
-
-  std::string Token(const std::string& sub, const std::string& role, const std::string& fhir_user,
-                    const std::string& scope, std::vector<std::string> clearances = {}) {
-    auth::TokenRequest tr;
-    tr.clearances = std::move(clearances);
-    tr.sub = sub;
-    tr.role = role;
-    tr.fhir_user = fhir_user;
-    tr.scope = scope;
-    auto t = issuer_->Issue(tr, fhir::NowMillis() / 1000);
-    EXPECT_TRUE(t.ok());
-    return t.ok() ? t->token : "";
-  }
-
-  http::testing::Reply Call(const std::string& method, const std::string& target, const std::string& token,
-                            std::string body = "", Headers headers = {}) {
-    http::HttpRequest req = http::testing::MakeRequest(method, target, token);
-    req.body = std::move(body);
-    if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
-    for (auto& h : headers) {
-      std::erase_if(req.headers, [&](auto& e) { return e.first == h.first; });
-      req.headers.push_back(h);
-    }
-    return http::testing::CallHandler(*service_, std::move(req));
-  }
-
   // PUT with the id taken from the path (an update must carry it).
   void Put(const std::string& path, const std::string& body, const std::string& token = "") {
     json::object o = json::parse(body).as_object();
     o["id"] = path.substr(path.rfind('/') + 1);
-    auto r = Call("PUT", path, token.empty() ? system_ : token, json::serialize(o));
+    auto r = CallAs("PUT", path, token.empty() ? system_token_ : token, json::serialize(o));
     ASSERT_TRUE(r.status == 200 || r.status == 201) << path << " " << r.body;
   }
 
@@ -117,7 +60,7 @@ class SearchApiTest : public ::testing::Test {
     std::vector<std::string> ids;
     int n = 0;
     while (!url.empty() && n < 50) {
-      auto r = Call("GET", url, token);
+      auto r = CallAs("GET", url, token);
       EXPECT_EQ(r.status, 200) << r.body;
       if (r.status != 200) break;
       auto b = r.Json();
@@ -128,20 +71,13 @@ class SearchApiTest : public ::testing::Test {
     if (pages) *pages = n;
     return ids;
   }
-
-  phivault::testing::TempDir tmp_;
-  std::unique_ptr<Vault> vault_;
-  std::unique_ptr<AccessControl> access_;
-  std::unique_ptr<auth::TokenIssuer> issuer_;
-  std::string system_;
-  std::unique_ptr<FhirService> service_;
 };
 
 TEST_F(SearchApiTest, SearchsetBundleWithMatchesTotalAndSelfLink) {
   Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1980-05-17"})");
   Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Smithers"}],"birthDate":"1960-01-01"})");
   Put("/fhir/Patient/p3", R"({"resourceType":"Patient","name":[{"family":"Jones"}]})");
-  auto r = Call("GET", "/fhir/Patient?family=smi&birthdate=ge1970", system_);
+  auto r = CallAs("GET", "/fhir/Patient?family=smi&birthdate=ge1970", system_token_);
   ASSERT_EQ(r.status, 200) << r.body;
   auto b = r.Json();
   EXPECT_EQ(b.at("resourceType"), "Bundle");
@@ -153,16 +89,16 @@ TEST_F(SearchApiTest, SearchsetBundleWithMatchesTotalAndSelfLink) {
   EXPECT_EQ(b.at("entry").as_array()[0].as_object().at("fullUrl").as_string(), std::string(kBase) + "/fhir/Patient/p1");
 
   // POST _search with a form body answers the same.
-  auto post = Call("POST", "/fhir/Patient/_search", system_, "family=smi&birthdate=ge1970",
+  auto post = CallAs("POST", "/fhir/Patient/_search", system_token_, "family=smi&birthdate=ge1970",
                    {{"content-type", "application/x-www-form-urlencoded"}});
   ASSERT_EQ(post.status, 200) << post.body;
   EXPECT_EQ(Ids(post.Json()), (std::vector<std::string>{"Patient/p1"}));
 
   // _summary=count: the total only; _elements: a marked subset.
-  auto count = Call("GET", "/fhir/Patient?family=smi&_summary=count", system_).Json();
+  auto count = CallAs("GET", "/fhir/Patient?family=smi&_summary=count", system_token_).Json();
   EXPECT_EQ(count.at("total").as_int64(), 2);
   EXPECT_FALSE(count.contains("entry"));
-  auto el = Call("GET", "/fhir/Patient?_id=p1&_elements=birthDate", system_).Json();
+  auto el = CallAs("GET", "/fhir/Patient?_id=p1&_elements=birthDate", system_token_).Json();
   const auto& res = el.at("entry").as_array()[0].as_object().at("resource").as_object();
   EXPECT_TRUE(res.contains("birthDate"));
   EXPECT_FALSE(res.contains("name"));
@@ -187,7 +123,7 @@ TEST_F(SearchApiTest, SummaryTrueAndTextFollowTheR4Definitions) {
       R"("valueQuantity":{"value":72,"unit":"/min"},"note":[{"text":"after a run"}],)"
       R"("referenceRange":[{"low":{"value":60}}]})");
   auto one = [&](const std::string& url) {
-    auto r = Call("GET", url, system_);
+    auto r = CallAs("GET", url, system_token_);
     EXPECT_EQ(r.status, 200) << r.body;
     json::object b = r.Json();
     const json::object& res = b.at("entry").as_array()[0].as_object().at("resource").as_object();
@@ -210,7 +146,7 @@ TEST_F(SearchApiTest, SummaryTrueAndTextFollowTheR4Definitions) {
 
   // Included resources are summarized too, and the summary values are the
   // stored ones.
-  auto inc = Call("GET", "/fhir/Observation?_id=o1&_summary=true&_include=Observation:subject", system_).Json();
+  auto inc = CallAs("GET", "/fhir/Observation?_id=o1&_summary=true&_include=Observation:subject", system_token_).Json();
   ASSERT_EQ(Ids(inc, "include"), (std::vector<std::string>{"Patient/p1"}));
   for (const auto& e : inc.at("entry").as_array()) {
     const auto& res = e.as_object().at("resource").as_object();
@@ -221,21 +157,21 @@ TEST_F(SearchApiTest, SummaryTrueAndTextFollowTheR4Definitions) {
   }
 
   // A conditional delete takes search conditions only.
-  EXPECT_EQ(Call("DELETE", "/fhir/Patient?_id=p1&_summary=true", system_).status, 400);
-  EXPECT_EQ(Call("GET", "/fhir/Patient?_id=p1&_summary=bogus", system_).status, 400);
+  EXPECT_EQ(CallAs("DELETE", "/fhir/Patient?_id=p1&_summary=true", system_token_).status, 400);
+  EXPECT_EQ(CallAs("GET", "/fhir/Patient?_id=p1&_summary=bogus", system_token_).status, 400);
 }
 
 TEST_F(SearchApiTest, UnknownParametersAreErrorsUnlessLenient) {
   Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}]})");
-  auto strict = Call("GET", "/fhir/Patient?family=smi&secret-param=SensitiveValue42", system_);
+  auto strict = CallAs("GET", "/fhir/Patient?family=smi&secret-param=SensitiveValue42", system_token_);
   EXPECT_EQ(strict.status, 400);
   EXPECT_EQ(strict.Json().at("resourceType"), "OperationOutcome");
   EXPECT_EQ(strict.body.find("SensitiveValue42"), std::string::npos) << "values are never echoed";
-  auto bad_value = Call("GET", "/fhir/Patient?birthdate=1980-99-SensitiveValue42", system_);
+  auto bad_value = CallAs("GET", "/fhir/Patient?birthdate=1980-99-SensitiveValue42", system_token_);
   EXPECT_EQ(bad_value.status, 400);
   EXPECT_EQ(bad_value.body.find("SensitiveValue42"), std::string::npos);
 
-  auto lenient = Call("GET", "/fhir/Patient?family=smi&secret-param=x&_content=x", system_, "",
+  auto lenient = CallAs("GET", "/fhir/Patient?family=smi&secret-param=x&_content=x", system_token_, "",
                       {{"prefer", "handling=lenient"}});
   ASSERT_EQ(lenient.status, 200) << lenient.body;
   auto b = lenient.Json();
@@ -252,12 +188,12 @@ TEST_F(SearchApiTest, PagingLinksAreSealedAndStableAcrossWrites) {
   Put("/fhir/Patient/p1", R"({"resourceType":"Patient"})");
   for (int i = 0; i < 7; ++i) Obs("o" + std::to_string(i), "p1", "2024-01-0" + std::to_string(i + 1));
   int pages = 0;
-  auto ids = AllPages("/fhir/Observation?patient=p1&_sort=-date&_count=3", system_, &pages);
+  auto ids = AllPages("/fhir/Observation?patient=p1&_sort=-date&_count=3", system_token_, &pages);
   EXPECT_EQ(pages, 3);
   EXPECT_EQ(ids, (std::vector<std::string>{"Observation/o6", "Observation/o5", "Observation/o4", "Observation/o3",
                                            "Observation/o2", "Observation/o1", "Observation/o0"}));
 
-  auto first = Call("GET", "/fhir/Observation?patient=p1&_sort=-date&_count=3", system_).Json();
+  auto first = CallAs("GET", "/fhir/Observation?patient=p1&_sort=-date&_count=3", system_token_).Json();
   std::string next = Link(first, "next");
   ASSERT_FALSE(next.empty());
   EXPECT_EQ(Link(first, "previous"), "");
@@ -265,22 +201,22 @@ TEST_F(SearchApiTest, PagingLinksAreSealedAndStableAcrossWrites) {
   // update of one on the next page; the next page neither repeats nor skips.
   Obs("o9", "p1", "2024-02-01");
   Obs("o3", "p1", "2024-01-04");
-  auto second = Call("GET", next, system_).Json();
+  auto second = CallAs("GET", next, system_token_).Json();
   EXPECT_EQ(Ids(second), (std::vector<std::string>{"Observation/o3", "Observation/o2", "Observation/o1"}));
   // previous leads back to the first page.
   std::string prev = Link(second, "previous");
   ASSERT_FALSE(prev.empty());
-  EXPECT_EQ(Ids(Call("GET", prev, system_).Json()),
+  EXPECT_EQ(Ids(CallAs("GET", prev, system_token_).Json()),
             (std::vector<std::string>{"Observation/o6", "Observation/o5", "Observation/o4"}));
 
   // The cursor is bound to its parameters and cannot be altered.
   std::string other = next;
   other.replace(other.find("patient=p1"), 10, "patient=p2");
-  EXPECT_EQ(Call("GET", other, system_).status, 400);
+  EXPECT_EQ(CallAs("GET", other, system_token_).status, 400);
   std::string flipped = next;
   flipped[flipped.size() - 5] = flipped[flipped.size() - 5] == 'A' ? 'B' : 'A';
-  EXPECT_EQ(Call("GET", flipped, system_).status, 400);
-  EXPECT_EQ(Call("GET", "/fhir/Observation?patient=p1&_cursor=garbage", system_).status, 400);
+  EXPECT_EQ(CallAs("GET", flipped, system_token_).status, 400);
+  EXPECT_EQ(CallAs("GET", "/fhir/Observation?patient=p1&_cursor=garbage", system_token_).status, 400);
   EXPECT_EQ(next.find("2024"), std::string::npos) << "sort keys inside the cursor are sealed";
 }
 
@@ -305,38 +241,38 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
   EXPECT_EQ(pages, 2) << "a full first page, then the rest";
   // Matches after the last visible one are all hidden: no next link that
   // would lead to an empty page (and so reveal them).
-  auto last = Call("GET", "/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=3", dr).Json();
+  auto last = CallAs("GET", "/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=3", dr).Json();
   EXPECT_EQ(Ids(last), (std::vector<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
   EXPECT_EQ(Link(last, "next"), "");
   EXPECT_EQ(last.at("total").as_int64(), 3);
 
-  auto total = Call("GET", "/fhir/Observation?code=1234-5&_total=accurate&_count=1", dr).Json();
+  auto total = CallAs("GET", "/fhir/Observation?code=1234-5&_total=accurate&_count=1", dr).Json();
   EXPECT_EQ(total.at("total").as_int64(), 3);
-  auto count = Call("GET", "/fhir/Observation?code=1234-5&_summary=count", dr).Json();
+  auto count = CallAs("GET", "/fhir/Observation?code=1234-5&_summary=count", dr).Json();
   EXPECT_EQ(count.at("total").as_int64(), 3);
-  auto sys_count = Call("GET", "/fhir/Observation?code=1234-5&_summary=count", system_).Json();
+  auto sys_count = CallAs("GET", "/fhir/Observation?code=1234-5&_summary=count", system_token_).Json();
   EXPECT_EQ(sys_count.at("total").as_int64(), 12);
 
   // Chaining and _has reach only what the index holds, but the hits are
   // authorized: searching by the hidden patient's name finds nothing.
-  auto chained = Call("GET", "/fhir/Observation?patient.name=hidden", dr);
+  auto chained = CallAs("GET", "/fhir/Observation?patient.name=hidden", dr);
   ASSERT_EQ(chained.status, 200);
   EXPECT_TRUE(Ids(chained.Json()).empty());
-  auto chained_total = Call("GET", "/fhir/Observation?patient.name=hidden&_total=accurate", dr).Json();
+  auto chained_total = CallAs("GET", "/fhir/Observation?patient.name=hidden&_total=accurate", dr).Json();
   EXPECT_EQ(chained_total.at("total").as_int64(), 0);
 
-  auto inc = Call("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", dr).Json();
+  auto inc = CallAs("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", dr).Json();
   EXPECT_EQ(Ids(inc), (std::vector<std::string>{"Observation/a0"}));
   EXPECT_EQ(Ids(inc, "include"), (std::vector<std::string>{"Patient/p1"}));
 
-  auto rev = Call("GET", "/fhir/Patient?_revinclude=Observation:patient", dr).Json();
+  auto rev = CallAs("GET", "/fhir/Patient?_revinclude=Observation:patient", dr).Json();
   EXPECT_EQ(Ids(rev), (std::vector<std::string>{"Patient/p1"}));
   std::set<std::string> revs;
   for (auto& id : Ids(rev, "include")) revs.insert(id);
   EXPECT_EQ(revs, (std::set<std::string>{"Observation/a0", "Observation/a2", "Observation/a4"}));
 
   // The system account sees every observation; the include resolves both.
-  auto sys = Call("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", system_).Json();
+  auto sys = CallAs("GET", "/fhir/Observation?_id=a0,b0&_include=Observation:patient", system_token_).Json();
   EXPECT_EQ(Ids(sys, "include").size(), 2u);
 
   // A restricted result of the visible patient p1 is hidden from the
@@ -347,23 +283,23 @@ TEST_F(SearchApiTest, HiddenRecordsNeverLeakThroughHitsIncludesTotalsOrPaging) {
       R"("subject":{"reference":"Patient/p1"},"meta":{"security":[{"system":)"
       R"("http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]}})",
       cleared);
-  EXPECT_EQ(Ids(Call("GET", "/fhir/Observation?_id=secret", cleared).Json()),
+  EXPECT_EQ(Ids(CallAs("GET", "/fhir/Observation?_id=secret", cleared).Json()),
             (std::vector<std::string>{"Observation/secret"}));
-  EXPECT_TRUE(Ids(Call("GET", "/fhir/Observation?_id=secret", dr).Json()).empty());
-  auto has_hidden = Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1&_total=accurate", dr);
+  EXPECT_TRUE(Ids(CallAs("GET", "/fhir/Observation?_id=secret", dr).Json()).empty());
+  auto has_hidden = CallAs("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1&_total=accurate", dr);
   ASSERT_EQ(has_hidden.status, 200) << has_hidden.body;
   EXPECT_TRUE(Ids(has_hidden.Json()).empty()) << "a hidden result must not select its patient";
   EXPECT_EQ(has_hidden.Json().at("total").as_int64(), 0);
-  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1", cleared).Json()),
+  EXPECT_EQ(Ids(CallAs("GET", "/fhir/Patient?_has:Observation:patient:code=HIV-1", cleared).Json()),
             (std::vector<std::string>{"Patient/p1"}));
-  auto has_visible = Call("GET", "/fhir/Patient?_has:Observation:patient:code=1234-5", dr).Json();
+  auto has_visible = CallAs("GET", "/fhir/Patient?_has:Observation:patient:code=1234-5", dr).Json();
   EXPECT_EQ(Ids(has_visible), (std::vector<std::string>{"Patient/p1"}));
-  auto chain_visible = Call("GET", "/fhir/Observation?patient.family=visible&code=1234-5", dr).Json();
+  auto chain_visible = CallAs("GET", "/fhir/Observation?patient.family=visible&code=1234-5", dr).Json();
   EXPECT_EQ(Ids(chain_visible).size(), 3u);
 
   // A role without Observation access is refused at the type gate.
   std::string reg = Token("reg", "registration", "Practitioner/r1", "user/*.cruds");
-  EXPECT_EQ(Call("GET", "/fhir/Observation?code=1234-5", reg).status, 403);
+  EXPECT_EQ(CallAs("GET", "/fhir/Observation?code=1234-5", reg).status, 403);
 }
 
 // If-None-Exist with arbitrary search parameters of the created type: no
@@ -373,7 +309,7 @@ TEST_F(SearchApiTest, IfNoneExistTakesAnySearchCondition) {
   Put("/fhir/Patient/p1", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1980-05-17"})");
   Put("/fhir/Patient/p2", R"({"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1990-01-01"})");
   auto create = [&](const std::string& cond) {
-    return Call("POST", "/fhir/Patient", system_, R"({"resourceType":"Patient","name":[{"family":"Smith"}]})",
+    return CallAs("POST", "/fhir/Patient", system_token_, R"({"resourceType":"Patient","name":[{"family":"Smith"}]})",
                 {{"if-none-exist", cond}});
   };
   auto one = create("family=smith&birthdate=1980-05-17");
@@ -388,7 +324,7 @@ TEST_F(SearchApiTest, IfNoneExistTakesAnySearchCondition) {
   EXPECT_EQ(create("family=smith&_sort=birthdate").status, 400);
   EXPECT_EQ(create("nonsense=1").status, 400);
   // Inside a transaction Bundle too.
-  auto bundle = Call("POST", "/fhir", system_,
+  auto bundle = CallAs("POST", "/fhir", system_token_,
                      R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient",)"
                      R"("name":[{"family":"Smith"}]},"request":{"method":"POST","url":"Patient",)"
                      R"("ifNoneExist":"birthdate=1990-01-01"}}]})");
@@ -403,30 +339,30 @@ TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
   Put("/fhir/Patient/p2", R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"2"}],"gender":"male"})");
   const std::string body = R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"1"}],"gender":"female"})";
   // One match, no id in the body: updates that resource.
-  auto one = Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, body);
+  auto one = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_token_, body);
   ASSERT_EQ(one.status, 200) << one.body;
   EXPECT_EQ(one.Json().at("id").as_string(), "p1");
-  EXPECT_EQ(Ids(Call("GET", "/fhir/Patient?gender=female", system_).Json()), (std::vector<std::string>{"Patient/p1"}));
+  EXPECT_EQ(Ids(CallAs("GET", "/fhir/Patient?gender=female", system_token_).Json()), (std::vector<std::string>{"Patient/p1"}));
   // One match, another id in the body: 400. Many matches: 412.
   std::string other = R"({"resourceType":"Patient","id":"p2","gender":"other"})";
-  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_, other).status, 400);
-  EXPECT_EQ(Call("PUT", "/fhir/Patient?identifier=urn:mrn|", system_, body).status, 412);
+  EXPECT_EQ(CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|1", system_token_, other).status, 400);
+  EXPECT_EQ(CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|", system_token_, body).status, 412);
   // No match: create (server id), or update-as-create with the body's id.
-  auto created = Call("PUT", "/fhir/Patient?identifier=urn:mrn|9", system_,
+  auto created = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|9", system_token_,
                       R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"9"}]})");
   EXPECT_EQ(created.status, 201) << created.body;
-  auto as_create = Call("PUT", "/fhir/Patient?identifier=urn:mrn|8", system_,
+  auto as_create = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|8", system_token_,
                         R"({"resourceType":"Patient","id":"p8","identifier":[{"system":"urn:mrn","value":"8"}]})");
   EXPECT_EQ(as_create.status, 201) << as_create.body;
   EXPECT_EQ(as_create.Json().at("id").as_string(), "p8");
   // Delete: many -> 412, one -> deleted, none -> nothing to delete.
-  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|", system_).status, 412);
-  EXPECT_EQ(Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_).status, 200);
-  EXPECT_EQ(Call("GET", "/fhir/Patient/p2", system_).status, 410);
-  auto none = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_);
+  EXPECT_EQ(CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|", system_token_).status, 412);
+  EXPECT_EQ(CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_token_).status, 200);
+  EXPECT_EQ(CallAs("GET", "/fhir/Patient/p2", system_token_).status, 410);
+  auto none = CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_token_);
   EXPECT_EQ(none.status, 200);
   EXPECT_NE(none.body.find("nothing to delete"), std::string::npos);
-  EXPECT_EQ(Call("DELETE", "/fhir/Patient", system_).status, 400) << "criteria are required";
+  EXPECT_EQ(CallAs("DELETE", "/fhir/Patient", system_token_).status, 400) << "criteria are required";
 
   // A clinician related to p1 only: the other patients are invisible, so
   // criteria matching all of them select p1 alone (no 412 that would reveal
@@ -435,11 +371,11 @@ TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
       R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/p1"},)"
       R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})");
   std::string dr = Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds");
-  auto dr_del = Call("DELETE", "/fhir/Patient?identifier=urn:mrn|8", dr);
+  auto dr_del = CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|8", dr);
   EXPECT_EQ(dr_del.status, 200);
   EXPECT_NE(dr_del.body.find("nothing to delete"), std::string::npos);
-  EXPECT_EQ(Call("GET", "/fhir/Patient/p8", system_).status, 200) << "a hidden record is never deleted by search";
-  auto dr_put = Call("PUT", "/fhir/Patient?identifier=urn:mrn|", dr, body);
+  EXPECT_EQ(CallAs("GET", "/fhir/Patient/p8", system_token_).status, 200) << "a hidden record is never deleted by search";
+  auto dr_put = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|", dr, body);
   EXPECT_NE(dr_put.status, 412) << dr_put.body;
   if (dr_put.status == 200) {
     EXPECT_EQ(dr_put.Json().at("id").as_string(), "p1");
@@ -448,7 +384,7 @@ TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
 
 // The CapabilityStatement lists exactly the parameters search accepts.
 TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
-  auto cs = Call("GET", "/fhir/metadata", system_).Json();
+  auto cs = CallAs("GET", "/fhir/metadata", system_token_).Json();
   const json::object* patient = nullptr;
   for (const auto& r : cs.at("rest").as_array()[0].as_object().at("resource").as_array()) {
     if (r.as_object().at("type").as_string() == "Patient") patient = &r.as_object();
@@ -464,14 +400,14 @@ TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
     std::string name(p.as_object().at("name").as_string());
     listed.insert(name);
     // Every listed parameter is accepted by search.
-    auto r = Call("GET", "/fhir/Patient?" + name + ":missing=true", system_);
+    auto r = CallAs("GET", "/fhir/Patient?" + name + ":missing=true", system_token_);
     EXPECT_EQ(r.status, 200) << name << " " << r.body;
   }
   for (const char* p : {"family", "birthdate", "identifier", "general-practitioner", "_id", "_lastUpdated", "_tag"}) {
     EXPECT_TRUE(listed.count(p)) << p;
   }
   EXPECT_FALSE(listed.count("_text")) << "special parameters are not supported and not listed";
-  EXPECT_EQ(Call("GET", "/fhir/Patient?_text=x", system_).status, 400);
+  EXPECT_EQ(CallAs("GET", "/fhir/Patient?_text=x", system_token_).status, 400);
   bool revinclude = false;
   for (const auto& v : patient->at("searchRevInclude").as_array()) revinclude |= v.as_string() == "Observation:patient";
   EXPECT_TRUE(revinclude);

@@ -3,7 +3,7 @@
 // (faults_ is off until a test flips it), and a FhirService auditing through
 // the vault's trail, for API tests. Call() sends a request through
 // FhirService::Handle with a system token unless the headers given replace
-// it. For tests only.
+// it; CallAs with another token. For tests only.
 #ifndef PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
 #define PHIVAULT_API_TESTING_SERVICE_FIXTURE_H_
 
@@ -42,6 +42,7 @@ class FhirServiceTest : public ::testing::Test {
     ServiceOptions so;
     so.base_url = testing::TestVault::kIssuer;
     so.parse_limits.max_depth = 32;
+    so.keyring = &vault_->keyring();  // search cursors sealed under the vault's key
     service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
   }
 
@@ -52,9 +53,14 @@ class FhirServiceTest : public ::testing::Test {
 
   using Reply = http::testing::Reply;
 
-  Reply Call(std::string method, std::string target, std::string body = "",
-             std::vector<std::pair<std::string, std::string>> headers = {}) {
-    http::HttpRequest req = http::testing::MakeRequest(std::move(method), std::move(target), system_token_);
+  Reply Call(std::string method, std::string target, std::string body = "", Headers headers = {}) {
+    return CallAs(std::move(method), std::move(target), system_token_, std::move(body), std::move(headers));
+  }
+
+  // As Call, with `token` (no Authorization header if empty).
+  Reply CallAs(std::string method, std::string target, const std::string& token, std::string body = "",
+               Headers headers = {}) {
+    http::HttpRequest req = http::testing::MakeRequest(std::move(method), std::move(target), token);
     req.body = std::move(body);
     if (!req.body.empty()) req.headers.emplace_back("content-type", "application/fhir+json");
     for (auto& h : headers) {
