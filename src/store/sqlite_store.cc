@@ -777,6 +777,7 @@ Status SqliteStore::PrepareSearchIndex() {
 
 Status SqliteStore::BeginBulkLoad() {
   std::lock_guard writer_lk(writer_mu_);
+  if (!writer_) return Unavailable("the store is closed");
   PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
   if (Status s = writer_->Exec(sqlite_search::kDropLookupIndexSchema); !s.ok()) {
     writer_->Exec("ROLLBACK").IgnoreError();
@@ -787,6 +788,7 @@ Status SqliteStore::BeginBulkLoad() {
 
 Status SqliteStore::EndBulkLoad() {
   std::lock_guard writer_lk(writer_mu_);
+  if (!writer_) return Unavailable("the store is closed");
   // kIndexSchema creates only what is missing. CREATE INDEX sorts the rows
   // and writes the B-tree bottom-up, each page once.
   const auto start = std::chrono::steady_clock::now();
@@ -1454,6 +1456,7 @@ void SqliteStore::Close() {
       std::lock_guard lk(pool_mu_);
       idle_readers_.clear();
     }
+    std::lock_guard writer_lk(writer_mu_);  // bulk-load calls racing Close find it closed
     index_.reset();
     if (writer_) {
       // Fold the WAL into the database so a stopped vault is one file.

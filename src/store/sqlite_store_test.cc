@@ -664,5 +664,11 @@ TEST_F(StoreTest, CheckpointerFoldsTheWalIntoTheDatabaseWhileOpen) {
   ASSERT_TRUE(v.ok()) << v.status().ToString();
 }
 
+TEST_F(StoreTest, BulkLoadOnAClosedStoreIsUnavailableNotACrash) {
+  store_->Close();
+  EXPECT_EQ(store_->BeginBulkLoad().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(store_->EndBulkLoad().code(), StatusCode::kUnavailable);
+}
+
 }  // namespace
 }  // namespace phivault::store
