@@ -131,6 +131,50 @@ Status SnapshotDatabase(const std::string& from, const std::string& to, const st
   return Status::Ok();
 }
 
+// The highest write-record id named by an entry in the segments of
+// `audit_dir` numbered `first_segment` or later.
+StatusOr<int64_t> MaxWriteRecord(const std::string& audit_dir, uint64_t first_segment,
+                                 const crypto::Keyring& keyring) {
+  PV_ASSIGN_OR_RETURN(auto aead, crypto::Aead::New(keyring.Key(crypto::KeyPurpose::kAuditSeal)));
+  PV_ASSIGN_OR_RETURN(std::vector<audit::SegmentFile> segs, audit::ListSegments(audit_dir));
+  int64_t max_id = 0;
+  for (const auto& seg : segs) {
+    if (seg.number < first_segment) continue;
+    PV_ASSIGN_OR_RETURN(auto reader, audit::SegmentReader::Open(seg.path));
+    audit::Record rec;
+    while (reader->Next(&rec) == audit::SegmentReader::Result::kRecord) {
+      auto plain = aead->Open(rec.payload, audit::EntryAad(keyring.vault_id(), rec.index));
+      if (!plain.ok()) continue;  // damage is for verify to report, not for this bound
+      auto entry = audit::ParseEntry(*plain);
+      SecureWipe(plain->data(), plain->size());
+      if (entry.ok()) max_id = std::max(max_id, entry->write_record);
+    }
+  }
+  return max_id;
+}
+
+// The log copy is taken after the database copy, so it may hold entries of
+// writes committed in between, whose write-record ids the copied database
+// would hand out again. Recovery in the restored vault matches outbox
+// records to log entries by that id (api::AuditTrail::Recover), so the
+// copy's outbox ids must start above every id in the log.
+Status RaiseOutboxSequence(const std::string& db_path, const std::string& vfs, int64_t min_last_id) {
+  if (min_last_id <= 0) return Status::Ok();
+  Db holder;
+  PV_ASSIGN_OR_RETURN(sqlite3 * d, OpenEncrypted(holder, db_path, vfs, SQLITE_OPEN_READWRITE));
+  const std::string sql =
+      "UPDATE sqlite_sequence SET seq = " + std::to_string(min_last_id) +
+      " WHERE name = 'audit_outbox' AND seq < " + std::to_string(min_last_id) +
+      "; INSERT INTO sqlite_sequence(name, seq) SELECT 'audit_outbox', " + std::to_string(min_last_id) +
+      " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'audit_outbox');"
+      // Everything back into the database file: no WAL travels in a backup.
+      " PRAGMA journal_mode=DELETE;";
+  if (sqlite3_exec(d, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqliteFailure(d, "cannot adjust the audit outbox sequence of", db_path);
+  }
+  return Status::Ok();
+}
+
 // ---- writing the container ----
 
 Status AddFile(ContainerWriter& w, const std::string& path, const std::string& name) {
@@ -322,6 +366,12 @@ StatusOr<BackupSummary> CreateBackup(const std::string& data_dir, const crypto::
   // The databases first, then the log: the log copy then holds every entry
   // of every write in the database copy (or the write's record is still in
   // the copied outbox, which the restored vault's first open appends).
+  const std::string audit_dir = audit::AuditLog::AuditDir(data_dir);
+  if (!Exists(audit_dir)) return NotFound("no audit log in " + data_dir);
+  // Entries in earlier segments were appended before the database copy
+  // starts, so their writes are in it (see RaiseOutboxSequence).
+  PV_ASSIGN_OR_RETURN(std::vector<audit::SegmentFile> live_segments, audit::ListSegments(audit_dir));
+  const uint64_t first_new_segment = live_segments.empty() ? 0 : live_segments.back().number;
   const std::string vfs = "phivault-backup-" + keyring->vault_id();
   PV_ASSIGN_OR_RETURN(auto page_aead, crypto::Aead::New(keyring->Key(crypto::KeyPurpose::kStorage)));
   PV_RETURN_IF_ERROR(store::RegisterEncryptedVfs(vfs, std::shared_ptr<const crypto::Aead>(std::move(page_aead))));
@@ -330,9 +380,9 @@ StatusOr<BackupSummary> CreateBackup(const std::string& data_dir, const crypto::
   if (Exists(data_dir + "/" + kAccountsFile)) {
     PV_RETURN_IF_ERROR(SnapshotDatabase(data_dir + "/" + kAccountsFile, stage + "/" + kAccountsFile, vfs));
   }
-  const std::string audit_dir = audit::AuditLog::AuditDir(data_dir);
-  if (!Exists(audit_dir)) return NotFound("no audit log in " + data_dir);
   PV_RETURN_IF_ERROR(audit::ExportSnapshot(audit_dir, stage + "/audit", ""));
+  PV_ASSIGN_OR_RETURN(int64_t max_record, MaxWriteRecord(stage + "/audit", first_new_segment, *keyring));
+  PV_RETURN_IF_ERROR(RaiseOutboxSequence(stage + "/" + store::kDatabaseFileName, vfs, max_record));
 
   BackupSummary out;
   Header& h = out.header;

@@ -323,6 +323,46 @@ TEST_F(BackupTest, TamperedAuditLogInsideTheBackupFailsVerification) {
   EXPECT_FALSE(fs::exists(tmp_.Sub("restored")));
 }
 
+// The log copy may hold entries of writes committed after the database copy
+// (simulated: an entry naming write record 1000, which the database never
+// handed out). The restored database must not hand that id out again, or
+// crash recovery would take a new write's record as already logged.
+TEST_F(BackupTest, RestoredOutboxIdsStartAboveEveryIdInTheLog) {
+  tv_.access.reset();
+  tv_.vault.reset();
+  {
+    auto keyring = crypto::Keyring::Open(tv_.data_dir, key_);
+    ASSERT_TRUE(keyring.ok());
+    auto log = audit::AuditLog::Open(tv_.data_dir, **keyring);
+    ASSERT_TRUE(log.ok());
+    audit::AuditEntry later;
+    later.time_ms = fhir::NowMillis();
+    later.action = audit::AuditAction::kCreate;
+    later.write_record = 1000;
+    ASSERT_TRUE((*log)->AppendAndWait(audit::Serialize(later)).ok());
+  }
+  ASSERT_TRUE(CreateBackup(tv_.data_dir, key_, out_).ok());
+  const std::string restored_dir = tmp_.Sub("restored");
+  ASSERT_TRUE(RestoreBackup(out_, key_, restored_dir).ok());
+  auto v = OpenAt(restored_dir);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  api::ImportOptions opts;
+  opts.auditor = (*v)->audit_trail();
+  std::vector<json::object> one;
+  one.push_back(json::parse(R"({"resourceType":"Observation","id":"obs-new","status":"final",)"
+                            R"("code":{"text":"x"},"subject":{"reference":"Patient/pat-1"}})")
+                    .as_object());
+  auto s = api::ImportResources((*v)->store(), std::move(one), opts);
+  ASSERT_TRUE(s.ok() && s->loaded == 1);
+  std::vector<int64_t> ids;
+  for (const auto& e : LogEntries(**v)) {
+    if (e.write_record != 0) ids.push_back(e.write_record);
+  }
+  ASSERT_GE(ids.size(), 3u);  // the original import, the simulated entry, the new write
+  EXPECT_EQ(ids[ids.size() - 2], 1000);
+  EXPECT_GT(ids.back(), 1000) << "a new write reused an id the restored log already names";
+}
+
 TEST_F(BackupTest, RefusedRestoresAreAuditedWhereTheOperatorSays) {
   ASSERT_TRUE(CreateBackup(tv_.data_dir, key_, out_).ok());
   tv_.access.reset();
