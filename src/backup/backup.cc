@@ -212,6 +212,18 @@ StatusOr<std::unique_ptr<crypto::Aead>> ContentAead(const crypto::Keyring& keyri
 
 // ---- reading the container ----
 
+// Reads a backup file through `fd` (which must outlive the reader).
+ReadFn FdReader(int fd, const std::string& path) {
+  return [fd, path](char* buf, size_t n) -> StatusOr<size_t> {
+    while (true) {
+      const ssize_t r = ::read(fd, buf, n);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return Unavailable(Errno("cannot read", path));
+      return static_cast<size_t>(r);
+    }
+  };
+}
+
 // Writes the backup's files below `dir`; with `audit_only`, drops the
 // databases after their digest was taken (verify needs only the log on disk).
 class DirSink : public ContainerSink {
@@ -261,16 +273,7 @@ StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::Mas
   if (fd.get() < 0) return NotFound(Errno("cannot open the backup file", backup_path));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return InvalidArgument("not a regular file: " + backup_path);
-  const int raw = fd.get();
-  auto in = [raw, &backup_path](char* buf, size_t n) -> StatusOr<size_t> {
-    while (true) {
-      const ssize_t r = ::read(raw, buf, n);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return Unavailable(Errno("cannot read", backup_path));
-      return static_cast<size_t>(r);
-    }
-  };
-  PV_ASSIGN_OR_RETURN(auto reader, ContainerReader::Open(in));
+  PV_ASSIGN_OR_RETURN(auto reader, ContainerReader::Open(FdReader(fd.get(), backup_path)));
   BackupSummary out;
   out.header = reader->header();
   out.bytes = static_cast<uint64_t>(st.st_size);
@@ -418,12 +421,7 @@ StatusOr<BackupSummary> CreateBackup(const std::string& data_dir, const crypto::
 StatusOr<Header> ReadBackupHeader(const std::string& backup_path) {
   Fd fd(::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return NotFound(Errno("cannot open the backup file", backup_path));
-  const int raw = fd.get();
-  PV_ASSIGN_OR_RETURN(auto reader, ContainerReader::Open([raw](char* buf, size_t n) -> StatusOr<size_t> {
-                        const ssize_t r = ::read(raw, buf, n);
-                        if (r < 0) return Unavailable(std::string("cannot read the backup file: ") + std::strerror(errno));
-                        return static_cast<size_t>(r);
-                      }));
+  PV_ASSIGN_OR_RETURN(auto reader, ContainerReader::Open(FdReader(fd.get(), backup_path)));
   return reader->header();
 }
 

@@ -69,7 +69,9 @@ std::string ChunkAad(std::string_view header_digest, uint64_t index, bool final)
   return aad;
 }
 
-Status Damaged(std::string_view what) { return DataLoss("backup file is damaged or was modified: " + std::string(what)); }
+Status Damaged(std::string_view what) {
+  return DataLoss("backup file is damaged or was modified: " + std::string(what));
+}
 
 // Reads exactly n bytes; false if the input ended first.
 StatusOr<bool> ReadExactly(const ReadFn& in, char* buf, size_t n) {

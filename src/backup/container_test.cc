@@ -106,19 +106,20 @@ Status ReadBack(const std::string& bytes, const crypto::Aead& aead, MemorySink* 
   return (*r)->Read(aead, sink ? *sink : local).status();
 }
 
+size_t U32At(const std::string& b, size_t pos) {
+  size_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(b[pos + i]);
+  return v;
+}
+
 // Offsets of each chunk frame (flag byte) in a container.
 std::vector<size_t> FrameOffsets(const std::string& bytes) {
   size_t pos = kMagic.size() + 4;
-  const size_t body = (static_cast<unsigned char>(bytes[pos]) << 24) | (static_cast<unsigned char>(bytes[pos + 1]) << 16) |
-                      (static_cast<unsigned char>(bytes[pos + 2]) << 8) | static_cast<unsigned char>(bytes[pos + 3]);
-  pos += 4 + body;
+  pos += 4 + U32At(bytes, pos);
   std::vector<size_t> out;
   while (pos < bytes.size()) {
     out.push_back(pos);
-    const size_t len = (static_cast<unsigned char>(bytes[pos + 1]) << 24) |
-                       (static_cast<unsigned char>(bytes[pos + 2]) << 16) |
-                       (static_cast<unsigned char>(bytes[pos + 3]) << 8) | static_cast<unsigned char>(bytes[pos + 4]);
-    pos += 5 + len;
+    pos += 5 + U32At(bytes, pos + 1);
   }
   return out;
 }
