@@ -243,6 +243,27 @@ TEST_F(BackupTest, WrongMasterKeyIsDeniedWritesNothingAndIsAudited) {
   EXPECT_EQ(backups[0].rule, "PERMISSION_DENIED");
 }
 
+// The keyring travels in the backup: the master key that opened the vault
+// when the backup was taken opens it, also after a rotation (which is why
+// docs/DECISIONS.md says to keep retired master keys with their backups).
+TEST_F(BackupTest, BackupOpensWithTheMasterKeyOfItsTime) {
+  ASSERT_TRUE(CreateBackup(tv_.data_dir, key_, out_).ok());
+  crypto::MasterKeySource next;
+  next.key_file = tmp_.Sub("next.key");
+  ASSERT_TRUE(crypto::GenerateKeyFile(next.key_file).ok());
+  ASSERT_TRUE(crypto::Keyring::RotateMasterKey(tv_.data_dir, key_, next).ok());
+  EXPECT_TRUE(VerifyBackup(out_, key_).ok());
+  EXPECT_EQ(VerifyBackup(out_, next).status().code(), StatusCode::kPermissionDenied);
+  // A backup taken after the rotation opens with the new key only.
+  const std::string later = tmp_.Sub("later.pvbackup");
+  ASSERT_TRUE(CreateBackup(tv_.data_dir, next, later).ok());
+  EXPECT_TRUE(VerifyBackup(later, next).ok());
+  EXPECT_EQ(VerifyBackup(later, key_).status().code(), StatusCode::kPermissionDenied);
+  auto restored = RestoreBackup(later, next, tmp_.Sub("restored"));
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_EQ(restored->header.vault_id, tv_.vault->keyring().vault_id());
+}
+
 TEST_F(BackupTest, ExistingOutputIsNeverReplaced) {
   WriteFile(out_, "precious");
   auto made = AuditedBackup(tv_.data_dir, key_, out_);
