@@ -154,21 +154,10 @@ TEST_F(AuditCliTest, ExportAndKeyRotationAreAudited) {
 TEST_F(AuditCliTest, ExportWhileServingIsAuditedByTheServer) {
   const std::string vkey = Vkey();
   const std::string log_path = tmp_.Sub("serve.log");
-  const pid_t server = SpawnBin({"serve", "--data", data_, "--key-file", key_, "--listen", "127.0.0.1:0"}, log_path);
-  ASSERT_GT(server, 0);
-  bool listening = false;
-  for (int i = 0; i < 200 && !listening; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    listening = ReadFile(log_path).find("event=server.listening") != std::string::npos;
-  }
-  ASSERT_TRUE(listening) << ReadFile(log_path);
+  const pid_t server = testing::SpawnServing(data_, key_, log_path);
+  ASSERT_GT(server, 0) << ReadFile(log_path);
   ASSERT_EQ(Run({"audit", "export", "--data", data_, "--out", tmp_.Sub("x"), "--vkey", vkey}), 0) << out_;
-  bool drained = false;
-  for (int i = 0; i < 100 && !drained; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    drained = std::filesystem::is_empty(audit::InboxDir(data_));
-  }
-  EXPECT_TRUE(drained);
+  EXPECT_TRUE(testing::DirEmptied(audit::InboxDir(data_)));
   ::kill(server, SIGTERM);
   ASSERT_EQ(WaitBin(server), 0) << ReadFile(log_path);
 

@@ -10,7 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -48,6 +54,39 @@ inline int WaitBin(pid_t pid) {
   int status = 0;
   if (pid <= 0 || waitpid(pid, &status, 0) != pid) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Polls `done` every 50 ms, `tries` times at most; whether it came true.
+inline bool PollFor(const std::function<bool()>& done, int tries = 100) {
+  for (int i = 0; i < tries; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
+// Starts `phivault serve --data DIR --key-file KEY --listen 127.0.0.1:0`
+// with its log in `log_path` and waits (10 s at most) until it listens.
+// -1 if it did not start.
+inline pid_t SpawnServing(const std::string& data, const std::string& key, const std::string& log_path) {
+  const pid_t pid = SpawnBin({"serve", "--data", data, "--key-file", key, "--listen", "127.0.0.1:0"}, log_path);
+  if (pid <= 0) return -1;
+  const bool listening = PollFor([&] {
+    std::ifstream in(log_path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str().find("event=server.listening") != std::string::npos;
+  }, 200);
+  return listening ? pid : -1;
+}
+
+// Whether directory `dir` is empty (or gone) within 5 s, e.g. an audit
+// inbox that a running server drains every second.
+inline bool DirEmptied(const std::string& dir) {
+  return PollFor([&] {
+    std::error_code ec;
+    return std::filesystem::is_empty(dir, ec) || ec;
+  });
 }
 
 }  // namespace phivault::testing

@@ -493,14 +493,16 @@ void AuditLog::CompleterLoop() {
 
 // ----------------------------------------------------------------- append
 
-std::string AuditLog::Aad(uint64_t index) const {
+std::string EntryAad(std::string_view vault_id, uint64_t index) {
   std::string a = "phivault-audit-entry";
   a += '\0';
-  a += vault_id_;
+  a += vault_id;
   a += '\0';
   for (int i = 7; i >= 0; --i) a += static_cast<char>(index >> (8 * i));
   return a;
 }
+
+std::string AuditLog::Aad(uint64_t index) const { return EntryAad(vault_id_, index); }
 
 void AuditLog::Append(std::string entry, DurableCallback durable) {
   if (entry.size() > options_.max_entry_bytes || entry.size() + crypto::Aead::kOverhead > kMaxRecordBytes) {

@@ -217,6 +217,10 @@ class AuditLog {
   std::thread completer_;
 };
 
+// The AAD an entry at `index` is sealed with (docs/AUDIT-LOG-FORMAT.md), for
+// readers of the segment files that hold the vault's keyring (backup).
+std::string EntryAad(std::string_view vault_id, uint64_t index);
+
 // The checkpoint verifier key ("<name>+<keyid>+<base64>") of a vault, for
 // `phivault audit pubkey`; needs no log files.
 StatusOr<std::string> AuditVerifierKey(const crypto::Keyring& keyring);

@@ -1,8 +1,10 @@
 // Audit inbox: audit entries from phivault commands that cannot append to the
 // log themselves, because a running `phivault serve` holds the vault (the
 // log has exactly one writer) or because they run without the master key.
-// Today: `phivault audit export` (an export of the audit log) and
-// `phivault keys rotate-master` (a key change).
+// Today: `phivault audit export` (an export of the audit log),
+// `phivault keys rotate-master` (a key change), `phivault backup` (a backup,
+// while `serve` may run) and `phivault restore` (into the restored vault's
+// own inbox, so its first open records the restore after the restored log).
 //
 // A command drops one file per event into DATA_DIR/audit-inbox/, written
 // atomically (temp file, fsync, rename, fsync of the directory), holding the
@@ -15,10 +17,11 @@
 //
 // Anyone who can write into the data directory can drop a file here, so the
 // drain trusts nothing: it accepts only the actions commands produce
-// (export, key-change) with an agent that names the operating system user
-// ("os-user:"), and moves anything else aside as rejected-*.json with a
-// warning. A forged file can therefore add a misleading export or key-change
-// line, never a clinical access, and cannot remove or alter any entry.
+// (export, key-change, backup, restore) with an agent that names the
+// operating system user ("os-user:"), and moves anything else aside as
+// rejected-*.json with a warning. A forged file can therefore add a
+// misleading export, key-change, backup or restore line, never a clinical
+// access, and cannot remove or alter any entry.
 //
 // Thread-safety: the functions keep no state; DrainInbox must not run twice
 // at once for the same data directory (the vault's lock ensures that).
@@ -46,8 +49,9 @@ std::string OsUserSubject();
 // rotate-master").
 AuditEntry CommandEntry(AuditAction action, std::string_view event, std::string_view command);
 
-// Durably adds `entry` to the inbox. REQUIRES: entry.action is kExport or
-// kKeyChange and entry.agent.subject starts with "os-user:" (InvalidArgument
+// Durably adds `entry` to the inbox. REQUIRES: entry.action is kExport,
+// kKeyChange, kBackup or kRestore and entry.agent.subject starts with
+// "os-user:" (InvalidArgument
 // otherwise, so a caller cannot queue what the drain would reject).
 Status SubmitToInbox(const std::string& data_dir, const AuditEntry& entry);
 

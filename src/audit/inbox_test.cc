@@ -79,6 +79,34 @@ TEST(AuditInbox, NoInboxIsNothingToDo) {
   EXPECT_EQ(*n, 0u);
 }
 
+// `phivault backup` and `phivault restore` queue their entries here too;
+// a forged backup entry by someone who is not an OS user still is refused.
+TEST(AuditInbox, BackupAndRestoreEntriesAreAccepted) {
+  TempDir tmp;
+  auto keyring = MakeKeyring(tmp.path());
+  AuditEntry backup = KeyChange(10);
+  backup.action = AuditAction::kBackup;
+  backup.event = "backup";
+  AuditEntry restore = KeyChange(11);
+  restore.action = AuditAction::kRestore;
+  restore.event = "restore";
+  restore.outcome = AuditOutcome::kDenied;
+  ASSERT_TRUE(SubmitToInbox(tmp.path(), backup).ok());
+  ASSERT_TRUE(SubmitToInbox(tmp.path(), restore).ok());
+  AuditEntry forged = backup;
+  forged.agent.subject = "dr-mallory";
+  EXPECT_EQ(SubmitToInbox(tmp.path(), forged).code(), StatusCode::kInvalidArgument);
+  WriteFile(InboxDir(tmp.path()) + "/evt-000000000000001-dddd.json", Serialize(forged));
+
+  auto log = AuditLog::Open(tmp.path(), *keyring, {});
+  ASSERT_TRUE(log.ok());
+  auto n = DrainInbox(tmp.path(), **log);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 2u);
+  EXPECT_EQ(Entries(**log), (std::vector<AuditEntry>{backup, restore}));
+  EXPECT_TRUE(fs::exists(InboxDir(tmp.path()) + "/rejected-000000000000001-dddd.json"));
+}
+
 TEST(AuditInbox, SubmitRefusesWhatTheDrainWouldReject) {
   TempDir tmp;
   AuditEntry read = KeyChange(1);

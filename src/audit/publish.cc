@@ -41,67 +41,30 @@ std::string Errno(std::string_view what, const std::string& path) {
   return std::string(what) + " " + path + ": " + std::strerror(errno);
 }
 
-// An fd closed on scope exit.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
-
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Unavailable(Errno("cannot write", path));
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
+using Fd = UniqueFd;
 
 // Copies the first `len` bytes of `from` (all of it when nullopt) to a new
 // file `to`, synced. Reads only.
 Status CopyFile(const std::string& from, const std::string& to, std::optional<uint64_t> len) {
   Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0) return NotFound(Errno("audit export: cannot open", from));
+  if (in.get() < 0) return NotFound(Errno("audit export: cannot open", from));
   Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (out.fd < 0) return Unavailable(Errno("audit export: cannot create", to));
+  if (out.get() < 0) return Unavailable(Errno("audit export: cannot create", to));
   std::string buf(1 << 20, '\0');
   uint64_t left = len.value_or(UINT64_MAX);
   while (left > 0) {
-    const ssize_t n = ::read(in.fd, buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left)));
+    const ssize_t n = ::read(in.get(), buf.data(), static_cast<size_t>(std::min<uint64_t>(buf.size(), left)));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Unavailable(Errno("audit export: cannot read", from));
     if (n == 0) {
       if (len) return DataLoss("audit export: " + from + " shrank while being copied");
       break;
     }
-    PV_RETURN_IF_ERROR(WriteAll(out.fd, std::string_view(buf.data(), static_cast<size_t>(n)), to));
+    PV_RETURN_IF_ERROR(WriteAll(out.get(), std::string_view(buf.data(), static_cast<size_t>(n)), to));
     left -= static_cast<uint64_t>(n);
   }
-  if (::fsync(out.fd) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
+  if (::fsync(out.get()) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
   return Status::Ok();
-}
-
-StatusOr<std::string> ReadWholeFile(const std::string& path) {
-  Fd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (in.fd < 0) {
-    if (errno == ENOENT) return NotFound("no file " + path);
-    return Unavailable(Errno("cannot open", path));
-  }
-  std::string out;
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(in.fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Unavailable(Errno("cannot read", path));
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
 }
 
 }  // namespace
@@ -120,9 +83,9 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
   {
     const std::string to = out_dir + "/checkpoints";
     Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (out.fd < 0) return Unavailable(Errno("audit export: cannot create", to));
-    PV_RETURN_IF_ERROR(WriteAll(out.fd, std::string_view(checkpoints).substr(0, complete), to));
-    if (::fsync(out.fd) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
+    if (out.get() < 0) return Unavailable(Errno("audit export: cannot create", to));
+    PV_RETURN_IF_ERROR(WriteAll(out.get(), std::string_view(checkpoints).substr(0, complete), to));
+    if (::fsync(out.get()) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
   }
   PV_ASSIGN_OR_RETURN(std::vector<SegmentFile> segments, ListSegments(audit_dir));
   for (size_t i = 0; i < segments.size(); ++i) {
@@ -144,9 +107,9 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
   if (!vkey.empty()) {
     const std::string to = out_dir + "/vkey.txt";
     Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (out.fd < 0) return Unavailable(Errno("audit export: cannot create", to));
-    PV_RETURN_IF_ERROR(WriteAll(out.fd, std::string(vkey) + "\n", to));
-    if (::fsync(out.fd) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
+    if (out.get() < 0) return Unavailable(Errno("audit export: cannot create", to));
+    PV_RETURN_IF_ERROR(WriteAll(out.get(), std::string(vkey) + "\n", to));
+    if (::fsync(out.get()) != 0) return Unavailable(Errno("audit export: fsync failed on", to));
   }
   return SyncDirectory(out_dir);
 }
@@ -182,24 +145,24 @@ std::vector<std::string> ExtractCheckpoints(std::string_view file) {
 
 Status AppendCheckpointToFile(const std::string& path, std::string_view note) {
   Fd out(::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  if (out.fd < 0) return Unavailable(Errno("audit publish: cannot open", path));
+  if (out.get() < 0) return Unavailable(Errno("audit publish: cannot open", path));
   // A note torn by a crash is closed off first, so it stays one bad note
   // (ignored by readers) instead of swallowing the next good one.
   std::string rec;
   struct stat st;
-  if (::fstat(out.fd, &st) != 0) return Unavailable(Errno("audit publish: cannot stat", path));
+  if (::fstat(out.get(), &st) != 0) return Unavailable(Errno("audit publish: cannot stat", path));
   if (st.st_size > 0) {
     char tail[2] = {0, 0};
     const off_t at = st.st_size >= 2 ? st.st_size - 2 : 0;
-    const ssize_t n = ::pread(out.fd, tail, static_cast<size_t>(st.st_size - at), at);
+    const ssize_t n = ::pread(out.get(), tail, static_cast<size_t>(st.st_size - at), at);
     const bool terminated = n == 2 && tail[0] == '\n' && tail[1] == '\n';
     if (!terminated) rec = (n >= 1 && tail[n - 1] == '\n') ? "\n" : "\n\n";
   }
   rec += note;
   if (rec.empty() || rec.back() != '\n') rec += '\n';
   rec += '\n';
-  PV_RETURN_IF_ERROR(WriteAll(out.fd, rec, path));
-  if (::fsync(out.fd) != 0) return Unavailable(Errno("audit publish: fsync failed on", path));
+  PV_RETURN_IF_ERROR(WriteAll(out.get(), rec, path));
+  if (::fsync(out.get()) != 0) return Unavailable(Errno("audit publish: fsync failed on", path));
   return Status::Ok();
 }
 

@@ -1,4 +1,5 @@
-// phivault: the single binary. Subcommands: init, serve, import, demo, keys.
+// phivault: the single binary. Subcommands: init, serve, import, demo, keys,
+// token, user, device, audit, backup, restore.
 //
 // Every option can come from a TOML config file (--config) or a flag; flags
 // win. Defaults are the safe choice: loopback only, no plaintext key in the
@@ -36,6 +37,7 @@
 #include "cli/siem_export.h"
 #include "cli/account_commands.h"
 #include "cli/audit_commands.h"
+#include "cli/backup_commands.h"
 #include "cli/config.h"
 #include "cli/key_commands.h"
 #include "common/log.h"
@@ -471,6 +473,8 @@ int Main(int argc, char** argv) {
   AddAccountCommands(app, &accounts, add_common);
   AuditCommandState audit_cmds;
   AddAuditCommands(app, &audit_cmds, add_common);
+  BackupCommandState backup_cmds;
+  AddBackupCommands(app, &backup_cmds, add_common);
 
   try {
     app.parse(argc, argv);
@@ -486,6 +490,7 @@ int Main(int argc, char** argv) {
   if (Status s = flags.ApplyTo(&cfg); !s.ok()) return Fail(s);
   log::SetMinLevel(cfg.log_level);
   if (int rc = RunAuditCommands(audit_cmds, cfg); rc >= 0) return rc;  // before Validate: verify needs no master key
+  if (int rc = RunBackupCommands(backup_cmds, cfg); rc >= 0) return rc;  // validates itself: verify has no --data
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
 
   if (int rc = RunAccountCommands(accounts, cfg); rc >= 0) return rc;
