@@ -155,6 +155,42 @@ TEST_F(BackupCliTest, BackupWhileServingRestoresAndIsAudited) {
   EXPECT_EQ(entries.back().outcome, audit::AuditOutcome::kAllowed);
 }
 
+// `--checkpoint` takes the file `audit publish` keeps outside the vault:
+// checkpoints from before the backup are checked against its log, later ones
+// are reported as not checkable, and a missing or empty file is an error,
+// never a silent "nothing to compare".
+TEST_F(BackupCliTest, VerifyAndRestoreCrossCheckPublishedCheckpoints) {
+  const std::string published = tmp_.Sub("published.txt");
+  ASSERT_EQ(Run({"audit", "publish", "--data", data_, "--to", published, "--key-file", key_}), 0) << out_;
+  const std::string file = tmp_.Sub("vault.pvbackup");
+  ASSERT_EQ(Run({"backup", "--data", data_, "--out", file, "--key-file", key_}), 0) << out_;
+  ASSERT_EQ(Run({"import", "--data", data_, "--key-file", key_, kPatients}), 0) << out_;  // newer entries
+  ASSERT_EQ(Run({"audit", "publish", "--data", data_, "--to", published, "--key-file", key_}), 0) << out_;
+
+  ASSERT_EQ(Run({"backup", "verify", "--in", file, "--key-file", key_, "--checkpoint", published}), 0) << out_;
+  const size_t at = out_.find("published checkpoints: ");
+  ASSERT_NE(at, std::string::npos) << out_;
+  const std::string counts = out_.substr(at);
+  EXPECT_EQ(counts.rfind("published checkpoints: 0 ", 0), std::string::npos) << out_;
+  EXPECT_NE(counts.find("agree with the backup's audit log"), std::string::npos) << out_;
+  EXPECT_EQ(counts.find(", 0 are newer"), std::string::npos) << out_;
+  EXPECT_EQ(out_.find("warning"), std::string::npos) << out_;
+  ASSERT_EQ(Run({"restore", "--from", file, "--data", tmp_.Sub("restored"), "--key-file", key_, "--checkpoint",
+                 published}),
+            0)
+      << out_;
+
+  EXPECT_EQ(Run({"backup", "verify", "--in", file, "--key-file", key_, "--checkpoint", tmp_.Sub("nope")}), 1)
+      << out_;
+  WriteFile(tmp_.Sub("empty.txt"), "not a checkpoint\n");
+  EXPECT_EQ(Run({"restore", "--from", file, "--data", tmp_.Sub("r3"), "--key-file", key_, "--checkpoint",
+                 tmp_.Sub("empty.txt")}),
+            1)
+      << out_;
+  EXPECT_NE(out_.find("no checkpoint found"), std::string::npos) << out_;
+  EXPECT_FALSE(std::filesystem::exists(tmp_.Sub("r3")));
+}
+
 TEST_F(BackupCliTest, TamperedFileAndWrongKeyGiveOneLineAndTheirExitCodes) {
   const std::string file = tmp_.Sub("vault.pvbackup");
   ASSERT_EQ(Run({"backup", "--data", data_, "--out", file, "--key-file", key_}), 0) << out_;

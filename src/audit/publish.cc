@@ -20,7 +20,10 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "audit/checkpoint.h"
@@ -140,6 +143,20 @@ std::vector<std::string> ExtractCheckpoints(std::string_view file) {
     for (auto& n : SplitNotes(tail)) notes.push_back(std::move(n));
   }
   std::erase_if(notes, [](const std::string& n) { return n.find_first_not_of('\n') == std::string::npos; });
+  return notes;
+}
+
+StatusOr<std::vector<std::string>> ReadPublishedCheckpoints(std::span<const std::string> files) {
+  std::vector<std::string> notes;
+  for (const std::string& file : files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) return NotFound("cannot read " + file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    std::vector<std::string> found = ExtractCheckpoints(text.str());
+    if (found.empty()) return InvalidArgument("no checkpoint found in " + file);
+    notes.insert(notes.end(), std::make_move_iterator(found.begin()), std::make_move_iterator(found.end()));
+  }
   return notes;
 }
 

@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +47,11 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
 // in file order. Untrusted input: anything else is skipped, never a crash.
 // Notes are not verified here (VerifyCheckpoint does that).
 std::vector<std::string> ExtractCheckpoints(std::string_view file);
+
+// ExtractCheckpoints over each file, in order (`--checkpoint FILE`, which
+// may be repeated). NotFound for an unreadable file, InvalidArgument for one
+// that holds no checkpoint: a typo must not pass for "nothing to compare".
+StatusOr<std::vector<std::string>> ReadPublishedCheckpoints(std::span<const std::string> files);
 
 // Appends `note` plus one empty line to `path` (created 0600) and fsyncs.
 Status AppendCheckpointToFile(const std::string& path, std::string_view note);

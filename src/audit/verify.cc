@@ -86,7 +86,8 @@ std::string_view ProblemName(Problem p) {
   return "unknown";
 }
 
-StatusOr<VerifyResult> Verify(const std::string& path, std::string_view vkey, std::span<const std::string> published) {
+StatusOr<VerifyResult> Verify(const std::string& path, std::string_view vkey, std::span<const std::string> published,
+                              const VerifyOptions& options) {
   PV_ASSIGN_OR_RETURN(VerifierKey key, ParseVerifierKey(vkey));
   const std::string dir = IsDir(path + "/audit") ? path + "/audit" : path;
   if (!IsDir(dir)) return NotFound("audit verify: no directory " + dir);
@@ -157,7 +158,10 @@ StatusOr<VerifyResult> Verify(const std::string& path, std::string_view vkey, st
         return false;
       }
       last_match = c.size;
-      if (c.published) last_published_match = c.size;
+      if (c.published) {
+        last_published_match = c.size;
+        ++res.published_checked;
+      }
       ++res.checkpoints;
       ++next_cp;
     }
@@ -227,6 +231,12 @@ StatusOr<VerifyResult> Verify(const std::string& path, std::string_view vkey, st
     if (!check_checkpoints()) return res;
   }
   res.root = HashString(range.Root());
+  if (next_cp < cps.size() && options.log_may_be_prefix &&
+      std::all_of(cps.begin() + static_cast<std::ptrdiff_t>(next_cp), cps.end(),
+                  [](const KnownCheckpoint& c) { return c.published; })) {
+    res.published_beyond = cps.size() - next_cp;
+    next_cp = cps.size();
+  }
   if (next_cp < cps.size()) {
     const KnownCheckpoint& c = cps.back();
     return fail(Problem::kTruncated, range.size(),

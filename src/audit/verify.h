@@ -52,6 +52,17 @@ struct VerifyResult {
   uint64_t entries = 0;                 // records read before stopping
   uint64_t checkpoints = 0;             // checkpoints verified (signature and root)
   std::string root;                     // 32 raw bytes: recomputed root over `entries`
+  uint64_t published_checked = 0;       // published checkpoints matched against the tree
+  uint64_t published_beyond = 0;        // published checkpoints larger than the log (prefix mode only)
+};
+
+struct VerifyOptions {
+  // The log is an earlier prefix of the one the published checkpoints were
+  // issued for (a backup's log). A published checkpoint larger than the log
+  // cannot be checked without the entries after it: it is counted in
+  // published_beyond instead of reported as truncation. Its signature is
+  // still checked, and the log's own checkpoints must all fit.
+  bool log_may_be_prefix = false;
 };
 
 // `path` is a data directory (its audit/ subdirectory is used), the audit
@@ -60,7 +71,7 @@ struct VerifyResult {
 // channel. Returns a Status error only when the inputs cannot be used at all
 // (unreadable directory, malformed vkey); integrity findings are in the result.
 StatusOr<VerifyResult> Verify(const std::string& path, std::string_view vkey,
-                              std::span<const std::string> published = {});
+                              std::span<const std::string> published = {}, const VerifyOptions& options = {});
 
 }  // namespace phivault::audit
 

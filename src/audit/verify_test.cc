@@ -171,6 +171,48 @@ TEST_F(VerifyTest, DetectsTruncationHiddenByDroppingCheckpoints) {
   EXPECT_EQ(r.first_bad_index, 60u);
 }
 
+// A backup holds an earlier prefix of the log that later published
+// checkpoints were issued for: those are counted, not called truncation,
+// while its own checkpoints must still all fit and earlier published ones
+// must still match.
+TEST_F(VerifyTest, PrefixModeSkipsOnlyPublishedCheckpointsBeyondTheLog) {
+  auto seg = ReadSegment(Seg());
+  seg.records.resize(60);
+  WriteSegment(Seg(), seg);
+  WriteFile(Dir() + "/checkpoints", checkpoints_[0] + "\n" + checkpoints_[1] + "\n");
+  std::filesystem::remove_all(Dir() + "/tree");
+  VerifyOptions prefix;
+  prefix.log_may_be_prefix = true;
+
+  auto plain = Verify(tmp_.path(), vkey_, checkpoints_);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->problem, Problem::kTruncated);
+
+  auto r = Verify(tmp_.path(), vkey_, checkpoints_, prefix);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok) << r->reason;
+  EXPECT_EQ(r->entries, 60u);
+  EXPECT_EQ(r->published_checked, 2u);  // at 20 and 50
+  EXPECT_EQ(r->published_beyond, 1u);   // at 100
+
+  // The log's own checkpoint beyond its records is still truncation.
+  WriteFile(Dir() + "/checkpoints",
+            checkpoints_[0] + "\n" + checkpoints_[1] + "\n" + checkpoints_[2] + "\n");
+  r = Verify(tmp_.path(), vkey_, {}, prefix);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->problem, Problem::kTruncated);
+  EXPECT_EQ(r->first_bad_index, 60u);
+
+  // A published checkpoint that does not verify is refused, beyond or not.
+  std::string bad = checkpoints_[2];
+  bad[bad.find("\xE2\x80\x94 ") + 12] ^= 0x01;
+  WriteFile(Dir() + "/checkpoints", checkpoints_[0] + "\n" + checkpoints_[1] + "\n");
+  const std::vector<std::string> bad_only = {bad};
+  r = Verify(tmp_.path(), vkey_, bad_only, prefix);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->problem, Problem::kBadCheckpoint);
+}
+
 TEST_F(VerifyTest, DetectsForkReSignedWithStolenKey) {
   // The attacker holds the keyring: rewrites entries from 30 on, recomputes
   // every record, re-signs checkpoints over the new history and replaces the

@@ -268,7 +268,7 @@ class DirSink : public ContainerSink {
 // and unpacks into `dir`, checking every chunk, the manifest and the
 // contained audit log. `dir` exists and is private.
 StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::MasterKeySource& key,
-                               const std::string& dir, bool audit_only) {
+                               const std::string& dir, bool audit_only, std::span<const std::string> published) {
   Fd fd(::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return NotFound(Errno("cannot open the backup file", backup_path));
   struct stat st;
@@ -296,7 +296,11 @@ StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::Mas
     return DataLoss("backup file is incomplete: it holds no vault database or no audit log");
   }
   PV_ASSIGN_OR_RETURN(std::string vkey, audit::AuditVerifierKey(**keyring));
-  PV_ASSIGN_OR_RETURN(audit::VerifyResult v, audit::Verify(dir + "/audit", vkey));
+  // The backup's log is a prefix of the log the published checkpoints were
+  // issued for.
+  audit::VerifyOptions verify_options;
+  verify_options.log_may_be_prefix = true;
+  PV_ASSIGN_OR_RETURN(audit::VerifyResult v, audit::Verify(dir + "/audit", vkey, published, verify_options));
   if (!v.ok) {
     std::string where = v.first_bad_index == audit::VerifyResult::kNoIndex
                             ? std::string()
@@ -305,6 +309,8 @@ StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::Mas
                     where + " (" + v.reason + ")");
   }
   out.audit_entries = v.entries;
+  out.published_checked = v.published_checked;
+  out.published_beyond = v.published_beyond;
   if (!audit_only) {
     if (Exists(dir + "/audit")) PV_RETURN_IF_ERROR(SyncDirectory(dir + "/audit"));
     PV_RETURN_IF_ERROR(SyncDirectory(dir));
@@ -330,13 +336,14 @@ Status CheckRestoreTarget(const std::string& new_dir) {
 using BeforePublish = std::function<Status(const std::string& staging, const BackupSummary&)>;
 
 StatusOr<BackupSummary> RestoreImpl(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                    const std::string& new_dir, const BeforePublish& before_publish) {
+                                    const std::string& new_dir, std::span<const std::string> published,
+                                    const BeforePublish& before_publish) {
   PV_RETURN_IF_ERROR(CheckRestoreTarget(new_dir));
   std::string target = new_dir;
   while (target.size() > 1 && target.back() == '/') target.pop_back();
   // A sibling, so the final rename stays within one file system.
   PV_ASSIGN_OR_RETURN(ScratchDir staging, ScratchDir::Make(target + ".restore-"));
-  PV_ASSIGN_OR_RETURN(BackupSummary summary, Unpack(backup_path, key, staging.path(), false));
+  PV_ASSIGN_OR_RETURN(BackupSummary summary, Unpack(backup_path, key, staging.path(), false, published));
   if (before_publish) PV_RETURN_IF_ERROR(before_publish(staging.path(), summary));
   PV_RETURN_IF_ERROR(SyncDirectory(staging.path()));
   // rename() replaces an empty directory atomically; the target is then
@@ -425,17 +432,18 @@ StatusOr<Header> ReadBackupHeader(const std::string& backup_path) {
   return reader->header();
 }
 
-StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key) {
+StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
+                                     std::span<const std::string> published) {
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
   if (ec) tmp = "/tmp";
   PV_ASSIGN_OR_RETURN(ScratchDir scratch, ScratchDir::Make((tmp / "phivault-verify-").string()));
-  return Unpack(backup_path, key, scratch.path(), true);
+  return Unpack(backup_path, key, scratch.path(), true, published);
 }
 
 StatusOr<BackupSummary> RestoreBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                      const std::string& new_dir) {
-  return RestoreImpl(backup_path, key, new_dir, {});
+                                      const std::string& new_dir, std::span<const std::string> published) {
+  return RestoreImpl(backup_path, key, new_dir, published, {});
 }
 
 audit::AuditEntry BackupAuditEntry(audit::AuditAction action, const Header* header, const Status& result,
@@ -467,9 +475,10 @@ StatusOr<BackupSummary> AuditedBackup(const std::string& data_dir, const crypto:
 }
 
 StatusOr<BackupSummary> AuditedRestore(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                       const std::string& new_dir, const std::string& audit_dir) {
+                                       const std::string& new_dir, const std::string& audit_dir,
+                                       std::span<const std::string> published) {
   StatusOr<BackupSummary> restored =
-      RestoreImpl(backup_path, key, new_dir, [](const std::string& staging, const BackupSummary& s) {
+      RestoreImpl(backup_path, key, new_dir, published, [](const std::string& staging, const BackupSummary& s) {
         // Inside the restored vault before it appears: its first open
         // appends the entry after the restored log.
         return audit::SubmitToInbox(

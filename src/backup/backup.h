@@ -35,6 +35,7 @@
 #define PHIVAULT_BACKUP_BACKUP_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct BackupSummary {
   std::vector<FileEntry> files;
   uint64_t bytes = 0;            // size of the backup file
   uint64_t audit_entries = 0;    // entries of the contained audit log (verify/restore)
+  uint64_t published_checked = 0;  // published checkpoints the contained log agrees with
+  uint64_t published_beyond = 0;   // published checkpoints newer than the backup (not checkable)
 };
 
 // REQUIRES: `data_dir` holds a vault; `out_path` does not exist yet
@@ -61,13 +64,22 @@ StatusOr<BackupSummary> CreateBackup(const std::string& data_dir, const crypto::
 // Reads and checks everything (see the file comment); writes nothing but a
 // private scratch directory beside the file, removed before returning.
 // DataLoss naming the first problem; PermissionDenied for a wrong master key.
-StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key);
+//
+// `published` are signed checkpoints of the vault's log kept outside the
+// vault (`phivault audit publish`). Each one no larger than the backup's log
+// must match it, so a backup whose history was rewritten and re-signed, even
+// with the vault's real key, is refused (DataLoss, "fork"); a published
+// checkpoint that does not verify under the backup's key is refused too.
+// Later ones cannot be checked against an earlier prefix and are counted in
+// published_beyond.
+StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
+                                     std::span<const std::string> published = {});
 
 // REQUIRES: `new_dir` does not exist or is an empty directory
 // (FailedPrecondition-like InvalidArgument otherwise). Nothing is left in
-// `new_dir` on any error.
+// `new_dir` on any error. `published` as for VerifyBackup.
 StatusOr<BackupSummary> RestoreBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                      const std::string& new_dir);
+                                      const std::string& new_dir, std::span<const std::string> published = {});
 
 // Just the header (no key needed): names the backup in audit entries and
 // messages even when the rest cannot be opened.
@@ -86,7 +98,8 @@ StatusOr<BackupSummary> AuditedBackup(const std::string& data_dir, const crypto:
                                       const std::string& out_path);
 // RestoreBackup + its entry (see the file comment for where it goes).
 StatusOr<BackupSummary> AuditedRestore(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                       const std::string& new_dir, const std::string& audit_dir = "");
+                                       const std::string& new_dir, const std::string& audit_dir = "",
+                                       std::span<const std::string> published = {});
 
 }  // namespace phivault::backup
 

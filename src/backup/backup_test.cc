@@ -344,6 +344,68 @@ TEST_F(BackupTest, TamperedAuditLogInsideTheBackupFailsVerification) {
   EXPECT_FALSE(fs::exists(tmp_.Sub("restored")));
 }
 
+// Appends `n` entries to the log of the (closed) vault in `dir` and returns
+// a checkpoint signed over them, as `audit publish` would carry it away.
+std::string AppendAndSign(const std::string& dir, const crypto::MasterKeySource& key, const std::string& event,
+                          int n) {
+  auto keyring = crypto::Keyring::Open(dir, key);
+  EXPECT_TRUE(keyring.ok());
+  if (!keyring.ok()) return "";
+  auto log = audit::AuditLog::Open(dir, **keyring);
+  EXPECT_TRUE(log.ok());
+  if (!log.ok()) return "";
+  for (int i = 0; i < n; ++i) {
+    audit::AuditEntry e;
+    e.time_ms = fhir::NowMillis();
+    e.action = audit::AuditAction::kRead;
+    e.event = event + "-" + std::to_string(i);
+    EXPECT_TRUE((*log)->AppendAndWait(audit::Serialize(e)).ok());
+  }
+  auto note = (*log)->SignCheckpoint();
+  EXPECT_TRUE(note.ok());
+  return note.ok() ? *note : "";
+}
+
+// Checkpoints published outside the vault: those a backup is old enough to
+// cover must agree with its log, newer ones are counted but cannot be
+// checked, and a backup whose history was rewritten and re-signed with the
+// vault's own key (a fork; internally consistent) is refused by verify and
+// restore alike.
+TEST_F(BackupTest, PublishedCheckpointsRefuseABackupWithARewrittenHistory) {
+  tv_.access.reset();
+  tv_.vault.reset();
+  // The attacker's copy: the same keyring (stolen master key) and history so far.
+  const std::string forked = tmp_.Sub("forked");
+  fs::copy(tv_.data_dir, forked, fs::copy_options::recursive);
+
+  std::vector<std::string> published;
+  published.push_back(AppendAndSign(tv_.data_dir, key_, "real", 3));
+  ASSERT_TRUE(CreateBackup(tv_.data_dir, key_, out_).ok());
+  published.push_back(AppendAndSign(tv_.data_dir, key_, "real-later", 50));
+
+  auto good = VerifyBackup(out_, key_, published);
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->published_checked, 1u);
+  EXPECT_EQ(good->published_beyond, 1u);
+  const std::string restored = tmp_.Sub("restored");
+  auto r = RestoreBackup(out_, key_, restored, published);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->published_checked, 1u);
+
+  // Other entries where the real ones went, checkpoints re-signed with the real key.
+  AppendAndSign(forked, key_, "forged", 10);
+  const std::string forged_backup = tmp_.Sub("forged.pvbackup");
+  ASSERT_TRUE(CreateBackup(forked, key_, forged_backup).ok());
+  ASSERT_TRUE(VerifyBackup(forged_backup, key_).ok()) << "self-consistent: only outside knowledge can tell";
+  auto v = VerifyBackup(forged_backup, key_, published);
+  ASSERT_EQ(v.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(v.status().message().find("fork"), std::string::npos) << v.status().message();
+  const std::string target = tmp_.Sub("forged-restored");
+  EXPECT_EQ(AuditedRestore(forged_backup, key_, target, "", published).status().code(), StatusCode::kDataLoss);
+  EXPECT_FALSE(fs::exists(target));
+  EXPECT_TRUE(Leftovers(tmp_.path(), "forged-restored").empty());
+}
+
 // The log copy may hold entries of writes committed after the database copy
 // (simulated: an entry naming write record 1000, which the database never
 // handed out). The restored database must not hand that id out again, or

@@ -105,14 +105,9 @@ int Verify(const AuditCommandState& s, const Config& cfg) {
   if (cfg.data_dir.empty()) return Report(InvalidArgument("--data DIR is required (a data or export directory)"));
   auto vkey = ResolveVkey(s, cfg, true);
   if (!vkey.ok()) return Report(vkey.status());
-  std::vector<std::string> published;
-  for (const auto& file : s.checkpoints) {
-    auto text = ReadText(file);
-    if (!text.ok()) return Report(text.status());
-    std::vector<std::string> notes = audit::ExtractCheckpoints(*text);
-    if (notes.empty()) return Report(InvalidArgument("no checkpoint found in " + file));
-    published.insert(published.end(), notes.begin(), notes.end());
-  }
+  auto read = audit::ReadPublishedCheckpoints(s.checkpoints);
+  if (!read.ok()) return Report(read.status());
+  const std::vector<std::string>& published = *read;
   auto r = audit::Verify(cfg.data_dir, vkey->key, published);
   if (!r.ok()) return Report(r.status());
   if (vkey->source == "export") {

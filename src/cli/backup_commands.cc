@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "audit/publish.h"
 #include "backup/backup.h"
 #include "fhir/time.h"
 
@@ -21,6 +22,20 @@ std::string Describe(const backup::BackupSummary& s) {
          std::to_string(s.bytes) + " bytes";
 }
 
+// What the published checkpoints proved. None covering the backup is said
+// plainly: the operator asked for a cross-check that did not happen.
+void ReportPublished(const backup::BackupSummary& s, size_t given) {
+  if (given == 0) return;
+  std::printf("published checkpoints: %llu agree with the backup's audit log, %llu are newer than the backup\n",
+              static_cast<unsigned long long>(s.published_checked),
+              static_cast<unsigned long long>(s.published_beyond));
+  if (s.published_checked == 0) {
+    std::fprintf(stderr,
+                 "warning: no published checkpoint is old enough to cover this backup, so its history was not "
+                 "cross-checked; publish checkpoints continuously (`phivault audit publish --follow`)\n");
+  }
+}
+
 }  // namespace
 
 void AddBackupCommands(CLI::App& app, BackupCommandState* s, const std::function<void(CLI::App*)>& add_common) {
@@ -31,11 +46,15 @@ void AddBackupCommands(CLI::App& app, BackupCommandState* s, const std::function
   s->verify = s->backup->add_subcommand("verify", "check a backup file completely without restoring it");
   add_common(s->verify);
   s->verify->add_option("--in", s->in, "the backup file")->required();
+  s->verify->add_option("--checkpoint", s->checkpoints,
+                        "file of checkpoints published outside the vault (repeatable): refuses a rewritten history");
   s->restore = app.add_subcommand("restore", "restore a backup into a new or empty data directory");
   add_common(s->restore);
   s->restore->add_option("--from", s->from, "the backup file")->required();
   s->restore->add_option("--audit-data", s->audit_data,
                          "data directory of a vault that records a refused restore (optional)");
+  s->restore->add_option("--checkpoint", s->checkpoints,
+                         "file of checkpoints published outside the vault (repeatable): refuses a rewritten history");
 }
 
 int RunBackupCommands(const BackupCommandState& s, const Config& cfg) {
@@ -56,17 +75,21 @@ int RunBackupCommands(const BackupCommandState& s, const Config& cfg) {
     std::printf("backup written to %s: %s\n", s.out.c_str(), Describe(*made).c_str());
     return 0;
   }
+  auto published = audit::ReadPublishedCheckpoints(s.checkpoints);
+  if (!published.ok()) return Report(command, published.status());
   if (verify) {
-    auto checked = backup::VerifyBackup(s.in, c.key);
+    auto checked = backup::VerifyBackup(s.in, c.key, *published);
     if (!checked.ok()) return Report(command, checked.status());
     std::printf("backup OK: %s: %s, %llu audit entries verified\n", s.in.c_str(), Describe(*checked).c_str(),
                 static_cast<unsigned long long>(checked->audit_entries));
+    ReportPublished(*checked, published->size());
     return 0;
   }
-  auto restored = backup::AuditedRestore(s.from, c.key, c.data_dir, s.audit_data);
+  auto restored = backup::AuditedRestore(s.from, c.key, c.data_dir, s.audit_data, *published);
   if (!restored.ok()) return Report(command, restored.status());
   std::printf("restored %s into %s: %s; it opens with the same master key\n", s.from.c_str(), c.data_dir.c_str(),
               Describe(*restored).c_str());
+  ReportPublished(*restored, published->size());
   return 0;
 }
 

@@ -1,8 +1,8 @@
 // Backup subcommands (src/backup/backup.h does the work):
 //
 //   phivault backup        --data DIR --out FILE     <key flags>
-//   phivault backup verify --in FILE                 <key flags>
-//   phivault restore       --from FILE --data NEWDIR <key flags> [--audit-data DIR]
+//   phivault backup verify --in FILE                 <key flags> [--checkpoint FILE…]
+//   phivault restore       --from FILE --data NEWDIR <key flags> [--audit-data DIR] [--checkpoint FILE…]
 //
 // `backup` is safe while `serve` runs (it takes no vault lock) and records a
 // `backup` audit entry through DIR's audit inbox, also when refused (wrong
@@ -11,6 +11,9 @@
 // in the restored vault; a refused restore is recorded in the inbox of the
 // vault given with --audit-data (it has no vault of its own). `verify`
 // writes nothing and is not audited: it reads only the backup file.
+// `--checkpoint` names files of checkpoints published outside the vault
+// (`phivault audit publish`); the backup's audit log must agree with every
+// one that it is old enough to cover (backup::VerifyBackup).
 //
 // Exit codes as elsewhere: 0 ok, 3 wrong master key, 4 damaged or tampered
 // backup (one line naming what failed), 1 anything else.
@@ -27,6 +30,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "cli/config.h"
 
@@ -38,6 +42,7 @@ namespace phivault::cli {
 
 struct BackupCommandState {
   std::string out, in, from, audit_data;
+  std::vector<std::string> checkpoints;
   CLI::App* backup = nullptr;
   CLI::App* verify = nullptr;
   CLI::App* restore = nullptr;
