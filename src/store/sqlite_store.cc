@@ -62,6 +62,15 @@ class Connection {
     return Status::Ok();
   }
 
+  // A COMMIT that fails (disk full, I/O error) can leave the transaction
+  // open, and every later BEGIN on this connection would then fail: roll it
+  // back so the connection stays usable, and return the commit's error.
+  Status Commit() {
+    Status s = Exec("COMMIT");
+    if (!s.ok() && !sqlite3_get_autocommit(db_)) Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+
  private:
   sqlite3* db_;
   std::map<const char*, sqlite3_stmt*> cache_;
@@ -777,7 +786,7 @@ Status SqliteStore::PrepareSearchIndex() {
     writer_->Exec("ROLLBACK").IgnoreError();
     return s;
   }
-  return writer_->Exec("COMMIT");
+  return writer_->Commit();
 }
 
 Status SqliteStore::BeginBulkLoad() {
@@ -788,7 +797,7 @@ Status SqliteStore::BeginBulkLoad() {
     writer_->Exec("ROLLBACK").IgnoreError();
     return s;
   }
-  PV_RETURN_IF_ERROR(writer_->Exec("COMMIT"));
+  PV_RETURN_IF_ERROR(writer_->Commit());
   bulk_loading_.store(true);
   return Status::Ok();
 }
@@ -805,7 +814,7 @@ Status SqliteStore::EndBulkLoad() {
     writer_->Exec("ROLLBACK").IgnoreError();
     return s;
   }
-  PV_RETURN_IF_ERROR(writer_->Exec("COMMIT"));
+  PV_RETURN_IF_ERROR(writer_->Commit());
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   log::Info("store.bulk_load_indexed", {{"ms", std::to_string(ms.count())}});
   return Status::Ok();
@@ -837,7 +846,7 @@ StatusOr<SearchPage> SqliteStore::Search(const SearchQuery& query) {
     }
     return page;
   }();
-  conn.Exec("COMMIT").IgnoreError();
+  conn.Commit().IgnoreError();
   return result;
 }
 
@@ -858,7 +867,7 @@ StatusOr<ResourceVersion> SqliteStore::ReadFromDatabase(const std::string& type,
     if (!cur) return NotFound("resource not found");
     return LoadVersion(conn, cur->seq, type, id);
   }();
-  conn.Exec("COMMIT").IgnoreError();
+  conn.Commit().IgnoreError();
   return result;
 }
 
@@ -964,7 +973,7 @@ StatusOr<CompartmentPage> SqliteStore::Compartment(const CompartmentQuery& query
     }
     return page;
   }();
-  conn.Exec("COMMIT").IgnoreError();
+  conn.Commit().IgnoreError();
   return result;
 }
 
@@ -1209,7 +1218,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
       }
     }
   }
-  Status commit = group_failure.ok() ? writer_->Exec("COMMIT") : group_failure;
+  Status commit = group_failure.ok() ? writer_->Commit() : group_failure;
   if (!commit.ok()) {
     writer_->Exec("ROLLBACK").IgnoreError();
     log::Error("store.commit_failed", {{"error", commit.message()}, {"action", "check disk space and the data directory"}});
