@@ -17,6 +17,7 @@
 #include "api/vault.h"
 #include "audit/entry.h"
 #include "audit/inbox.h"
+#include "audit/publish.h"
 #include "common/testing/temp_dir.h"
 #include "run_bin.h"
 
@@ -180,15 +181,36 @@ TEST_F(BackupCliTest, VerifyAndRestoreCrossCheckPublishedCheckpoints) {
             0)
       << out_;
 
+  // Only the newest checkpoint: none covers the backup. Refused unless the
+  // operator says the backup predates publication.
+  const std::vector<std::string> notes = audit::ExtractCheckpoints(ReadFile(published));
+  ASSERT_GE(notes.size(), 2u);
+  const std::string newest = tmp_.Sub("newest.txt");
+  WriteFile(newest, notes.back() + "\n");
+  EXPECT_EQ(Run({"backup", "verify", "--in", file, "--key-file", key_, "--checkpoint", newest}), 1) << out_;
+  EXPECT_NE(out_.find("--allow-uncovered"), std::string::npos) << out_;
+  EXPECT_EQ(Run({"backup", "verify", "--in", file, "--key-file", key_, "--checkpoint", newest, "--allow-uncovered"}),
+            0)
+      << out_;
+  EXPECT_NE(out_.find("warning: no published checkpoint is old enough"), std::string::npos) << out_;
+
   EXPECT_EQ(Run({"backup", "verify", "--in", file, "--key-file", key_, "--checkpoint", tmp_.Sub("nope")}), 1)
       << out_;
   WriteFile(tmp_.Sub("empty.txt"), "not a checkpoint\n");
   EXPECT_EQ(Run({"restore", "--from", file, "--data", tmp_.Sub("r3"), "--key-file", key_, "--checkpoint",
-                 tmp_.Sub("empty.txt")}),
+                 tmp_.Sub("empty.txt"), "--audit-data", data_}),
             1)
       << out_;
   EXPECT_NE(out_.find("no checkpoint found"), std::string::npos) << out_;
   EXPECT_FALSE(std::filesystem::exists(tmp_.Sub("r3")));
+  // Refused before it began, and still recorded where the operator said.
+  auto v = Open(data_);
+  ASSERT_NE(v, nullptr);
+  std::vector<audit::AuditOutcome> restores;
+  for (const auto& e : Entries(*v)) {
+    if (e.action == audit::AuditAction::kRestore) restores.push_back(e.outcome);
+  }
+  EXPECT_EQ(restores, (std::vector<audit::AuditOutcome>{audit::AuditOutcome::kDenied}));
 }
 
 TEST_F(BackupCliTest, TamperedFileAndWrongKeyGiveOneLineAndTheirExitCodes) {

@@ -117,8 +117,9 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
   return SyncDirectory(out_dir);
 }
 
-std::vector<std::string> ExtractCheckpoints(std::string_view file) {
+std::vector<std::string> ExtractCheckpoints(std::string_view file, size_t* undecodable) {
   std::vector<std::string> notes;
+  if (undecodable != nullptr) *undecodable = 0;
   size_t pos = 0;
   bool tagged = false;
   while ((pos = file.find(kPublishedCheckpointTag, pos)) != std::string_view::npos) {
@@ -130,7 +131,13 @@ std::vector<std::string> ExtractCheckpoints(std::string_view file) {
       ++end;
     }
     auto note = Base64Decode(file.substr(pos, end - pos));
-    if (note.ok() && !note->empty()) notes.push_back(std::move(*note));
+    // Decoding alone is no test: a token cut at a multiple of four
+    // characters still decodes. A note has a signature line.
+    if (note.ok() && note->find("\n\n\xE2\x80\x94 ") != std::string::npos) {
+      notes.push_back(std::move(*note));
+    } else if (undecodable != nullptr) {
+      ++*undecodable;
+    }
     pos = end;
   }
   if (tagged) return notes;
@@ -153,7 +160,12 @@ StatusOr<std::vector<std::string>> ReadPublishedCheckpoints(std::span<const std:
     if (!in) return NotFound("cannot read " + file);
     std::ostringstream text;
     text << in.rdbuf();
-    std::vector<std::string> found = ExtractCheckpoints(text.str());
+    size_t undecodable = 0;
+    std::vector<std::string> found = ExtractCheckpoints(text.str(), &undecodable);
+    if (undecodable > 0) {
+      return InvalidArgument(std::to_string(undecodable) + " checkpoint(s) in " + file +
+                             " cannot be decoded (a line cut short?); fix or remove them");
+    }
     if (found.empty()) return InvalidArgument("no checkpoint found in " + file);
     notes.insert(notes.end(), std::make_move_iterator(found.begin()), std::make_move_iterator(found.end()));
   }

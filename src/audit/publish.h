@@ -45,12 +45,15 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
 // The complete signed notes in a checkpoints file, a published-checkpoints
 // file, or a syslog collector's output holding "PVCKPT1:<base64>" tokens,
 // in file order. Untrusted input: anything else is skipped, never a crash.
-// Notes are not verified here (VerifyCheckpoint does that).
-std::vector<std::string> ExtractCheckpoints(std::string_view file);
+// Notes are not verified here (VerifyCheckpoint does that). `undecodable`,
+// when given, receives the number of PVCKPT1 tokens that did not decode (a
+// line cut short by a relay, for instance).
+std::vector<std::string> ExtractCheckpoints(std::string_view file, size_t* undecodable = nullptr);
 
 // ExtractCheckpoints over each file, in order (`--checkpoint FILE`, which
 // may be repeated). NotFound for an unreadable file, InvalidArgument for one
-// that holds no checkpoint: a typo must not pass for "nothing to compare".
+// that holds no checkpoint or a PVCKPT1 token that does not decode: a typo
+// or a damaged copy must not pass for "nothing (more) to compare".
 StatusOr<std::vector<std::string>> ReadPublishedCheckpoints(std::span<const std::string> files);
 
 // Appends `note` plus one empty line to `path` (created 0600) and fsyncs.

@@ -117,8 +117,27 @@ TEST_F(PublishTest, PublishedCheckpointsReadBackInEveryForm) {
   EXPECT_EQ(ExtractCheckpoints(single), std::vector<std::string>{notes.back()});
 
   // Junk: nothing, and no crash.
-  EXPECT_TRUE(ExtractCheckpoints("PVCKPT1:!!!! PVCKPT1:").empty());
+  size_t undecodable = 0;
+  EXPECT_TRUE(ExtractCheckpoints("PVCKPT1:!!!! PVCKPT1:", &undecodable).empty());
+  EXPECT_EQ(undecodable, 2u);
   EXPECT_TRUE(ExtractCheckpoints("\n\n\n").empty());
+
+  // Reading `--checkpoint` files: every form above is accepted, in order;
+  // a token cut short by a relay is an error, not one checkpoint fewer.
+  WriteFile(tmp_.Sub("syslog"), syslog);
+  const std::vector<std::string> files = {file, tmp_.Sub("syslog")};
+  auto read = ReadPublishedCheckpoints(files);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->size(), 2 * notes.size());
+  const size_t cut_at = syslog.rfind("PVCKPT1:") + 20;
+  WriteFile(tmp_.Sub("cut"), syslog.substr(0, cut_at) + "\n");
+  const std::vector<std::string> cut = {tmp_.Sub("cut")};
+  EXPECT_EQ(ReadPublishedCheckpoints(cut).status().code(), StatusCode::kInvalidArgument);
+  const std::vector<std::string> missing = {tmp_.Sub("missing")};
+  EXPECT_EQ(ReadPublishedCheckpoints(missing).status().code(), StatusCode::kNotFound);
+  WriteFile(tmp_.Sub("empty"), "nothing here\n");
+  const std::vector<std::string> empty = {tmp_.Sub("empty")};
+  EXPECT_EQ(ReadPublishedCheckpoints(empty).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(PublishFormatTest, CheckpointMessageIsRfc5424) {

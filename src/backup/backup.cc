@@ -268,7 +268,7 @@ class DirSink : public ContainerSink {
 // and unpacks into `dir`, checking every chunk, the manifest and the
 // contained audit log. `dir` exists and is private.
 StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::MasterKeySource& key,
-                               const std::string& dir, bool audit_only, std::span<const std::string> published) {
+                               const std::string& dir, bool audit_only, const CrossCheck& cross) {
   Fd fd(::open(backup_path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return NotFound(Errno("cannot open the backup file", backup_path));
   struct stat st;
@@ -300,7 +300,7 @@ StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::Mas
   // issued for.
   audit::VerifyOptions verify_options;
   verify_options.log_may_be_prefix = true;
-  PV_ASSIGN_OR_RETURN(audit::VerifyResult v, audit::Verify(dir + "/audit", vkey, published, verify_options));
+  PV_ASSIGN_OR_RETURN(audit::VerifyResult v, audit::Verify(dir + "/audit", vkey, cross.published, verify_options));
   if (!v.ok) {
     std::string where = v.first_bad_index == audit::VerifyResult::kNoIndex
                             ? std::string()
@@ -311,6 +311,13 @@ StatusOr<BackupSummary> Unpack(const std::string& backup_path, const crypto::Mas
   out.audit_entries = v.entries;
   out.published_checked = v.published_checked;
   out.published_beyond = v.published_beyond;
+  if (!cross.published.empty() && v.published_checked == 0 && !cross.allow_uncovered) {
+    return Status(StatusCode::kPreconditionFailed,
+                  "no published checkpoint is old enough to cover the backup's audit log (all " +
+                      std::to_string(v.published_beyond) +
+                      " are newer), so its history cannot be cross-checked; a log cut short to hide entries looks "
+                      "the same. If the backup predates publication, pass --allow-uncovered");
+  }
   if (!audit_only) {
     if (Exists(dir + "/audit")) PV_RETURN_IF_ERROR(SyncDirectory(dir + "/audit"));
     PV_RETURN_IF_ERROR(SyncDirectory(dir));
@@ -336,14 +343,14 @@ Status CheckRestoreTarget(const std::string& new_dir) {
 using BeforePublish = std::function<Status(const std::string& staging, const BackupSummary&)>;
 
 StatusOr<BackupSummary> RestoreImpl(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                    const std::string& new_dir, std::span<const std::string> published,
+                                    const std::string& new_dir, const CrossCheck& cross,
                                     const BeforePublish& before_publish) {
   PV_RETURN_IF_ERROR(CheckRestoreTarget(new_dir));
   std::string target = new_dir;
   while (target.size() > 1 && target.back() == '/') target.pop_back();
   // A sibling, so the final rename stays within one file system.
   PV_ASSIGN_OR_RETURN(ScratchDir staging, ScratchDir::Make(target + ".restore-"));
-  PV_ASSIGN_OR_RETURN(BackupSummary summary, Unpack(backup_path, key, staging.path(), false, published));
+  PV_ASSIGN_OR_RETURN(BackupSummary summary, Unpack(backup_path, key, staging.path(), false, cross));
   if (before_publish) PV_RETURN_IF_ERROR(before_publish(staging.path(), summary));
   PV_RETURN_IF_ERROR(SyncDirectory(staging.path()));
   // rename() replaces an empty directory atomically; the target is then
@@ -352,7 +359,15 @@ StatusOr<BackupSummary> RestoreImpl(const std::string& backup_path, const crypto
     return Unavailable(Errno("cannot move the restored vault into place at", target));
   }
   staging.Release();
-  PV_RETURN_IF_ERROR(SyncDirectory(ParentDir(target)));
+  // The vault is in place (and holds its "restored" entry): reporting the
+  // restore as failed now would contradict it. The rename is durable once
+  // the parent directory reaches the disk, which the operator is told to
+  // make sure of.
+  if (Status synced = SyncDirectory(ParentDir(target)); !synced.ok()) {
+    log::Warn("backup.restore_not_synced", {{"data", target},
+                                            {"error", synced.message()},
+                                            {"action", "run sync before relying on the restored directory"}});
+  }
   return summary;
 }
 
@@ -433,17 +448,17 @@ StatusOr<Header> ReadBackupHeader(const std::string& backup_path) {
 }
 
 StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                     std::span<const std::string> published) {
+                                     const CrossCheck& cross) {
   std::error_code ec;
   fs::path tmp = fs::temp_directory_path(ec);
   if (ec) tmp = "/tmp";
   PV_ASSIGN_OR_RETURN(ScratchDir scratch, ScratchDir::Make((tmp / "phivault-verify-").string()));
-  return Unpack(backup_path, key, scratch.path(), true, published);
+  return Unpack(backup_path, key, scratch.path(), true, cross);
 }
 
 StatusOr<BackupSummary> RestoreBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                      const std::string& new_dir, std::span<const std::string> published) {
-  return RestoreImpl(backup_path, key, new_dir, published, {});
+                                      const std::string& new_dir, const CrossCheck& cross) {
+  return RestoreImpl(backup_path, key, new_dir, cross, {});
 }
 
 audit::AuditEntry BackupAuditEntry(audit::AuditAction action, const Header* header, const Status& result,
@@ -476,29 +491,31 @@ StatusOr<BackupSummary> AuditedBackup(const std::string& data_dir, const crypto:
 
 StatusOr<BackupSummary> AuditedRestore(const std::string& backup_path, const crypto::MasterKeySource& key,
                                        const std::string& new_dir, const std::string& audit_dir,
-                                       std::span<const std::string> published) {
+                                       const CrossCheck& cross) {
   StatusOr<BackupSummary> restored =
-      RestoreImpl(backup_path, key, new_dir, published, [](const std::string& staging, const BackupSummary& s) {
+      RestoreImpl(backup_path, key, new_dir, cross, [](const std::string& staging, const BackupSummary& s) {
         // Inside the restored vault before it appears: its first open
         // appends the entry after the restored log.
         return audit::SubmitToInbox(
             staging, BackupAuditEntry(audit::AuditAction::kRestore, &s.header, Status::Ok(), "phivault restore"));
       });
-  if (restored.ok()) return restored;
+  if (!restored.ok()) RecordRefusedRestore(backup_path, restored.status(), audit_dir);
+  return restored;
+}
+
+void RecordRefusedRestore(const std::string& backup_path, const Status& refused, const std::string& audit_dir) {
   StatusOr<Header> header = ReadBackupHeader(backup_path);
   const audit::AuditEntry entry = BackupAuditEntry(audit::AuditAction::kRestore, header.ok() ? &*header : nullptr,
-                                                   restored.status(), "phivault restore");
+                                                   refused, "phivault restore");
   log::Warn("backup.restore_refused", {{"file", backup_path},
                                        {"backup", header.ok() ? BackupIdHex(*header) : "unreadable"},
-                                       {"reason", std::string(StatusCodeName(restored.status().code()))}});
-  if (!audit_dir.empty()) {
-    if (!Exists(crypto::KeyringFilePath(audit_dir))) {
-      log::Error("backup.audit_not_queued", {{"data", audit_dir}, {"error", "no vault there"}});
-    } else if (Status queued = audit::SubmitToInbox(audit_dir, entry); !queued.ok()) {
-      log::Error("backup.audit_not_queued", {{"data", audit_dir}, {"error", queued.message()}});
-    }
+                                       {"reason", std::string(StatusCodeName(refused.code()))}});
+  if (audit_dir.empty()) return;
+  if (!Exists(crypto::KeyringFilePath(audit_dir))) {
+    log::Error("backup.audit_not_queued", {{"data", audit_dir}, {"error", "no vault there"}});
+  } else if (Status queued = audit::SubmitToInbox(audit_dir, entry); !queued.ok()) {
+    log::Error("backup.audit_not_queued", {{"data", audit_dir}, {"error", queued.message()}});
   }
-  return restored;
 }
 
 }  // namespace phivault::backup

@@ -35,7 +35,6 @@
 #define PHIVAULT_BACKUP_BACKUP_H_
 
 #include <cstdint>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -55,6 +54,17 @@ struct BackupSummary {
   uint64_t published_beyond = 0;   // published checkpoints newer than the backup (not checkable)
 };
 
+// Checkpoints of the vault's log published outside the vault (`phivault
+// audit publish`), to cross-check a backup's audit log against
+// (`--checkpoint FILE`). Empty `published`: no cross-check.
+struct CrossCheck {
+  std::vector<std::string> published;
+  // Accept a backup that no published checkpoint is old enough to cover
+  // (taken before publication began). Without it such a backup is refused:
+  // a log cut short to hide entries looks exactly like that.
+  bool allow_uncovered = false;
+};
+
 // REQUIRES: `data_dir` holds a vault; `out_path` does not exist yet
 // (AlreadyExists otherwise: a backup is never silently replaced).
 // PermissionDenied on a wrong master key (nothing is written then).
@@ -65,21 +75,22 @@ StatusOr<BackupSummary> CreateBackup(const std::string& data_dir, const crypto::
 // private scratch directory beside the file, removed before returning.
 // DataLoss naming the first problem; PermissionDenied for a wrong master key.
 //
-// `published` are signed checkpoints of the vault's log kept outside the
-// vault (`phivault audit publish`). Each one no larger than the backup's log
-// must match it, so a backup whose history was rewritten and re-signed, even
-// with the vault's real key, is refused (DataLoss, "fork"); a published
-// checkpoint that does not verify under the backup's key is refused too.
-// Later ones cannot be checked against an earlier prefix and are counted in
-// published_beyond.
+// With `cross.published`, every published checkpoint no larger than the
+// backup's log must match it, so a backup whose history was rewritten and
+// re-signed, even with the vault's real key, is refused (DataLoss, "fork"),
+// and so is one that does not verify under the backup's key. Later ones
+// cannot be checked against an earlier prefix and are counted in
+// published_beyond. When none is old enough: PreconditionFailed unless
+// `cross.allow_uncovered`. Not detected: a log cut between two published
+// checkpoints (docs/DECISIONS.md).
 StatusOr<BackupSummary> VerifyBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                     std::span<const std::string> published = {});
+                                     const CrossCheck& cross = {});
 
 // REQUIRES: `new_dir` does not exist or is an empty directory
 // (FailedPrecondition-like InvalidArgument otherwise). Nothing is left in
-// `new_dir` on any error. `published` as for VerifyBackup.
+// `new_dir` on any error. `cross` as for VerifyBackup.
 StatusOr<BackupSummary> RestoreBackup(const std::string& backup_path, const crypto::MasterKeySource& key,
-                                      const std::string& new_dir, std::span<const std::string> published = {});
+                                      const std::string& new_dir, const CrossCheck& cross = {});
 
 // Just the header (no key needed): names the backup in audit entries and
 // messages even when the rest cannot be opened.
@@ -99,7 +110,11 @@ StatusOr<BackupSummary> AuditedBackup(const std::string& data_dir, const crypto:
 // RestoreBackup + its entry (see the file comment for where it goes).
 StatusOr<BackupSummary> AuditedRestore(const std::string& backup_path, const crypto::MasterKeySource& key,
                                        const std::string& new_dir, const std::string& audit_dir = "",
-                                       std::span<const std::string> published = {});
+                                       const CrossCheck& cross = {});
+// The record of a restore refused before it began (e.g. its --checkpoint
+// files could not be read): an operator log line, and a denied entry in
+// `audit_dir`'s inbox when given. What AuditedRestore does on failure.
+void RecordRefusedRestore(const std::string& backup_path, const Status& refused, const std::string& audit_dir);
 
 }  // namespace phivault::backup
 

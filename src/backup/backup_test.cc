@@ -383,12 +383,14 @@ TEST_F(BackupTest, PublishedCheckpointsRefuseABackupWithARewrittenHistory) {
   ASSERT_TRUE(CreateBackup(tv_.data_dir, key_, out_).ok());
   published.push_back(AppendAndSign(tv_.data_dir, key_, "real-later", 50));
 
-  auto good = VerifyBackup(out_, key_, published);
+  CrossCheck cross;
+  cross.published = published;
+  auto good = VerifyBackup(out_, key_, cross);
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(good->published_checked, 1u);
   EXPECT_EQ(good->published_beyond, 1u);
   const std::string restored = tmp_.Sub("restored");
-  auto r = RestoreBackup(out_, key_, restored, published);
+  auto r = RestoreBackup(out_, key_, restored, cross);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->published_checked, 1u);
 
@@ -397,13 +399,27 @@ TEST_F(BackupTest, PublishedCheckpointsRefuseABackupWithARewrittenHistory) {
   const std::string forged_backup = tmp_.Sub("forged.pvbackup");
   ASSERT_TRUE(CreateBackup(forked, key_, forged_backup).ok());
   ASSERT_TRUE(VerifyBackup(forged_backup, key_).ok()) << "self-consistent: only outside knowledge can tell";
-  auto v = VerifyBackup(forged_backup, key_, published);
+  auto v = VerifyBackup(forged_backup, key_, cross);
   ASSERT_EQ(v.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(v.status().message().find("fork"), std::string::npos) << v.status().message();
   const std::string target = tmp_.Sub("forged-restored");
-  EXPECT_EQ(AuditedRestore(forged_backup, key_, target, "", published).status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(AuditedRestore(forged_backup, key_, target, "", cross).status().code(), StatusCode::kDataLoss);
   EXPECT_FALSE(fs::exists(target));
   EXPECT_TRUE(Leftovers(tmp_.path(), "forged-restored").empty());
+
+  // Only checkpoints newer than the backup: nothing can be cross-checked,
+  // which is also what a log cut short to hide entries looks like.
+  CrossCheck newer_only;
+  newer_only.published = {published.back()};
+  auto uncovered = VerifyBackup(out_, key_, newer_only);
+  EXPECT_EQ(uncovered.status().code(), StatusCode::kPreconditionFailed) << uncovered.status().ToString();
+  EXPECT_FALSE(RestoreBackup(out_, key_, tmp_.Sub("uncovered"), newer_only).ok());
+  EXPECT_FALSE(fs::exists(tmp_.Sub("uncovered")));
+  newer_only.allow_uncovered = true;  // the operator knows the backup predates publication
+  auto allowed = VerifyBackup(out_, key_, newer_only);
+  ASSERT_TRUE(allowed.ok()) << allowed.status().ToString();
+  EXPECT_EQ(allowed->published_checked, 0u);
+  EXPECT_EQ(allowed->published_beyond, 1u);
 }
 
 // The log copy may hold entries of writes committed after the database copy

@@ -22,8 +22,8 @@ std::string Describe(const backup::BackupSummary& s) {
          std::to_string(s.bytes) + " bytes";
 }
 
-// What the published checkpoints proved. None covering the backup is said
-// plainly: the operator asked for a cross-check that did not happen.
+// What the published checkpoints proved; none covering the backup (allowed
+// with --allow-uncovered) is said plainly.
 void ReportPublished(const backup::BackupSummary& s, size_t given) {
   if (given == 0) return;
   std::printf("published checkpoints: %llu agree with the backup's audit log, %llu are newer than the backup\n",
@@ -32,7 +32,7 @@ void ReportPublished(const backup::BackupSummary& s, size_t given) {
   if (s.published_checked == 0) {
     std::fprintf(stderr,
                  "warning: no published checkpoint is old enough to cover this backup, so its history was not "
-                 "cross-checked; publish checkpoints continuously (`phivault audit publish --follow`)\n");
+                 "cross-checked\n");
   }
 }
 
@@ -48,6 +48,8 @@ void AddBackupCommands(CLI::App& app, BackupCommandState* s, const std::function
   s->verify->add_option("--in", s->in, "the backup file")->required();
   s->verify->add_option("--checkpoint", s->checkpoints,
                         "file of checkpoints published outside the vault (repeatable): refuses a rewritten history");
+  s->verify->add_flag("--allow-uncovered", s->allow_uncovered,
+                      "accept a backup older than every published checkpoint (taken before publication began)");
   s->restore = app.add_subcommand("restore", "restore a backup into a new or empty data directory");
   add_common(s->restore);
   s->restore->add_option("--from", s->from, "the backup file")->required();
@@ -55,6 +57,8 @@ void AddBackupCommands(CLI::App& app, BackupCommandState* s, const std::function
                          "data directory of a vault that records a refused restore (optional)");
   s->restore->add_option("--checkpoint", s->checkpoints,
                          "file of checkpoints published outside the vault (repeatable): refuses a rewritten history");
+  s->restore->add_flag("--allow-uncovered", s->allow_uncovered,
+                       "accept a backup older than every published checkpoint (taken before publication began)");
 }
 
 int RunBackupCommands(const BackupCommandState& s, const Config& cfg) {
@@ -75,21 +79,28 @@ int RunBackupCommands(const BackupCommandState& s, const Config& cfg) {
     std::printf("backup written to %s: %s\n", s.out.c_str(), Describe(*made).c_str());
     return 0;
   }
-  auto published = audit::ReadPublishedCheckpoints(s.checkpoints);
-  if (!published.ok()) return Report(command, published.status());
+  backup::CrossCheck cross;
+  cross.allow_uncovered = s.allow_uncovered;
+  if (auto published = audit::ReadPublishedCheckpoints(s.checkpoints); published.ok()) {
+    cross.published = std::move(*published);
+  } else {
+    // A restore refused this early is still a refused restore.
+    if (restore) backup::RecordRefusedRestore(s.from, published.status(), s.audit_data);
+    return Report(command, published.status());
+  }
   if (verify) {
-    auto checked = backup::VerifyBackup(s.in, c.key, *published);
+    auto checked = backup::VerifyBackup(s.in, c.key, cross);
     if (!checked.ok()) return Report(command, checked.status());
     std::printf("backup OK: %s: %s, %llu audit entries verified\n", s.in.c_str(), Describe(*checked).c_str(),
                 static_cast<unsigned long long>(checked->audit_entries));
-    ReportPublished(*checked, published->size());
+    ReportPublished(*checked, cross.published.size());
     return 0;
   }
-  auto restored = backup::AuditedRestore(s.from, c.key, c.data_dir, s.audit_data, *published);
+  auto restored = backup::AuditedRestore(s.from, c.key, c.data_dir, s.audit_data, cross);
   if (!restored.ok()) return Report(command, restored.status());
   std::printf("restored %s into %s: %s; it opens with the same master key\n", s.from.c_str(), c.data_dir.c_str(),
               Describe(*restored).c_str());
-  ReportPublished(*restored, published->size());
+  ReportPublished(*restored, cross.published.size());
   return 0;
 }
 

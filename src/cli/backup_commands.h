@@ -1,8 +1,9 @@
 // Backup subcommands (src/backup/backup.h does the work):
 //
 //   phivault backup        --data DIR --out FILE     <key flags>
-//   phivault backup verify --in FILE                 <key flags> [--checkpoint FILE…]
-//   phivault restore       --from FILE --data NEWDIR <key flags> [--audit-data DIR] [--checkpoint FILE…]
+//   phivault backup verify --in FILE                 <key flags> [--checkpoint FILE… [--allow-uncovered]]
+//   phivault restore       --from FILE --data NEWDIR <key flags> [--audit-data DIR]
+//                                                    [--checkpoint FILE… [--allow-uncovered]]
 //
 // `backup` is safe while `serve` runs (it takes no vault lock) and records a
 // `backup` audit entry through DIR's audit inbox, also when refused (wrong
@@ -13,7 +14,8 @@
 // writes nothing and is not audited: it reads only the backup file.
 // `--checkpoint` names files of checkpoints published outside the vault
 // (`phivault audit publish`); the backup's audit log must agree with every
-// one that it is old enough to cover (backup::VerifyBackup).
+// one that it is old enough to cover, and at least one must be, unless
+// --allow-uncovered (backup::VerifyBackup).
 //
 // Exit codes as elsewhere: 0 ok, 3 wrong master key, 4 damaged or tampered
 // backup (one line naming what failed), 1 anything else.
@@ -43,6 +45,7 @@ namespace phivault::cli {
 struct BackupCommandState {
   std::string out, in, from, audit_data;
   std::vector<std::string> checkpoints;
+  bool allow_uncovered = false;
   CLI::App* backup = nullptr;
   CLI::App* verify = nullptr;
   CLI::App* restore = nullptr;
