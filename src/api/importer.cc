@@ -96,8 +96,11 @@ class ImportState {
       }
       processed_ += static_cast<int64_t>(where.size());
       --in_flight_;
+      // Under the lock: once in_flight_ reaches 0 and mu_ is released, Drain
+      // may return and the importer destroy this object (and cv_) before a
+      // notify issued after the unlock would run.
+      cv_.notify_all();
     }
-    cv_.notify_all();
   }
 
   void Drain() {

@@ -254,6 +254,34 @@ TEST(ImporterTest, ImportStoppingEarlyWaitsForBatchesInFlight) {
   EXPECT_TRUE(tv.vault->store()->Read("Observation", "o39-5").ok());
 }
 
+// The last batch's completion runs on the store's writer thread while the
+// importer waits to return: nothing of the importer's state (which lives on
+// the caller's stack) may be touched after the wait can end. Many short
+// imports make that hand-off frequent. A ThreadSanitizer build of this test
+// reported the race on every run before the fix (a notify after the unlock
+// against the state's destructor); ordinary builds only exercise it, since
+// the window is a few instructions wide.
+TEST(ImporterTest, ImportStateOutlivesItsLastCompletion) {
+  phivault::testing::TempDir tmp;
+  auto tv = testing::TestVault::Create(tmp);
+  ASSERT_TRUE(tv.vault);
+  ImportOptions opts;
+  opts.batch_size = 1;
+  opts.max_in_flight = 8;
+  for (int round = 0; round < 150; ++round) {
+    std::vector<boost::json::object> resources;
+    for (int i = 0; i < 3; ++i) {
+      resources.push_back(boost::json::parse(R"({"resourceType":"Patient","id":"r)" + std::to_string(round) + "-" +
+                                             std::to_string(i) + R"("})")
+                              .as_object());
+    }
+    auto summary = ImportResources(tv.vault->store(), std::move(resources), opts);
+    ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+    ASSERT_EQ(summary->loaded, 3);
+  }
+  EXPECT_TRUE(tv.vault->store()->Read("Patient", "r149-2").ok());
+}
+
 TEST(ImporterTest, BulkLoadPaysForLargeLoadsRelativeToTheVault) {
   constexpr uint64_t kMB = 1u << 20;
   EXPECT_FALSE(BulkLoadPays(1 * kMB, 0));           // too small to matter
