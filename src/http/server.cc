@@ -66,6 +66,7 @@ constexpr std::chrono::seconds kCloseDrainTimeout{2};
 constexpr std::chrono::seconds kTlsShutdownTimeout{1};
 constexpr size_t kMaxDrainBytes = 1 << 20;
 constexpr size_t kIdleReadChunk = 4096;
+constexpr size_t kMaxUnparsedBeyondHeader = 64 << 10;
 
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
@@ -331,7 +332,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         stream_(MakeStream(std::move(socket), *core_)),
         executor_(stream_.get_executor()),
         id_(id),
-        remote_(std::move(remote)) {}
+        remote_(std::move(remote)) {
+    // Bytes the parser has not consumed yet: a whole header, or the line of
+    // a chunk (size and extensions) or trailer being read. Beast limits the
+    // header only; without a cap, a chunk line that never ends would grow
+    // the buffer for as long as the peer keeps sending, before any
+    // authentication. Full buffer: buffer_overflow, and the connection closes.
+    buffer_.max_size(opts().max_header_bytes + kMaxUnparsedBeyondHeader);
+  }
 
   ~Session() override {
     core_->connections.fetch_sub(1);

@@ -264,6 +264,24 @@ TEST_F(ServerTest, HeaderTooLargeIs431) {
   EXPECT_EQ(handler_.calls(), 0);
 }
 
+// Beast limits the header, not a chunk's size line or the trailers: a chunk
+// extension that never ends must not grow the server's buffer for as long
+// as the peer sends (before any authentication).
+TEST_F(ServerTest, EndlessChunkLineClosesTheConnection) {
+  ServerOptions o = Options();
+  o.max_header_bytes = 1024;
+  StartServer(o);
+  RawConn c(port());
+  ASSERT_FALSE(c.Send("POST /fhir/Patient HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1;x="));
+  // Up to 64 MiB of extension without a CRLF. The server must stop reading
+  // and close long before, which makes a later write fail.
+  const std::string filler(64 << 10, 'a');
+  bool refused = false;
+  for (int i = 0; i < 1024 && !refused; ++i) refused = static_cast<bool>(c.Send(filler));
+  EXPECT_TRUE(refused) << "the server kept reading an endless chunk line";
+  EXPECT_EQ(handler_.calls(), 0);
+}
+
 TEST_F(ServerTest, TooManyHeadersIs431) {
   ServerOptions o = Options();
   o.max_header_count = 10;
