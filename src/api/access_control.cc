@@ -269,17 +269,19 @@ StatusOr<std::shared_ptr<const Caller>> AccessControl::Authenticate(const http::
 }
 
 policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interaction interaction,
-                                           const std::string& type) {
-  bool id_known = interaction != policy::Interaction::kCreate && interaction != policy::Interaction::kSearch;
+                                           const std::string& type, bool instance_level) {
+  bool id_known = instance_level && interaction != policy::Interaction::kCreate &&
+                  interaction != policy::Interaction::kSearch;
   return engine_->DecideType(caller.principal, interaction, type, id_known);
 }
 
 policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
                                        const store::ResourceVersion& v, const http::HttpRequest& request,
-                                       int64_t now_ms) {
+                                       int64_t now_ms, bool instance_level) {
   boost::json::object labels = LabelsOnly(v.security_labels);
   policy::AccessRequest r;
   r.interaction = interaction;
+  r.instance_level = instance_level;
   r.type = v.type;
   r.id = v.id;
   r.patients = v.patients;

@@ -79,10 +79,14 @@ class AccessControl {
   StatusOr<std::shared_ptr<const Caller>> Authenticate(const http::HttpRequest& request, int64_t now_ms);
 
   // Type-level check before any store access (role and scope).
-  policy::Decision DecideType(const Caller& caller, policy::Interaction interaction, const std::string& type);
+  // `instance_level`: the request names one resource (see
+  // policy::AccessRequest::instance_level); false for type/system history.
+  policy::Decision DecideType(const Caller& caller, policy::Interaction interaction, const std::string& type,
+                              bool instance_level = true);
   // Instance-level check on what would be returned or written.
+  // `instance_level` false for hits of history scans and bulk export.
   policy::Decision Decide(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
-                          const http::HttpRequest& request, int64_t now_ms);
+                          const http::HttpRequest& request, int64_t now_ms, bool instance_level = true);
   // For writes: the new content and its patient link.
   policy::Decision DecideWrite(const Caller& caller, policy::Interaction interaction, const std::string& type,
                                const std::string& id, const boost::json::object& resource,

@@ -343,7 +343,8 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
       AddRequested(entry, "Group", gid);
       return OutcomeResponse(404, "error", "not-found", "Group not found", fmt);
     }
-    policy::Decision d = access_->Decide(*caller, policy::Interaction::kRead, *g, req, now_ms);
+    // Export never breaks glass: not for the Group, not for what it exports.
+    policy::Decision d = access_->Decide(*caller, policy::Interaction::kRead, *g, req, now_ms, /*instance_level=*/false);
     AddResource(entry, *g);
     if (!d.allowed || d.break_glass) {
       NoteDecision(entry, d);
@@ -582,7 +583,8 @@ Status BulkExporter::Run(Job& job) {
           return Status::Ok();
         }
       }
-      policy::Decision d = access_->Decide(caller, policy::Interaction::kRead, v, job.request, now_ms);
+      policy::Decision d =
+          access_->Decide(caller, policy::Interaction::kRead, v, job.request, now_ms, /*instance_level=*/false);
       if (!d.allowed || d.break_glass) return Status::Ok();
       if (!writer) {
         current.type = type;

@@ -662,7 +662,7 @@ void FhirService::History(Call& call, const std::string& type, const std::string
     }
   }
   if (!type.empty()) {
-    policy::Decision gate = access_->DecideType(*call.caller, policy::Interaction::kHistory, type);
+    policy::Decision gate = access_->DecideType(*call.caller, policy::Interaction::kHistory, type, !id.empty());
     if (!gate.allowed) {
       NoteDecision(call.entry, gate);
       return call.Fail(policy::DecisionStatus(gate), route);
@@ -685,10 +685,12 @@ void FhirService::History(Call& call, const std::string& type, const std::string
       store::HistoryEntry& e = chunk->entries[i];
       cursor = e.seq;
       bool type_ok =
-          !type.empty() || access_->DecideType(*call.caller, policy::Interaction::kHistory, e.version.type).allowed;
+          !type.empty() ||
+          access_->DecideType(*call.caller, policy::Interaction::kHistory, e.version.type, /*instance_level=*/false)
+              .allowed;
       if (type_ok) {
         policy::Decision d = access_->Decide(*call.caller, policy::Interaction::kHistory, e.version, call.req,
-                                             call.now_ms);
+                                             call.now_ms, /*instance_level=*/!id.empty());
         if (d.break_glass_activated) RecordBreakGlassGrant(call, e.version);
         if (d.allowed) {
           if (d.break_glass) call.entry.break_glass = true;

@@ -302,6 +302,32 @@ TEST_F(FhirServiceTest, BreakGlassOpensOneRecordForAClinicianOnly) {
   EXPECT_NE(r.body.find("role"), std::string::npos) << r.body;
 }
 
+// Break-glass needs one named record: type or system history with the
+// headers must not open grants for every patient it scans, and history
+// across a type needs the `s` scope letter, like a search.
+TEST_F(FhirServiceTest, HistoryScansNeitherBreakGlassNorPassWithReadScope) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
+                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat2"}})")
+                .status,
+            201);
+  std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
+  const Headers glass = {
+      {"authorization", dr}, {"x-purpose-of-use", "ETREAT"}, {"x-break-glass-reason", "unconscious in ED"}};
+  for (const char* path : {"/fhir/Observation/_history", "/fhir/_history"}) {
+    auto h = Call("GET", path, "", glass);
+    ASSERT_EQ(h.status, 200) << path << ": " << h.body;
+    EXPECT_EQ(h.body.find("obs2"), std::string::npos) << path;
+  }
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "", {{"authorization", dr}}).status, 404) << "no grant was opened";
+
+  std::string read_only = "Bearer " + Token("dee", "clinician", "Practitioner/dr2", "user/Observation.r");
+  ExpectOutcome(Call("GET", "/fhir/Observation/_history", "", {{"authorization", read_only}}), 403);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/obs2/_history", "", {{"authorization", read_only}}).status, 404)
+      << "instance history needs only r (and is hidden here for lack of a relationship)";
+}
+
 TEST_F(FhirServiceTest, ScopesLimitWritesAndTransactionsAreAuthorizedWhole) {
   std::string reader = "Bearer " + Token("svc", "system", "", "system/Observation.rs");
   auto c = Call("POST", "/fhir/Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})",

@@ -336,7 +336,7 @@ std::optional<int64_t> PolicyEngine::BreakGlassExpiry(std::string_view subject, 
 Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
   Decision d;
   d.break_glass_requested = req.purpose_of_use == "ETREAT" && !req.break_glass_reason.empty();
-  const bool id_known = !req.id.empty();
+  const bool id_known = req.instance_level && !req.id.empty();
   Gate g = CheckGates(p, req.interaction, req.type, id_known, &req, d);
   if (!g.ok) {
     d.hide_existence = g.instance_dependent && req.interaction != Interaction::kCreate;
@@ -383,7 +383,7 @@ Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
       if (it != config_.default_purpose_of_use.end()) a.purpose_of_use = it->second;
     }
     a.resource_type = req.type;
-    a.resource_ref = id_known ? req.type + "/" + req.id : std::string();
+    a.resource_ref = req.id.empty() ? std::string() : req.type + "/" + req.id;
     a.labels = labels;
     a.labels_known = req.resource != nullptr;
     a.action = req.interaction == Interaction::kCreate ? ConsentAction::kCollect
@@ -455,7 +455,7 @@ Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
     }
     // Opening a grant needs one concrete resource: a search (or type-level
     // history) would otherwise open every patient it happens to match.
-    const bool can_activate = req.interaction != Interaction::kSearch &&
+    const bool can_activate = req.instance_level && req.interaction != Interaction::kSearch &&
                               !(req.interaction == Interaction::kHistory && !id_known);
     if (d.break_glass_requested && can_activate) {
       {

@@ -101,6 +101,12 @@ struct AccessRequest {
   // devices); "" if there is no stored version yet. Device read-back and
   // device updates compare it with the device's AuthorId.
   std::string resource_author_device;
+  // The request names this one resource (read, vread, instance history, a
+  // write). False for what a search, a type- or system-level history or a
+  // bulk export returns: history then needs the `s` scope letter, and no
+  // break-glass grant opens, since one request would open grants for every
+  // patient it happens to reach.
+  bool instance_level = true;
 };
 
 // One evaluated rule, for the audit record. `detail` may name ids, codes and

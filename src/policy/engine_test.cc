@@ -140,6 +140,23 @@ TEST_F(EngineTest, BreakGlassCannotBeOpenedBySearch) {
   EXPECT_FALSE(engine_.BreakGlassExpiry("clinician-account", "p1", kNow).has_value());
 }
 
+// What a history scan or a bulk export returns is not "one concrete
+// resource": a request there would open grants for every patient reached.
+TEST_F(EngineTest, BreakGlassCannotBeOpenedByHistoryScansOrExport) {
+  auto obs = Res(kObsP1);
+  Principal doc = Clinician();
+  for (Interaction i : {Interaction::kHistory, Interaction::kRead}) {
+    AccessRequest scanned = BreakGlass(Req(i, obs));
+    scanned.instance_level = false;  // a hit of type/system history, or an exported resource
+    Decision d = Decide(doc, scanned);
+    EXPECT_FALSE(d.allowed) << InteractionName(i);
+    EXPECT_FALSE(d.break_glass_activated) << InteractionName(i);
+  }
+  EXPECT_FALSE(engine_.BreakGlassExpiry(doc.subject, "p1", kNow).has_value());
+  // Named instance: still possible.
+  EXPECT_TRUE(Decide(doc, BreakGlass(Req(Interaction::kHistory, obs))).break_glass_activated);
+}
+
 constexpr const char* kDenyDocConsent = R"({"resourceType":"Consent","id":"c1","status":"active",
     "scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
     "category":[{"text":"x"}],"patient":{"reference":"Patient/p1"},
@@ -402,6 +419,11 @@ TEST_F(EngineTest, ScopesIntersectWithRole) {
   AccessRequest type_history = Req(Interaction::kHistory, obs);
   type_history.id.clear();
   EXPECT_EQ(Decide(doc, type_history).rule, "scope");
+  // A type-history hit names its resource but is still type-level history.
+  AccessRequest history_hit = Req(Interaction::kHistory, obs);
+  history_hit.instance_level = false;
+  EXPECT_EQ(Decide(doc, history_hit).rule, "scope");
+  EXPECT_EQ(engine_.DecideType(doc, Interaction::kHistory, "Observation", /*id_known=*/false).rule, "scope");
   EXPECT_EQ(Decide(doc, Req(Interaction::kSearch, obs)).rule, "scope");
   doc.scopes.clear();
   EXPECT_EQ(Decide(doc, Req(Interaction::kRead, obs)).rule, "scope") << "no scopes, no access";
