@@ -157,7 +157,7 @@ void AppendOutcomeEntry(std::string& body, const Status& s) {
 
 std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutcome& outcome,
                                  store::ResourceStore* store, const std::string& base_url,
-                                 const ReadAuthorizer& authorize_read) {
+                                 const ReadTypeAuthorizer& authorize_type, const ReadAuthorizer& authorize_read) {
   std::string body = R"({"resourceType":"Bundle","type":)";
   body += plan.transaction ? R"("transaction-response")" : R"("batch-response")";
   body += R"(,"entry":[)";
@@ -172,7 +172,9 @@ std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutc
     if (r.method == "GET") {
       int64_t vid = 0;
       StatusOr<store::ResourceVersion> v = NotFound("resource not found");
-      if (r.vid.empty()) {
+      if (Status gate = authorize_type(r.type, !r.vid.empty()); !gate.ok()) {
+        v = gate;
+      } else if (r.vid.empty()) {
         v = store->Read(r.type, r.id);
       } else {
         auto [p, ec] = std::from_chars(r.vid.data(), r.vid.data() + r.vid.size(), vid);
@@ -188,7 +190,10 @@ std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutc
         }
       }
       if (!v.ok()) {
-        AppendOutcomeEntry(body, v.status());
+        // One answer for a missing record, a missing version and a hidden
+        // one: the store's own wording would tell them apart.
+        AppendOutcomeEntry(body, v.status().code() == StatusCode::kNotFound ? NotFound("resource not found")
+                                                                             : v.status());
         continue;
       }
       body += R"({"fullUrl":)";

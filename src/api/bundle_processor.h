@@ -43,11 +43,15 @@ StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries);
 // Decides whether the caller may see a version a GET entry returns; a
 // non-OK status becomes that entry's outcome (NotFound when hidden).
 using ReadAuthorizer = std::function<Status(const store::ResourceVersion&)>;
+// The type-level gate of a GET entry (role and scope: `vread` for a
+// versioned GET), checked before the store is asked, so a refusal cannot
+// depend on whether the record exists.
+using ReadTypeAuthorizer = std::function<Status(const std::string& type, bool vread)>;
 
 // REQUIRES: `outcome` is the result of committing plan.ops (moved out of plan).
 std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutcome& outcome,
                                  store::ResourceStore* store, const std::string& base_url,
-                                 const ReadAuthorizer& authorize_read);
+                                 const ReadTypeAuthorizer& authorize_type, const ReadAuthorizer& authorize_read);
 
 // "201 Created" etc.
 std::string StatusLine(int status);

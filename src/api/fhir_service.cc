@@ -327,6 +327,10 @@ StatusOr<store::ResourceVersion> FhirService::ReadAuthorized(Call& call, const s
   auto v = version ? store_->ReadVersion(type, id, version) : store_->Read(type, id);
   if (!v.ok()) {
     AddRequested(call.entry, type, id);
+    // The store says "version not found" for a record that exists: the
+    // same answer as a missing or hidden record, or vread would tell them
+    // apart (and count versions) for anyone.
+    if (v.status().code() == StatusCode::kNotFound) return NotFound("resource not found");
     return v.status();
   }
   // The entry names the record even when it is refused or deleted: the
@@ -786,13 +790,15 @@ void FhirService::Bundle(Call& call) {
                   for (const auto& w : out.results) {
                     if (w.ok()) access_->OnCommitted(*w);
                   }
-                  // Reads in the bundle are authorized one by one, and what
-                  // they return joins the entry.
+                  // Reads in the bundle are authorized one by one (the type
+                  // gate before the store is asked), and what they return
+                  // joins the entry.
+                  auto authorize_type = [&](const std::string& type, bool vread) -> Status {
+                    auto i = vread ? policy::Interaction::kVRead : policy::Interaction::kRead;
+                    return policy::DecisionStatus(access_->DecideType(*caller, i, type));
+                  };
                   auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
-                    auto i = v.version ? policy::Interaction::kVRead : policy::Interaction::kRead;
-                    policy::Decision gate = access_->DecideType(*caller, i, v.type);
-                    if (!gate.allowed) return policy::DecisionStatus(gate);
-                    policy::Decision d = access_->Decide(*caller, i, v, req, now);
+                    policy::Decision d = access_->Decide(*caller, policy::Interaction::kRead, v, req, now);
                     if (d.allowed) {
                       AddResource(entry, v);
                       if (d.break_glass) entry.break_glass = true;
@@ -800,7 +806,9 @@ void FhirService::Bundle(Call& call) {
                     return policy::DecisionStatus(d);
                   };
                   return JsonResponse(
-                      200, RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_read), fmt);
+                      200, RenderBundleResponse(*shared_plan, out, store_, options_.base_url, authorize_type,
+                                                authorize_read),
+                      fmt);
                 });
 }
 

@@ -328,6 +328,45 @@ TEST_F(FhirServiceTest, HistoryScansNeitherBreakGlassNorPassWithReadScope) {
       << "instance history needs only r (and is hidden here for lack of a relationship)";
 }
 
+// Whether a record or one of its versions exists must not show through a
+// refusal: not in vread's wording, not in a batch GET's status.
+TEST_F(FhirServiceTest, ReadsAnswerAlikeWhetherTheRecordExistsOrNot) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
+                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/pat2"}})")
+                .status,
+            201);
+  std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
+  auto missing = Call("GET", "/fhir/Observation/nope/_history/1", "", {{"authorization", dr}});
+  ExpectOutcome(missing, 404);
+  for (const char* path : {"/fhir/Observation/obs2/_history/1", "/fhir/Observation/obs2/_history/7"}) {
+    auto r = Call("GET", path, "", {{"authorization", dr}});
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_EQ(r.body, missing.body) << path;
+  }
+  // Even for a caller who sees the record, a missing version reads like a missing record.
+  auto no_version = Call("GET", "/fhir/Observation/obs2/_history/7");
+  EXPECT_EQ(no_version.status, 404);
+  EXPECT_EQ(no_version.body, missing.body);
+
+  // A type outside the token's scopes: refused alike, present or not.
+  std::string patients_only = "Bearer " + Token("eve", "clinician", "Practitioner/dr2", "user/Patient.rs");
+  auto r = Call("POST", "/fhir", R"({"resourceType":"Bundle","type":"batch","entry":[
+      {"request":{"method":"GET","url":"Observation/obs2"}},
+      {"request":{"method":"GET","url":"Observation/nope"}},
+      {"request":{"method":"GET","url":"Observation/obs2/_history/1"}},
+      {"request":{"method":"GET","url":"Observation/obs2/_history/7"}}]})",
+                {{"authorization", patients_only}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::object body = r.Json();
+  auto& e = body["entry"].as_array();
+  ASSERT_EQ(e.size(), 4u);
+  for (const auto& entry : e) {
+    EXPECT_EQ(entry.as_object().at("response").as_object().at("status"), "403 Forbidden") << r.body;
+  }
+}
+
 TEST_F(FhirServiceTest, ScopesLimitWritesAndTransactionsAreAuthorizedWhole) {
   std::string reader = "Bearer " + Token("svc", "system", "", "system/Observation.rs");
   auto c = Call("POST", "/fhir/Observation", R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})",
