@@ -280,6 +280,22 @@ TEST_F(AuditedRequestsTest, AWriteWhoseEntryDidNotReachTheLogIsRecordedAtTheNext
   EXPECT_EQ(count(), 1);
 }
 
+// The store refuses, before committing, a write whose audit record the log
+// would refuse: otherwise the write stays unaudited, its record is retried
+// forever (readiness never returns) and the vault cannot open again.
+TEST_F(AuditedRequestsTest, StoreRefusesWritesTheLogCouldNotRecord) {
+  cfg_.audit.max_entry_bytes = 100;  // smaller than any write's entry
+  ReopenVault();
+  auto out = CommitWithoutAppending(*vault_->store(), "too-big-to-audit");
+  EXPECT_EQ(out.status.code(), StatusCode::kTooLarge) << out.status.ToString();
+  EXPECT_EQ(vault_->store()->Read("Patient", "too-big-to-audit").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(PendingRecords(), 0u);
+  EXPECT_TRUE(vault_->audit_trail()->Healthy());
+  cfg_.audit.max_entry_bytes = 1u << 20;
+  ReopenVault();  // nothing was left to recover
+  EXPECT_TRUE(CommitWithoutAppending(*vault_->store(), "fits").status.ok());
+}
+
 TEST_F(AuditedRequestsTest, RecoveryDoesNotAppendARecordTheLogAlreadyHolds) {
   // The entry reached the log, but the process died before the store
   // dropped the record: at the next start it is pending, and must not be

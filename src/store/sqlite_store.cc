@@ -1131,8 +1131,19 @@ bool SqliteStore::ApplyOpsInBatchSavepoint(PendingBatch& batch, const GroupMark&
 }
 
 Status SqliteStore::StoreAuditRecord(PendingBatch& batch, CommitOutcome& out) {
-  int64_t id = ++last_audit_record_id_;
+  int64_t id = last_audit_record_id_ + 1;
   std::string record = batch.audit(out, id);
+  if (record.size() > options_.max_audit_record_bytes) {
+    // Checked before anything commits: a record the audit log would refuse
+    // leaves a write that can never be audited.
+    const size_t size = record.size();
+    SecureWipe(record.data(), record.size());
+    return Status(StatusCode::kTooLarge, "the request touches too much for one audit entry (" +
+                                             std::to_string(size) + " bytes, at most " +
+                                             std::to_string(options_.max_audit_record_bytes) +
+                                             "); split it into smaller requests");
+  }
+  last_audit_record_id_ = id;
   PV_STMT(ins, *writer_, "INSERT INTO audit_outbox(id, created, record) VALUES (?1, ?2, ?3)");
   ins.Bind(1, id).Bind(2, group_time_ms_).Bind(3, record);
   if (int rc = ins.Step(); rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "store audit record");
@@ -1211,9 +1222,20 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
         ApplyOpsEachInSavepoint(batch, &out.results);
       }
       if (batch.audit) {
-        // A record that cannot be stored (a storage error) takes the whole
-        // group back below: nothing is committed unaudited.
-        if (Status a = StoreAuditRecord(batch, out); !a.ok() && group_failure.ok()) group_failure = a;
+        Status a = StoreAuditRecord(batch, out);
+        if (a.code() == StatusCode::kTooLarge) {
+          // This batch alone goes back; the others in the group stand.
+          writer_->Exec("ROLLBACK TO batch").IgnoreError();
+          RollBackTo(batch_mark);
+          out.status = a;
+          for (auto& r : out.results) {
+            if (r.ok()) r = a;
+          }
+        } else if (!a.ok() && group_failure.ok()) {
+          // A record that cannot be stored (a storage error) takes the whole
+          // group back below: nothing is committed unaudited.
+          group_failure = a;
+        }
         writer_->Exec("RELEASE batch").IgnoreError();
       }
     }

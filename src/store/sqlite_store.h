@@ -44,6 +44,11 @@ struct SqliteStoreOptions {
   // SQLite page cache of the writer connection (readers keep 8 MB each).
   // Pages are cached decrypted, in memory only.
   size_t writer_cache_bytes = 64u << 20;
+  // The largest audit record (AuditRecordBuilder) a batch may store: at most
+  // the audit log's max_entry_bytes, which must accept every stored record
+  // or the write would stay unaudited (and retried) forever. A batch whose
+  // record is larger stores nothing and fails with TooLarge.
+  size_t max_audit_record_bytes = 1u << 20;
 };
 
 // Opens (or with options.create, creates) DIR/vault.db. Fails with

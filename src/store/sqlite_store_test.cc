@@ -327,6 +327,39 @@ TEST_F(StoreTest, AcknowledgedRecordsAreDroppedWithoutFurtherWrites) {
   EXPECT_TRUE(store_->PendingAuditRecords()->empty());
 }
 
+// A batch whose audit record the log would refuse must store nothing: the
+// write could never be audited, and its record would be retried forever.
+TEST_F(StoreTest, BatchWhoseAuditRecordIsTooLargeStoresNothing) {
+  store_->Close();
+  SqliteStoreOptions o;
+  o.data_dir = data_;
+  o.max_audit_record_bytes = 64;
+  auto s = OpenSqliteStore(o, keyring_.get());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  store_ = std::move(*s);
+  for (bool atomic : {true, false}) {
+    std::vector<WriteOp> ops;
+    for (int i = 0; i < 30; ++i) {
+      ops.push_back(Put("Observation", "big" + std::to_string(i), R"({"resourceType":"Observation"})"));
+    }
+    auto out = CommitAudited(*store_, std::move(ops), atomic);  // "record N: v1 v1 …" is ~100 bytes
+    EXPECT_EQ(out.status.code(), StatusCode::kTooLarge) << atomic << " " << out.status.ToString();
+    EXPECT_EQ(out.audit_record_id, 0);
+    if (!atomic) {
+      for (const auto& r : out.results) EXPECT_FALSE(r.ok());  // an atomic batch fails as a whole (status)
+    }
+    EXPECT_EQ(store_->Read("Observation", "big0").status().code(), StatusCode::kNotFound) << atomic;
+    EXPECT_TRUE(store_->PendingAuditRecords()->empty());
+  }
+  // Nothing is stuck: the next batch commits and is recorded.
+  std::vector<WriteOp> one;
+  one.push_back(Put("Observation", "small", R"({"resourceType":"Observation"})"));
+  auto out = CommitAudited(*store_, std::move(one), false);
+  ASSERT_TRUE(out.status.ok()) << out.status.ToString();
+  EXPECT_GT(out.audit_record_id, 0);
+  EXPECT_TRUE(store_->Read("Observation", "small").ok());
+}
+
 TEST_F(StoreTest, FailedAtomicBatchStoresNoAuditRecord) {
   ASSERT_TRUE(Commit1(Put("Patient", "p", R"({"resourceType":"Patient"})", {"p"})).status.ok());
   std::vector<WriteOp> ops;
