@@ -414,7 +414,10 @@ std::shared_ptr<const KeySet> RefreshingKeySetProvider::Current() const {
 }
 
 Status RefreshingKeySetProvider::Refresh(int64_t now_s) {
-  std::lock_guard fetch_lock(fetch_mu_);
+  // One fetch at a time, and nobody waits for it: callers run on network
+  // threads, and the set they have (or the lack of one) is their answer.
+  std::unique_lock fetch_lock(fetch_mu_, std::try_to_lock);
+  if (!fetch_lock.owns_lock()) return Unavailable("a JWKS fetch is already running");
   {
     std::lock_guard lock(mu_);
     last_attempt_s_ = now_s;
@@ -452,6 +455,12 @@ Status RefreshingKeySetProvider::RefreshIfDue(int64_t now_s) {
   {
     std::lock_guard lock(mu_);
     if (have_set_ && now_s - last_success_s_ < options_.refresh_interval.count()) return Status::Ok();
+    // While the issuer is unreachable every request would find a refresh
+    // due: after any attempt, wait min_refresh_interval.
+    if (last_attempt_s_ != 0 && now_s - last_attempt_s_ < options_.min_refresh_interval.count()) {
+      return Status::Ok();
+    }
+    last_attempt_s_ = now_s;  // claimed: concurrent callers skip
   }
   return Refresh(now_s);
 }

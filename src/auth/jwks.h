@@ -160,7 +160,10 @@ class RefreshingKeySetProvider final : public KeySetProvider {
   // Fetches now; on failure the previous set stays (until max_stale).
   Status Refresh(int64_t now_s);
   // Refresh() if refresh_interval has passed since the last successful fetch
-  // (or nothing was ever fetched). Call periodically, e.g. from a timer.
+  // (or nothing was ever fetched), and no attempt was made in the last
+  // min_refresh_interval (so an unreachable issuer is not asked on every
+  // request). Safe to call on every request: it never waits for a fetch
+  // another thread is running.
   Status RefreshIfDue(int64_t now_s);
   // For a token with an unknown kid (the issuer may have rotated keys):
   // refreshes at most once per min_refresh_interval. True if a new set was loaded.

@@ -172,6 +172,35 @@ TEST(Jwks, RefreshingProviderKeepsOldSetOnFailureUntilStale) {
   EXPECT_NE(p.Current(), nullptr);
 }
 
+// RefreshIfDue runs on every request (network threads). An unreachable
+// issuer must not be asked on each one, and nobody may wait for a fetch
+// another thread is running.
+TEST(Jwks, RefreshIfDueNeitherHammersNorWaitsForADownIssuer) {
+  std::atomic<int> fetches{0};
+  std::mutex gate;
+  gate.lock();  // the first fetch hangs until released
+  RefreshingKeySetProvider::Options opt;
+  opt.min_refresh_interval = std::chrono::seconds(10);
+  RefreshingKeySetProvider p(
+      [&]() -> StatusOr<std::string> {
+        if (fetches.fetch_add(1) == 0) std::lock_guard hold(gate);
+        return Unavailable("network down");
+      },
+      opt);
+  std::thread stuck([&] { (void)p.RefreshIfDue(1000); });
+  while (fetches.load() == 0) std::this_thread::yield();
+  // Meanwhile: no second fetch, and these calls return at once.
+  for (int64_t t = 1000; t < 1010; ++t) (void)p.RefreshIfDue(t);
+  EXPECT_EQ(fetches.load(), 1);
+  gate.unlock();
+  stuck.join();
+  for (int64_t t = 1001; t < 1010; ++t) (void)p.RefreshIfDue(t);
+  EXPECT_EQ(fetches.load(), 1) << "within min_refresh_interval of the failed attempt";
+  (void)p.RefreshIfDue(1010);
+  EXPECT_EQ(fetches.load(), 2);
+  EXPECT_EQ(p.Current(), nullptr);
+}
+
 TEST(Jwks, VerifyRejectsWrongSignatureSizes) {
   auto set = KeySet::Parse(testing::TestJwks());
   ASSERT_TRUE(set.ok());

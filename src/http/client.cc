@@ -2,7 +2,11 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -74,32 +78,67 @@ StatusOr<std::string> HttpsGet(const std::string& url, const ClientOptions& opti
   }
   stream.set_verify_callback(asio::ssl::host_name_verification(u.host), ec);
 
-  auto deadline = std::chrono::steady_clock::now() + options.timeout;
-  beast::get_lowest_layer(stream).expires_at(deadline);
+  // Every step is asynchronous under one deadline: Beast's timeouts do not
+  // apply to blocking calls, and a stalled peer (or resolver) must not hold
+  // the calling thread (a network thread, when a JWKS refresh runs from a
+  // request) past options.timeout.
+  beast::get_lowest_layer(stream).expires_after(options.timeout);
   asio::ip::tcp::resolver resolver(ioc);
-  auto endpoints = resolver.resolve(u.host, u.port, ec);
-  if (ec) return Unavailable("cannot resolve " + u.host);
-  beast::get_lowest_layer(stream).connect(endpoints, ec);
-  if (ec) return Unavailable("cannot connect to " + u.host + ": " + ec.message());
-  stream.handshake(asio::ssl::stream_base::client, ec);
-  if (ec) return Unavailable("TLS handshake with " + u.host + " failed: " + ec.message());
-
+  asio::steady_timer deadline(ioc, options.timeout);
   bhttp::request<bhttp::empty_body> req{bhttp::verb::get, u.target, 11};
   req.set(bhttp::field::host, u.host);
   req.set(bhttp::field::user_agent, "phivault");
   req.set(bhttp::field::accept, "application/json");
-  bhttp::write(stream, req, ec);
-  if (ec) return Unavailable("request to " + u.host + " failed: " + ec.message());
-
   beast::flat_buffer buffer;
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(options.max_body_bytes);
-  bhttp::read(stream, buffer, parser, ec);
-  if (ec) return Unavailable("reading the answer from " + u.host + " failed: " + ec.message());
+
+  Status result = Unavailable("no answer from " + u.host);
+  auto exchange = [&]() -> asio::awaitable<void> {
+    constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+    auto [rec, endpoints] = co_await resolver.async_resolve(u.host, u.port, kNoThrow);
+    if (rec) {
+      result = Unavailable("cannot resolve " + u.host);
+      co_return;
+    }
+    auto [cec, endpoint] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kNoThrow);
+    if (cec) {
+      result = Unavailable("cannot connect to " + u.host + ": " + cec.message());
+      co_return;
+    }
+    auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);
+    if (hec) {
+      result = Unavailable("TLS handshake with " + u.host + " failed: " + hec.message());
+      co_return;
+    }
+    auto [wec, written] = co_await bhttp::async_write(stream, req, kNoThrow);
+    if (wec) {
+      result = Unavailable("request to " + u.host + " failed: " + wec.message());
+      co_return;
+    }
+    auto [rdec, read] = co_await bhttp::async_read(stream, buffer, parser, kNoThrow);
+    if (rdec) {
+      result = Unavailable("reading the answer from " + u.host + " failed: " + rdec.message());
+      co_return;
+    }
+    result = Status::Ok();
+  };
+  deadline.async_wait([&](boost::system::error_code wait_ec) {
+    if (wait_ec) return;  // cancelled: the exchange finished first
+    resolver.cancel();
+    beast::get_lowest_layer(stream).cancel();
+  });
+  asio::co_spawn(ioc, exchange(), [&](std::exception_ptr failed) {
+    if (failed) result = Internal("HTTPS client failed");  // allocation; the steps themselves never throw
+    deadline.cancel();
+  });
+  ioc.run();
+  PV_RETURN_IF_ERROR(result);
   if (parser.get().result() != bhttp::status::ok) {
     return Unavailable(u.host + " answered HTTP " + std::to_string(parser.get().result_int()));
   }
-  stream.shutdown(ec);  // best effort; the body is complete
+  // No TLS close_notify: the body is complete, and waiting for the peer's
+  // answer would be one more step that can stall.
   return std::move(parser.get().body());
 }
 

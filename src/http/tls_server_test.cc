@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <thread>
+#include <vector>
 
 #include "common/metrics.h"
 #include "http/http_test_util.h"
@@ -320,6 +322,25 @@ TEST_F(TlsServerTest, HttpsGetVerifiesTheServerAndChecksTheAnswer) {
   EXPECT_EQ(HttpsGet("http://localhost:" + std::to_string(server_->port()) + "/jwks.json", trusting).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(HttpsGet("https://user@localhost/x", trusting).status().code(), StatusCode::kInvalidArgument);
+}
+
+// A peer that accepts and then says nothing (a stalled identity provider)
+// must not hold the calling thread, which may be a network thread, past the
+// client's timeout: blocking calls would wait for ever.
+TEST(HttpsClientTest, SilentPeerTimesOut) {
+  net::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  const uint16_t port = acceptor.local_endpoint().port();
+  std::vector<tcp::socket> held;
+  std::thread silent([&] {
+    boost::system::error_code ec;
+    held.push_back(acceptor.accept(ec));  // never reads, never writes
+  });
+  ClientOptions options;
+  options.timeout = std::chrono::seconds(1);
+  auto r = HttpsGet("https://127.0.0.1:" + std::to_string(port) + "/jwks.json", options);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().ToString();
+  silent.join();
 }
 
 }  // namespace
