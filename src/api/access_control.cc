@@ -290,7 +290,13 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
   r.break_glass_reason = HeaderOr(request, "x-break-glass-reason");
   r.now_ms = now_ms;
   r.resource_author_device = v.author;
-  return engine_->Decide(caller.principal, r);
+  return Decided(engine_->Decide(caller.principal, r), caller, r, request);
+}
+
+policy::Decision AccessControl::Decided(policy::Decision d, const Caller& caller, const policy::AccessRequest& r,
+                                        const http::HttpRequest& request) {
+  if (d.break_glass_activated && break_glass_listener_) break_glass_listener_(caller, request, r.now_ms, r.patients);
+  return d;
 }
 
 policy::Decision AccessControl::DecideWrite(const Caller& caller, policy::Interaction interaction,
@@ -309,7 +315,7 @@ policy::Decision AccessControl::DecideWrite(const Caller& caller, policy::Intera
   r.break_glass_reason = HeaderOr(request, "x-break-glass-reason");
   r.now_ms = now_ms;
   r.resource_author_device = stored_author;
-  return engine_->Decide(caller.principal, r);
+  return Decided(engine_->Decide(caller.principal, r), caller, r, request);
 }
 
 void AccessControl::OnCommitted(const store::WriteResult& w) {

@@ -18,6 +18,7 @@
 #define PHIVAULT_API_ACCESS_CONTROL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,6 +94,16 @@ class AccessControl {
                                const std::vector<std::string>& patients, const std::string& stored_author,
                                const http::HttpRequest& request, int64_t now_ms);
 
+  // Called whenever a decision opens a break-glass grant, whatever path asked
+  // (read, write, history, bundle entry, PATCH...), with the request that
+  // carried ETREAT and the reason and the patients the grant covers: the
+  // privacy officer's alert must not depend on each caller remembering it.
+  // Runs on the deciding thread; must not block. REQUIRES: set before
+  // serving (or cleared after), not while decisions run.
+  using BreakGlassListener = std::function<void(const Caller& caller, const http::HttpRequest& request,
+                                                int64_t now_ms, const std::vector<std::string>& patients)>;
+  void SetBreakGlassListener(BreakGlassListener listener) { break_glass_listener_ = std::move(listener); }
+
   // Feeds a committed write to the relationship/consent/label indexes.
   // Call from the commit callback, which runs in commit order.
   void OnCommitted(const store::WriteResult& write);
@@ -116,6 +127,9 @@ class AccessControl {
   std::vector<External> external_;
   std::unique_ptr<policy::PolicyIndexes> indexes_;
   std::unique_ptr<policy::PolicyEngine> engine_;
+  BreakGlassListener break_glass_listener_;
+  policy::Decision Decided(policy::Decision d, const Caller& caller, const policy::AccessRequest& r,
+                           const http::HttpRequest& request);
 
   bool TouchSession(const std::string& jti, int64_t now_ms);
 

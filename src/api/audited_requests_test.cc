@@ -166,6 +166,50 @@ TEST_F(AuditedRequestsTest, DenialsRecordTheRuleAndTheRecordWithoutTellingTheCal
   EXPECT_EQ(bg[1].rule, "break-glass");
 }
 
+// Every grant raises its own alert entry, whatever path opened it (here a
+// create and a PATCH, which used to open grants silently), naming the
+// request that opened it.
+TEST_F(AuditedRequestsTest, EveryBreakGlassGrantIsAnAlertOfItsOwn) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+  auto glass = [&](const std::string& sub) {
+    return Headers{{"authorization", "Bearer " + Token(sub, "clinician", "Practitioner/" + sub, "user/*.cruds")},
+                   {"x-purpose-of-use", "ETREAT"},
+                   {"x-break-glass-reason", "unconscious in ED"}};
+  };
+  auto alerts = [](const std::vector<audit::AuditEntry>& entries) {
+    std::vector<audit::AuditEntry> out;
+    for (const auto& e : entries) {
+      if (e.action == audit::AuditAction::kBreakGlass) out.push_back(e);
+    }
+    return out;
+  };
+  std::string id;
+  auto created = EntriesOf([&] {
+    auto r = CallAs("POST", "/fhir/Observation", "",
+                    R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+                    R"("subject":{"reference":"Patient/pat2"}})",
+                    glass("dr8"));
+    ASSERT_EQ(r.status, 201) << r.body;
+    id = std::string(r.Json()["id"].as_string());
+  });
+  auto a = alerts(created);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].patients, std::vector<std::string>{"pat2"});
+  EXPECT_EQ(a[0].agent.subject, "dr8");
+  EXPECT_EQ(a[0].request_id, created.back().request_id) << "the alert names the request that opened the grant";
+
+  Headers patch = glass("dr9");
+  patch.emplace_back("content-type", "application/json-patch+json");
+  auto patched = EntriesOf([&] {
+    auto r = CallAs("PATCH", "/fhir/Observation/" + id, "", R"([{"op":"replace","path":"/status","value":"amended"}])",
+                    patch);
+    EXPECT_EQ(r.status, 200) << r.body;
+  });
+  a = alerts(patched);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].agent.subject, "dr9");
+}
+
 TEST_F(AuditedRequestsTest, BundleEntryListsEveryWriteAndEveryReadItReturned) {
   ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
   std::string bundle = R"({"resourceType":"Bundle","type":"batch","entry":[

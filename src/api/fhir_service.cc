@@ -104,7 +104,13 @@ FhirService::FhirService(store::ResourceStore* store, AccessControl* access, Req
       auth_endpoints_(auth_endpoints),
       options_(std::move(options)),
       capability_json_(BuildCapabilityStatement(options_.base_url)),
-      search_(std::make_shared<SearchHandler>(store, access, options_)) {}
+      search_(std::make_shared<SearchHandler>(store, access, options_)) {
+  access_->SetBreakGlassListener(
+      [this](const Caller& caller, const http::HttpRequest& req, int64_t now_ms,
+             const std::vector<std::string>& patients) { RecordBreakGlassGrant(caller, req, now_ms, patients); });
+}
+
+FhirService::~FhirService() { access_->SetBreakGlassListener(nullptr); }
 
 void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   Call call;
@@ -152,6 +158,9 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   call.now_ms = fhir::NowMillis();
   StartEntry(call.entry, call.req, call.now_ms);
+  // Whatever is recorded later from this request (a break-glass alert)
+  // carries the same request id.
+  SetRequestIdHeader(call.req, call.entry.request_id);
   auto params = ParseQuery(call.req.query);
   if (!params.ok()) {
     call.Fail(params.status(), "/fhir");
@@ -302,13 +311,18 @@ void FhirService::HandleFhir(Call& call) {
 // The grant is an event of its own (the privacy officer's alert), recorded
 // before the request that opened it: the log keeps order, so by the time the
 // request's entry is durable, so is this one.
-void FhirService::RecordBreakGlassGrant(Call& call, const store::ResourceVersion& v) {
-  log::Warn("policy.break_glass_granted", {{"subject", call.caller->principal.subject}, {"type", v.type}});
+// Every grant, on whichever path opened it (AccessControl calls this through
+// its break-glass listener). The request's id is in req (Handle puts it
+// there), so the alert and the request's own entry name the same request.
+void FhirService::RecordBreakGlassGrant(const Caller& caller, const http::HttpRequest& req, int64_t now_ms,
+                                        const std::vector<std::string>& patients) {
+  log::Warn("policy.break_glass_granted", {{"subject", caller.principal.subject}});
   metrics::Registry::Default().GetCounter("phivault_break_glass_grants_total", "Break-glass grants", {}).Increment();
-  audit::AuditEntry grant = call.entry;
+  audit::AuditEntry grant;
+  StartEntry(grant, req, now_ms);
+  SetAgent(grant, caller);
   grant.action = audit::AuditAction::kBreakGlass;
-  grant.resources.clear();
-  grant.patients = v.patients;
+  grant.patients = patients;
   grant.break_glass = true;
   FinishEntry(grant, 0);
   auditor_->Record(grant, {});
@@ -338,7 +352,6 @@ StatusOr<store::ResourceVersion> FhirService::ReadAuthorized(Call& call, const s
   AddResource(call.entry, *v);
   policy::Decision d = access_->Decide(*call.caller, interaction, *v, call.req, call.now_ms);
   NoteDecision(call.entry, d);
-  if (d.break_glass_activated) RecordBreakGlassGrant(call, *v);
   if (!d.allowed) return policy::DecisionStatus(d);
   // Only a caller who may see the record learns that it was deleted.
   if (v->deleted) return Status(StatusCode::kGone, "resource was deleted");
@@ -412,7 +425,6 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
       // Changing a record (or learning it was deleted) needs the right to
       // change it as it is now...
       policy::Decision d = access_->Decide(*call.caller, gate_i, *cur, call.req, now_ms);
-      if (d.break_glass_activated) RecordBreakGlassGrant(call, *cur);
       if (!d.allowed) {
         if (d.hide_existence && op.kind == store::WriteOp::Kind::kPut) {
           // A missing record would be created: answer as that create would
@@ -695,7 +707,6 @@ void FhirService::History(Call& call, const std::string& type, const std::string
       if (type_ok) {
         policy::Decision d = access_->Decide(*call.caller, policy::Interaction::kHistory, e.version, call.req,
                                              call.now_ms, /*instance_level=*/!id.empty());
-        if (d.break_glass_activated) RecordBreakGlassGrant(call, e.version);
         if (d.allowed) {
           if (d.break_glass) call.entry.break_glass = true;
           page.entries.push_back(std::move(e));

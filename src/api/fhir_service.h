@@ -68,6 +68,8 @@ class FhirService final : public http::Handler {
   FhirService(store::ResourceStore* store, AccessControl* access, RequestAuditor* auditor, ServiceOptions options,
               http::Handler* auth_endpoints = nullptr);
 
+  ~FhirService() override;
+
   void Handle(http::HttpRequest request, http::Responder respond) override;
 
   // Routes the audit API (/audit/*, /fhir/AuditEvent, Patient/$access-report)
@@ -111,7 +113,8 @@ class FhirService final : public http::Handler {
                      std::function<http::HttpResponse(const store::CommitOutcome&, audit::AuditEntry&)> render);
   // Authorizes one bundle write against what is stored; OK or the denial.
   Status AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms);
-  void RecordBreakGlassGrant(Call& call, const store::ResourceVersion& v);
+  void RecordBreakGlassGrant(const Caller& caller, const http::HttpRequest& req, int64_t now_ms,
+                             const std::vector<std::string>& patients);
   // Reads and authorizes; NotFound when hidden or missing.
   StatusOr<store::ResourceVersion> ReadAuthorized(Call& call, const std::string& type, const std::string& id,
                                                   int64_t version);

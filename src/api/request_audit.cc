@@ -50,6 +50,11 @@ void StartEntry(audit::AuditEntry& e, const http::HttpRequest& req, int64_t now_
   e.action = ActionForMethod(req.method);
 }
 
+void SetRequestIdHeader(http::HttpRequest& req, const std::string& id) {
+  std::erase_if(req.headers, [](const auto& h) { return h.first == "x-request-id"; });
+  req.headers.emplace_back("x-request-id", id);
+}
+
 void SetAgent(audit::AuditEntry& e, const Caller& caller) {
   const policy::Principal& p = caller.principal;
   e.agent.subject = p.subject;

@@ -30,6 +30,9 @@ namespace phivault::api {
 // address without port, user agent, purpose of use and break-glass reason,
 // and a default action from the HTTP method that handlers refine.
 void StartEntry(audit::AuditEntry& e, const http::HttpRequest& req, int64_t now_ms);
+// Makes req's X-Request-Id `id` (the one StartEntry chose), so entries
+// started later from the same request carry it too.
+void SetRequestIdHeader(http::HttpRequest& req, const std::string& id);
 void SetAgent(audit::AuditEntry& e, const Caller& caller);
 // The deciding rule and its trace; marks break-glass access.
 void NoteDecision(audit::AuditEntry& e, const policy::Decision& d);
