@@ -383,6 +383,20 @@ void FhirService::VRead(Call& call, const std::string& type, const std::string& 
 
 Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_ms) {
   using policy::Interaction;
+  if (op.kind == store::WriteOp::Kind::kCreate && op.if_none_exist) {
+    // If-None-Exist counts only matches the caller may read, with standing
+    // access or an open grant. The copy of the request drops the
+    // break-glass headers: deciding a match must never open a grant.
+    http::HttpRequest probe = call.req;
+    probe.body.clear();
+    std::erase_if(probe.headers, [](const auto& h) {
+      return h.first == "x-purpose-of-use" || h.first == "x-break-glass-reason";
+    });
+    op.if_none_exist->visible = [access = access_, caller = call.caller, probe = std::move(probe),
+                                 now_ms](const store::ResourceVersion& v) {
+      return access->Decide(*caller, Interaction::kRead, v, probe, now_ms).allowed;
+    };
+  }
   Interaction gate_i = op.kind == store::WriteOp::Kind::kCreate   ? Interaction::kCreate
                        : op.kind == store::WriteOp::Kind::kDelete ? Interaction::kDelete
                                                                   : Interaction::kUpdate;
@@ -506,17 +520,10 @@ void FhirService::Create(Call& call, const std::string& type) {
   if (Status a = AuthorizeWrite(call, op, call.now_ms); !a.ok()) return call.Fail(a, kRoute);
   Prefer prefer = PreferReturn(call.req);
   CommitOne(call, std::move(op), kRoute,
-            [this, fmt = call.fmt, base = options_.base_url, prefer, caller = call.caller, req = call.req,
-             now = call.now_ms](const store::WriteResult& w) {
-              if (!w.no_op) return WriteResponse(201, w, base, prefer, fmt);
-              // If-None-Exist matched: the caller sees the match only if
-              // allowed to read it; otherwise the create just fails.
-              auto v = store_->Read(w.type, w.id);
-              bool visible = v.ok() && access_->Decide(*caller, policy::Interaction::kRead, *v, req, now).allowed;
-              return visible ? WriteResponse(200, w, base, prefer, fmt)
-                             : ErrorResponse(Status(StatusCode::kPreconditionFailed,
-                                                    "If-None-Exist matched an existing resource"),
-                                             fmt);
+            [fmt = call.fmt, base = options_.base_url, prefer](const store::WriteResult& w) {
+              // If-None-Exist matched one record the caller may read (the
+              // store counts no other): it is the answer.
+              return WriteResponse(w.no_op ? 200 : 201, w, base, prefer, fmt);
             });
 }
 

@@ -154,6 +154,47 @@ TEST_F(FhirServiceTest, ConditionalCreateReturnsExisting) {
   EXPECT_EQ(HistoryCount("Patient"), 1);
 }
 
+// If-None-Exist must not tell a caller that records it may not read exist:
+// for them a hidden match is no match, in a single create and in a bundle
+// alike, while a match they may read is still the answer.
+TEST_F(FhirServiceTest, ConditionalCreateIgnoresMatchesTheCallerMayNotSee) {
+  auto observation = [](const std::string& patient, const std::string& lab_id) {
+    return R"({"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+           R"("identifier":[{"system":"urn:lab","value":")" +
+           lab_id + R"("}],"subject":{"reference":"Patient/)" + patient + R"("}})";
+  };
+  // pat2's records are hidden from dr2; pat3 is dr2's patient.
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat3", R"({"resourceType":"Patient","id":"pat3"})").status, 201);
+  ASSERT_EQ(Call("PUT", "/fhir/CareTeam/ct3",
+                 R"({"resourceType":"CareTeam","id":"ct3","status":"active","subject":{"reference":"Patient/pat3"},)"
+                 R"("participant":[{"member":{"reference":"Practitioner/dr2"}}]})")
+                .status,
+            201);
+  ASSERT_EQ(Call("POST", "/fhir/Observation", observation("pat2", "L-7")).status, 201);
+  ASSERT_EQ(Call("POST", "/fhir/Observation", observation("pat2", "L-9")).status, 201);
+  std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
+  const std::string own = observation("pat3", "L-7");
+
+  // Only a hidden match: as if none.
+  auto first = Call("POST", "/fhir/Observation", own, {{"authorization", dr}, {"if-none-exist", "identifier=urn:lab|L-7"}});
+  EXPECT_EQ(first.status, 201) << first.body;
+  // A hidden and a visible match: the visible one, not "several".
+  auto again = Call("POST", "/fhir/Observation", own, {{"authorization", dr}, {"if-none-exist", "identifier=urn:lab|L-7"}});
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(again.Json()["id"], first.Json()["id"]);
+  // A bundle entry whose condition matches only a hidden record is created.
+  auto b = Call("POST", "/fhir", R"({"resourceType":"Bundle","type":"batch","entry":[{"resource":)" +
+                                     observation("pat3", "L-9") +
+                                     R"(,"request":{"method":"POST","url":"Observation","ifNoneExist":"identifier=urn:lab|L-9"}}]})",
+                {{"authorization", dr}});
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(b.Json()["entry"].as_array()[0].as_object().at("response").as_object().at("status"), "201 Created")
+      << b.body;
+  // The system client sees every record: several matches.
+  ExpectOutcome(Call("POST", "/fhir/Observation", own, {{"if-none-exist", "identifier=urn:lab|L-7"}}), 412);
+}
+
 TEST_F(FhirServiceTest, HistoryPagingFollowsNextLinks) {
   for (int i = 0; i < 5; ++i) ASSERT_EQ(Call("POST", "/fhir/Observation", R"({"resourceType":"Observation"})").status, 201);
   std::string url = "/fhir/Observation/_history?_count=2";

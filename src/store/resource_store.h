@@ -63,7 +63,14 @@ struct ExistCondition {
   std::optional<std::string> identifier_system;  // nullopt: any system; "": no system
   std::string identifier_value;   // identifier=..., empty if unused
   std::optional<SearchQuery> query;  // when set, the only condition (type filled in by the store)
+  // Whether the writer may count a match (If-None-Exist): a match the
+  // caller may not see is no match for them, or the answer (created, found,
+  // several) would tell them it exists. Null: every match counts. Runs on
+  // the writer thread inside the write's transaction; must not block or
+  // call into the store. At most kMaxConditionMatches matches are examined.
+  std::function<bool(const ResourceVersion&)> visible;
 };
+inline constexpr int kMaxConditionMatches = 64;
 
 struct WriteOp {
   enum class Kind { kCreate, kPut, kDelete };

@@ -1283,7 +1283,10 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
     q.sort.clear();
     q.after.clear();
     q.backward = false;
-    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(writer_->db(), q, 3));
+    // Three tell "one" from "several" when every match counts; a
+    // visibility filter may have to skip hidden ones.
+    const int limit = cond.visible ? kMaxConditionMatches : 3;
+    PV_ASSIGN_OR_RETURN(auto matches, sqlite_search::FindMatches(writer_->db(), q, limit));
     for (auto& m : matches) ids.push_back(std::move(m.id));
     return ids;
   }
@@ -1297,10 +1300,11 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
   }
   if (!cond.identifier_value.empty()) {
     const char* sql = cond.identifier_system
-                          ? "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND system = ?3 LIMIT 3"
-                          : "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND ?3 = '' LIMIT 3";
+                          ? "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND system = ?3 LIMIT ?4"
+                          : "SELECT DISTINCT id FROM identifiers WHERE type = ?1 AND value = ?2 AND ?3 = '' LIMIT ?4";
     PV_STMT(q, *writer_, sql);
     q.Bind(1, type).Bind(2, cond.identifier_value).Bind(3, cond.identifier_system.value_or(""));
+    q.Bind(4, int64_t{cond.visible ? kMaxConditionMatches : 3});
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) {
       std::string id = q.Text(0);
@@ -1318,12 +1322,20 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
   result.id = op.id;
   if (op.kind == WriteOp::Kind::kCreate && op.if_none_exist) {
     PV_ASSIGN_OR_RETURN(auto matches, FindExisting(op.type, *op.if_none_exist));
-    if (matches.size() > 1) {
+    std::optional<ResourceVersion> match;
+    int counted = 0;
+    for (const std::string& id : matches) {
+      PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, op.type, id));
+      if (!cur || cur->deleted) continue;
+      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, cur->seq, op.type, id));
+      if (op.if_none_exist->visible && !op.if_none_exist->visible(v)) continue;
+      if (++counted == 1) match = std::move(v);
+    }
+    if (counted > 1) {
       return Status(StatusCode::kPreconditionFailed, "If-None-Exist matched more than one resource");
     }
-    if (matches.size() == 1) {
-      PV_ASSIGN_OR_RETURN(auto cur, CurrentOf(*writer_, op.type, matches[0]));
-      PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, cur->seq, op.type, matches[0]));
+    if (match) {
+      ResourceVersion& v = *match;
       result.id = v.id;
       result.version = v.version;
       result.last_updated_ms = v.last_updated_ms;
