@@ -164,6 +164,20 @@ TEST_F(AuditedRequestsTest, DenialsRecordTheRuleAndTheRecordWithoutTellingTheCal
   EXPECT_EQ(bg[1].break_glass_reason, "unconscious in ED");
   EXPECT_EQ(bg[1].purpose_of_use, "ETREAT");
   EXPECT_EQ(bg[1].rule, "break-glass");
+
+  // Within the window a plain search or $everything reaches the record only
+  // through the grant: their entries are marked too.
+  Headers plain = {dr[0]};
+  auto searched = EntriesOf([&] {
+    auto r = Call("GET", "/fhir/Condition?patient=pat1", "", plain);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_NE(r.body.find("\"c1\""), std::string::npos) << r.body;
+  });
+  ASSERT_EQ(searched.size(), 1u);
+  EXPECT_TRUE(searched[0].break_glass);
+  auto everything = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Patient/pat1/$everything", "", plain).status, 200); });
+  ASSERT_EQ(everything.size(), 1u);
+  EXPECT_TRUE(everything[0].break_glass);
 }
 
 // Every grant raises its own alert entry, whatever path opened it (here a

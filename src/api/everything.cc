@@ -97,10 +97,15 @@ class Filter {
   bool Allowed(const store::ResourceVersion& v) {
     auto [it, fresh] = types_.try_emplace(v.type, false);
     if (fresh) it->second = ctx_.access.DecideType(ctx_.caller, kInteraction, v.type).allowed;
-    return it->second && ctx_.access.Decide(ctx_.caller, kInteraction, v, ctx_.request, ctx_.now_ms).allowed;
+    if (!it->second) return false;
+    policy::Decision d = ctx_.access.Decide(ctx_.caller, kInteraction, v, ctx_.request, ctx_.now_ms);
+    if (d.allowed && d.break_glass) break_glass_ = true;
+    return d.allowed;
   }
+  bool break_glass() const { return break_glass_; }
 
  private:
+  bool break_glass_ = false;
   const EverythingContext& ctx_;
   std::map<std::string, bool, std::less<>> types_;
 };
@@ -194,6 +199,7 @@ StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const
   body += R"(],"entry":[)";
   bool first = true;
   EverythingResult out;
+  out.break_glass = filter.break_glass();
   for (auto* list : {&matches, &includes}) {
     for (auto& v : *list) {
       AppendEntry(body, first, ctx, v, list == &matches ? "match" : "include");

@@ -61,6 +61,7 @@ struct EverythingResult {
     std::vector<std::string> patients;
   };
   std::vector<Returned> returned;
+  bool break_glass = false;  // something was let through by a break-glass grant
 };
 
 // The result, or the error to answer with.

@@ -593,6 +593,7 @@ void FhirService::Everything(Call& call, const std::string& id) {
   call.entry.patients.push_back(id);
   auto result = PatientEverything(ctx, call.params, id);
   if (!result.ok()) return call.Fail(result.status(), kRoute);
+  if (result->break_glass) call.entry.break_glass = true;
   for (const auto& r : result->returned) {
     call.entry.resources.push_back({r.type, r.id, std::to_string(r.version), ""});
     call.entry.patients.insert(call.entry.patients.end(), r.patients.begin(), r.patients.end());

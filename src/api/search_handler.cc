@@ -81,6 +81,7 @@ struct SearchHandler::Run {
   const Caller& caller;
   int64_t now_ms;
   std::map<std::string, bool> type_ok;
+  audit::AuditEntry* entry = nullptr;  // marked when a grant let a record through
 
   bool Visible(const store::ResourceVersion& v) {
     if (v.deleted) return false;
@@ -88,7 +89,10 @@ struct SearchHandler::Run {
     if (it == type_ok.end()) {
       it = type_ok.emplace(v.type, h->access_->DecideType(caller, policy::Interaction::kSearch, v.type).allowed).first;
     }
-    return it->second && h->access_->Decide(caller, policy::Interaction::kSearch, v, req, now_ms).allowed;
+    if (!it->second) return false;
+    policy::Decision d = h->access_->Decide(caller, policy::Interaction::kSearch, v, req, now_ms);
+    if (d.allowed && d.break_glass && entry) entry->break_glass = true;
+    return d.allowed;
   }
 
   // Chained and _has conditions select by the content of *other* resources;
@@ -319,7 +323,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
     return auth::Base64UrlEncode(cursor_key_->Seal(std::string(1, dir) + position, aad));
   };
 
-  Run run{this, req, caller, now_ms, {}};
+  Run run{this, req, caller, now_ms, {}, entry};
   if (Status joins = run.ResolveJoins(type, sr.query.conditions); !joins.ok()) return ErrorResponse(joins, fmt);
   store::SearchQuery q = sr.query;
   std::vector<store::SearchHit> page;
