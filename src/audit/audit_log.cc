@@ -617,7 +617,20 @@ Status AuditLog::PrepareSegment() {
   return Status::Ok();
 }
 
+namespace {
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void AuditLog::CommitBatch(std::vector<Pending>& batch) {
+  // Seen by healthy() from other threads while the write and sync run.
+  write_started_ms_.store(std::max<int64_t>(SteadyNowMs(), 1), std::memory_order_relaxed);
+  struct Done {
+    std::atomic<int64_t>& started;
+    ~Done() { started.store(0, std::memory_order_relaxed); }
+  } done{write_started_ms_};
   auto fail = [&](const Status& st) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -738,8 +751,10 @@ uint64_t AuditLog::size() const {
 }
 
 bool AuditLog::healthy() const {
+  const int64_t started = write_started_ms_.load(std::memory_order_relaxed);
+  if (started != 0 && SteadyNowMs() - started > options_.stall_after.count()) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  return healthy_;
+  return healthy_ && queue_.size() < options_.max_pending;
 }
 
 StatusOr<std::string> AuditLog::Root(uint64_t size) const {

@@ -33,6 +33,7 @@
 #ifndef PHIVAULT_AUDIT_AUDIT_LOG_H_
 #define PHIVAULT_AUDIT_AUDIT_LOG_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -81,6 +82,10 @@ struct AuditLogOptions {
   std::chrono::microseconds max_gather{2000};
   size_t max_pending = 1u << 20;   // queued entries before Append refuses (ResourceExhausted)
   size_t max_entry_bytes = 1u << 20;
+  // A group write (write + fdatasync) still running after this long makes
+  // healthy() false while it lasts: a hung disk (NFS, iSCSI, a dying drive)
+  // must take the node out of the load balancer, not hold every request.
+  std::chrono::milliseconds stall_after{5000};
 };
 
 class AuditLog {
@@ -106,7 +111,9 @@ class AuditLog {
   StatusOr<uint64_t> AppendAndWait(std::string entry);
 
   uint64_t size() const;   // durable entries
-  bool healthy() const;    // false between a failed write and the next good one
+  // False between a failed write and the next good one, while a group write
+  // has run longer than stall_after, and while the queue is full.
+  bool healthy() const;
   const std::string& origin() const { return origin_; }
   std::string VerifierKey() const { return signer_->VerifierKeyString(); }
 
@@ -191,6 +198,8 @@ class AuditLog {
   uint64_t last_segment_bytes_ = 0;  // durable bytes of segments_.back()
   std::vector<SparseEntry> sparse_;  // record position of every kSparseStep-th index
   bool healthy_ = true;
+  // Steady-clock ms at which the running group write began; 0 when none runs.
+  std::atomic<int64_t> write_started_ms_{0};
 
   // Writer thread only (and Open, before the writer starts).
   CompactRange range_;

@@ -228,6 +228,39 @@ TEST_F(AuditLogTest, GroupCommitWithConcurrentAppenders) {
   EXPECT_TRUE(v->ok) << v->reason;
 }
 
+// A disk that hangs fails nothing, yet every request waits on it: the log
+// must say it is unhealthy while a group write runs too long, so /readyz
+// takes the node out of rotation, and healthy again once the write ends.
+TEST_F(AuditLogTest, StalledWriteIsUnhealthyWhileItLasts) {
+  TempDir dir;
+  auto keyring = MakeKeyring(dir.path());
+  auto faults = std::make_shared<Faults>();
+  AuditLogOptions o;
+  o.open_file = testing::FaultyOpener(faults);
+  o.stall_after = std::chrono::milliseconds(100);
+  auto opened = AuditLog::Open(dir.path(), *keyring, o);
+  ASSERT_TRUE(opened.ok());
+  auto log = std::move(opened).value();
+  ASSERT_TRUE(log->AppendAndWait(Entry(0)).ok());
+  EXPECT_TRUE(log->healthy());
+
+  faults->sync_delay_ms = 600;
+  std::atomic<bool> durable{false};
+  log->Append(Entry(1), [&](StatusOr<uint64_t> r) {
+    EXPECT_TRUE(r.ok());
+    durable = true;
+  });
+  bool saw_unhealthy = false;
+  while (!durable && !saw_unhealthy) {
+    saw_unhealthy = !log->healthy();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(saw_unhealthy) << "a 600 ms sync went unnoticed";
+  faults->sync_delay_ms = 0;
+  while (!durable) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(log->healthy());
+}
+
 TEST_F(AuditLogTest, WriteFailureFailsCallbacksThenRecovers) {
   for (bool fail_sync : {false, true}) {
     SCOPED_TRACE(fail_sync ? "fsync fails" : "write fails");

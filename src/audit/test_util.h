@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +35,7 @@ struct Faults {
   std::atomic<bool> fail_syncs{false};
   std::atomic<int> syncs{0};
   std::atomic<int> writes{0};
+  std::atomic<int> sync_delay_ms{0};  // a slow or hung disk
 };
 
 // Wraps a real file. A failing write first writes half of its bytes, as a
@@ -50,6 +53,7 @@ class FaultyFile : public WritableFile {
   }
   Status Sync() override {
     ++f_->syncs;
+    if (int ms = f_->sync_delay_ms.load(); ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
     if (f_->fail_syncs) return Unavailable("injected: Input/output error");
     return inner_->Sync();
   }
