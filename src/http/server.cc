@@ -483,6 +483,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     StatusOr<HttpRequest> built = internal::BuildRequest(*parser_);
     parser_.reset();
     if (!built.ok()) return SendError(HttpStatusForParseError(built.status()), built.status().message());
+    // A request that finished arriving during shutdown is not started: its
+    // answer could no longer be sent, and a write would happen unseen.
+    if (core_->stopping.load()) return SendError(503, "the server is shutting down");
     HttpRequest req = std::move(built).value();
     req.remote_address = remote_;
     req.tls = kTls;

@@ -446,6 +446,39 @@ TEST_F(ServerTest, GracefulShutdownFinishesInFlightAndRefusesNew) {
   shutdown.get();
 }
 
+// A request whose body finishes arriving after shutdown began is not
+// started: it gets 503, and the handler (which might write) never runs.
+TEST_F(ServerTest, RequestCompletingDuringShutdownIsNotStarted) {
+  std::promise<Responder> got_responder;
+  handler_.fn = [&](HttpRequest req, Responder respond) {
+    if (req.path == "/slow") return got_responder.set_value(std::move(respond));
+    respond(HttpResponse{});
+  };
+  StartServer(Options());
+  RawConn slow(port());  // keeps the shutdown waiting
+  ASSERT_FALSE(slow.Send("GET /slow HTTP/1.1\r\nHost: h\r\n\r\n"));
+  auto fut = got_responder.get_future();
+  ASSERT_EQ(fut.wait_for(5s), std::future_status::ready);
+  Responder respond = fut.get();
+  RawConn partial(port());
+  ASSERT_FALSE(partial.Send("POST /fhir/Patient HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nab"));
+  std::this_thread::sleep_for(100ms);  // the header is read; the body is not complete
+
+  auto shutdown = std::async(std::launch::async, [&] { server_->Shutdown(10s); });
+  std::this_thread::sleep_for(100ms);
+  (void)partial.Send("cd");
+  beast_ec ec;
+  auto r = partial.ReadResponse(&ec);
+  if (!ec) {
+    EXPECT_EQ(r.result_int(), 503);  // or the connection was closed: either way not started
+  }
+  EXPECT_EQ(handler_.calls(), 1) << "the handler ran for a request completed during shutdown";
+
+  std::thread([respond = std::move(respond)] { respond(HttpResponse{}); }).join();
+  ASSERT_EQ(shutdown.wait_for(10s), std::future_status::ready);
+  shutdown.get();
+}
+
 TEST_F(ServerTest, ShutdownGraceExpiresAndLateResponderIsHarmless) {
   Responder kept;
   std::promise<void> got;
