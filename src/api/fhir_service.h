@@ -63,7 +63,9 @@ class SearchHandler;
 
 class FhirService final : public http::Handler {
  public:
-  // REQUIRES: store, access and auditor outlive the service.
+  // REQUIRES: store, access and auditor outlive the service, and `access`
+  // serves this one service: the service installs its break-glass listener
+  // (AccessControl::SetBreakGlassListener) and clears it when destroyed.
   // `auth_endpoints` (may be null) serves /auth/* and /.well-known/jwks.json.
   FhirService(store::ResourceStore* store, AccessControl* access, RequestAuditor* auditor, ServiceOptions options,
               http::Handler* auth_endpoints = nullptr);
