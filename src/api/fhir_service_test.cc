@@ -316,13 +316,23 @@ TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing
   EXPECT_TRUE(!hb.contains("entry") || hb["entry"].as_array().empty()) << h.body;
 }
 
-TEST_F(FhirServiceTest, BreakGlassOpensOneRecordForAClinicianOnly) {
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
-                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
-                 R"("subject":{"reference":"Patient/pat2"}})")
-                .status,
-            201);
+// pat2 with one Observation (obs2), written by the system client. Clinicians
+// in these tests have no care relationship with pat2.
+class HiddenRecordTest : public FhirServiceTest {
+ protected:
+  void SetUp() override {
+    FhirServiceTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
+    ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
+                   R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
+                   R"("subject":{"reference":"Patient/pat2"}})")
+                  .status,
+              201);
+  }
+};
+
+TEST_F(HiddenRecordTest, BreakGlassOpensOneRecordForAClinicianOnly) {
   std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
   EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "", {{"authorization", dr}}).status, 404);
   EXPECT_EQ(Call("GET", "/fhir/Observation/obs2", "",
@@ -346,13 +356,7 @@ TEST_F(FhirServiceTest, BreakGlassOpensOneRecordForAClinicianOnly) {
 // Break-glass needs one named record: type or system history with the
 // headers must not open grants for every patient it scans, and history
 // across a type needs the `s` scope letter, like a search.
-TEST_F(FhirServiceTest, HistoryScansNeitherBreakGlassNorPassWithReadScope) {
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
-                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
-                 R"("subject":{"reference":"Patient/pat2"}})")
-                .status,
-            201);
+TEST_F(HiddenRecordTest, HistoryScansNeitherBreakGlassNorPassWithReadScope) {
   std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
   const Headers glass = {
       {"authorization", dr}, {"x-purpose-of-use", "ETREAT"}, {"x-break-glass-reason", "unconscious in ED"}};
@@ -371,13 +375,7 @@ TEST_F(FhirServiceTest, HistoryScansNeitherBreakGlassNorPassWithReadScope) {
 
 // Whether a record or one of its versions exists must not show through a
 // refusal: not in vread's wording, not in a batch GET's status.
-TEST_F(FhirServiceTest, ReadsAnswerAlikeWhetherTheRecordExistsOrNot) {
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
-                 R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
-                 R"("subject":{"reference":"Patient/pat2"}})")
-                .status,
-            201);
+TEST_F(HiddenRecordTest, ReadsAnswerAlikeWhetherTheRecordExistsOrNot) {
   std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
   auto missing = Call("GET", "/fhir/Observation/nope/_history/1", "", {{"authorization", dr}});
   ExpectOutcome(missing, 404);
