@@ -385,16 +385,13 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
   using policy::Interaction;
   if (op.kind == store::WriteOp::Kind::kCreate && op.if_none_exist) {
     // If-None-Exist counts only matches the caller may read, with standing
-    // access or an open grant. The copy of the request drops the
-    // break-glass headers: deciding a match must never open a grant.
+    // access or an open grant. A match is a search hit, not a named record
+    // (instance_level false), so deciding it never opens a grant.
     http::HttpRequest probe = call.req;
-    probe.body.clear();
-    std::erase_if(probe.headers, [](const auto& h) {
-      return h.first == "x-purpose-of-use" || h.first == "x-break-glass-reason";
-    });
+    probe.body.clear();  // the decision reads headers only; the writer keeps this copy
     op.if_none_exist->visible = [access = access_, caller = call.caller, probe = std::move(probe),
                                  now_ms](const store::ResourceVersion& v) {
-      return access->Decide(*caller, Interaction::kRead, v, probe, now_ms).allowed;
+      return access->Decide(*caller, Interaction::kRead, v, probe, now_ms, /*instance_level=*/false).allowed;
     };
   }
   Interaction gate_i = op.kind == store::WriteOp::Kind::kCreate   ? Interaction::kCreate
