@@ -1,5 +1,7 @@
 #include "api/access_control.h"
 
+#include "api/auth_service.h"
+
 #include <algorithm>
 
 #include <boost/json.hpp>
@@ -172,12 +174,22 @@ StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std
     if (user.ok() && user->disabled) return Status(StatusCode::kUnauthenticated, "the account is disabled");
   }
   if (builtin && !claims.jti.empty() && !TouchSession(claims.jti, now_ms)) {
-    return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
+    return Status(StatusCode::kUnauthenticated, "the session has ended (inactivity or revocation); sign in again");
   }
   return c;
 }
 
 bool AccessControl::TouchSession(const std::string& jti, int64_t now_ms) {
+  if (config_.sessions != nullptr) {
+    switch (config_.sessions->Touch(jti, now_ms / 1000)) {
+      case SessionTracker::State::kLive:
+        return true;
+      case SessionTracker::State::kEnded:
+        return false;
+      case SessionTracker::State::kUnknown:
+        break;
+    }
+  }
   // Built-in sessions end after a period without requests.
   std::lock_guard lk(sessions_mu_);
   auto [it, inserted] = last_seen_ms_.emplace(jti, now_ms);
@@ -226,7 +238,7 @@ StatusOr<std::shared_ptr<const Caller>> AccessControl::Authenticate(const http::
         std::shared_ptr<const Caller> hit = it->second.caller;
         if (!hit->builtin || hit->token_id.empty()) return hit;
         if (!TouchSession(hit->token_id, now_ms)) {
-          return Status(StatusCode::kUnauthenticated, "the session expired after inactivity; sign in again");
+          return Status(StatusCode::kUnauthenticated, "the session has ended (inactivity or revocation); sign in again");
         }
         return hit;
       }

@@ -51,11 +51,19 @@ struct ExternalIssuer {
   std::string clearance_claim = "phivault_clearance";
 };
 
+class SessionTracker;  // auth_service.h
+
 struct AccessConfig {
   std::string builtin_issuer;    // the vault's base URL
   std::string builtin_audience;  // base URL + "/fhir"
   std::vector<ExternalIssuer> external_issuers;
   int64_t idle_timeout_s = 15 * 60;  // built-in sessions expire after this much idleness
+  // The logins of this vault's token endpoint (AuthService::sessions()), or
+  // null. Its kEnded (idle, or revoked by refresh-token reuse) rejects a
+  // token before its expiry; tokens it does not know (service tokens, tokens
+  // from before a restart) get the idle rule above. Must outlive the
+  // AccessControl.
+  SessionTracker* sessions = nullptr;
   policy::PolicyConfig policy;
 };
 

@@ -209,9 +209,9 @@ SessionTracker::SessionTracker(Options options) : options_(options) {
 void SessionTracker::PruneLocked(int64_t now_s) {
   const int64_t idle = options_.idle_timeout.count();
   std::erase_if(families_, [&](const auto& kv) { return now_s - kv.second > idle; });
-  std::erase_if(tokens_, [&](const auto& kv) {
-    return kv.second.expires_at_s <= now_s || !families_.contains(kv.second.family);
-  });
+  // A token whose login ended stays until its expiry: forgetting it earlier
+  // would turn its kEnded into kUnknown, which callers may accept.
+  std::erase_if(tokens_, [&](const auto& kv) { return kv.second.expires_at_s <= now_s; });
 }
 
 void SessionTracker::Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s) {
@@ -225,32 +225,31 @@ void SessionTracker::Start(std::string_view jti, std::string_view family, int64_
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
       families_.erase(oldest);
     }
+    // Still full of unexpired tokens: drop those of ended logins first (they
+    // may then pass as kUnknown, but only under the caller's own idle rule),
+    // then any.
+    if (tokens_.size() >= options_.max_entries) {
+      std::erase_if(tokens_, [&](const auto& kv) { return !families_.contains(kv.second.family); });
+    }
     while (tokens_.size() >= options_.max_entries) tokens_.erase(tokens_.begin());
   }
   families_.try_emplace(std::string(family), now_s);
   tokens_[std::string(jti)] = Token{std::string(family), expires_at_s};
 }
 
-bool SessionTracker::Touch(std::string_view jti, int64_t now_s) {
+SessionTracker::State SessionTracker::Touch(std::string_view jti, int64_t now_s) {
   std::lock_guard lock(mu_);
   auto t = tokens_.find(std::string(jti));
-  if (t == tokens_.end()) return false;
-  if (t->second.expires_at_s <= now_s) {
-    tokens_.erase(t);
-    return false;
-  }
+  if (t == tokens_.end()) return State::kUnknown;
+  if (t->second.expires_at_s <= now_s) return State::kEnded;
   auto f = families_.find(t->second.family);
-  if (f == families_.end()) {
-    tokens_.erase(t);
-    return false;
-  }
+  if (f == families_.end()) return State::kEnded;
   if (now_s - f->second > options_.idle_timeout.count()) {
     families_.erase(f);
-    tokens_.erase(t);
-    return false;
+    return State::kEnded;
   }
   f->second = std::max(f->second, now_s);
-  return true;
+  return State::kLive;
 }
 
 bool SessionTracker::ActiveFamily(std::string_view family, int64_t now_s) {

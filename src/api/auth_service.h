@@ -86,19 +86,22 @@ namespace phivault::api {
 using AuditHook = std::function<void(std::string_view event, std::string_view username, std::string_view source,
                                      std::string_view outcome)>;
 
-// Idle expiry of logins. A session is one login: the access tokens it gets,
-// including those from refreshing, share one idle clock. The lead calls
-// Touch(claims.jti, now) on every request authenticated with a token from
-// this vault's issuer (not for tokens of an external IdP, which this tracker
-// never saw) and rejects the request (401) when it returns false.
+// Idle expiry and revocation of logins. A session is one login: the access
+// tokens it gets, including those from refreshing, share one idle clock.
+// AccessControl calls Touch(claims.jti, now) on every request authenticated
+// with a token of this vault's issuer (AccessConfig::sessions) and rejects
+// the request (401) when it answers kEnded.
 //
-// Touch returns false, and forgets the session, when the token's login had no
-// request for longer than idle_timeout; it also returns false for a jti it
-// does not know: a token from before a restart, an evicted or revoked
-// session. Failing closed there means users log in again after a restart.
+// Touch answers kEnded when the token's login had no request for longer than
+// idle_timeout, or was ended by EndFamily (refresh-token reuse: the login is
+// compromised, so the access tokens already issued to it die at once, not at
+// their expiry). An ended token stays known, and keeps answering kEnded,
+// until its own expiry. A jti this tracker never saw (a token from before a
+// restart, a service token from `phivault token issue`) is kUnknown, and
+// the caller applies its own idle rule to it.
 // A refresh is not activity: refreshing a login idle for longer than the
 // timeout fails (ActiveFamily), so a background app cannot keep an
-// abandoned session alive.
+// abandoned session alive; requests are (Touch).
 //
 // Thread-safety: all methods are thread-safe (one mutex). Memory is bounded
 // by max_entries; expired entries are pruned as new sessions start.
@@ -108,17 +111,20 @@ class SessionTracker {
     std::chrono::seconds idle_timeout{15 * 60};
     size_t max_entries = 200000;
   };
+  enum class State { kLive, kEnded, kUnknown };
+
   SessionTracker() : SessionTracker(Options{}) {}
   explicit SessionTracker(Options options);
 
   // Registers an access token of login `family`, valid until expires_at_s.
   // A new family starts its idle clock now; an existing one keeps its clock.
   void Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s);
-  // See above. True and records activity if the token's login is live.
-  bool Touch(std::string_view jti, int64_t now_s);
+  // See above. Records activity when the answer is kLive.
+  State Touch(std::string_view jti, int64_t now_s);
   // True if the login had activity within the idle timeout (refresh grant).
   bool ActiveFamily(std::string_view family, int64_t now_s);
-  // Ends a login at once (refresh token reuse, logout): its tokens' Touch fails.
+  // Ends a login at once (refresh token reuse, logout): its tokens' Touch
+  // answers kEnded from now on.
   void EndFamily(std::string_view family);
   size_t size() const;
 
@@ -131,7 +137,7 @@ class SessionTracker {
   Options options_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Token> tokens_;       // jti -> login
-  std::unordered_map<std::string, int64_t> families_;   // login -> last activity (s)
+  std::unordered_map<std::string, int64_t> families_;   // live login -> last activity (s)
 };
 
 struct AuthServiceOptions {

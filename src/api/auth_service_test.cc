@@ -177,7 +177,7 @@ TEST_F(AuthServiceTest, LoginWithTotpIssuesVerifiableToken) {
   ASSERT_NE(clearance, nullptr);
   EXPECT_EQ(json::serialize(*clearance), R"(["R","HIV"])");
 
-  EXPECT_TRUE(service_->sessions().Touch(claims->jti, now_s_.load()));
+  EXPECT_EQ(service_->sessions().Touch(claims->jti, now_s_.load()), SessionTracker::State::kLive);
   ASSERT_EQ(Events("login.success").size(), 1u);
   EXPECT_EQ(Events("login.success")[0].username, "alice");
   EXPECT_EQ(Events("login.success")[0].source, "192.0.2.1");
@@ -334,7 +334,7 @@ TEST_F(AuthServiceTest, RefreshRotatesAndReuseRevokesTheFamily) {
   ASSERT_TRUE(c1.ok());
 
   Advance(600);
-  ASSERT_TRUE(service_->sessions().Touch(c1->jti, now_s_.load()));
+  ASSERT_EQ(service_->sessions().Touch(c1->jti, now_s_.load()), SessionTracker::State::kLive);
   Reply first = Refresh(r1);
   ASSERT_EQ(first.status, 200) << first.body;
   std::string r2 = first.Str("refresh_token");
@@ -344,7 +344,7 @@ TEST_F(AuthServiceTest, RefreshRotatesAndReuseRevokesTheFamily) {
   EXPECT_EQ(c2->sub, "alice");
   EXPECT_EQ(c2->role, "clinician");
   EXPECT_NE(c2->jti, c1->jti);
-  EXPECT_TRUE(service_->sessions().Touch(c2->jti, now_s_.load()));
+  EXPECT_EQ(service_->sessions().Touch(c2->jti, now_s_.load()), SessionTracker::State::kLive);
 
   Reply second = Refresh(r2);
   ASSERT_EQ(second.status, 200);
@@ -355,7 +355,7 @@ TEST_F(AuthServiceTest, RefreshRotatesAndReuseRevokesTheFamily) {
   EXPECT_EQ(reuse.status, 400);
   EXPECT_EQ(reuse.Str("error"), "invalid_grant");
   EXPECT_EQ(Refresh(r3).status, 400) << "the legitimate client's newest token died with the family";
-  EXPECT_FALSE(service_->sessions().Touch(c2->jti, now_s_.load())) << "and so did its sessions";
+  EXPECT_EQ(service_->sessions().Touch(c2->jti, now_s_.load()), SessionTracker::State::kEnded) << "and so did its sessions";
   auto reuses = Events("token.refresh_reuse");
   ASSERT_EQ(reuses.size(), 1u);
   EXPECT_EQ(reuses[0].username, "alice");
@@ -369,11 +369,11 @@ TEST_F(AuthServiceTest, IdleSessionsExpireAndCannotBeRefreshed) {
   ASSERT_EQ(login.status, 200);
   auto c = VerifyWithServedJwks(login.Str("access_token"));
   ASSERT_TRUE(c.ok());
-  EXPECT_FALSE(service_->sessions().Touch("unknown-jti", now_s_.load()));
+  EXPECT_EQ(service_->sessions().Touch("unknown-jti", now_s_.load()), SessionTracker::State::kUnknown);
   Advance(14 * 60);
-  EXPECT_TRUE(service_->sessions().Touch(c->jti, now_s_.load()));
+  EXPECT_EQ(service_->sessions().Touch(c->jti, now_s_.load()), SessionTracker::State::kLive);
   Advance(15 * 60 + 1);
-  EXPECT_FALSE(service_->sessions().Touch(c->jti, now_s_.load()));
+  EXPECT_EQ(service_->sessions().Touch(c->jti, now_s_.load()), SessionTracker::State::kEnded);
   Reply r = Refresh(login.Str("refresh_token"));
   EXPECT_EQ(r.status, 400);
   EXPECT_FALSE(Events("token.refresh_failure").empty());
@@ -460,11 +460,12 @@ TEST(SessionTrackerTest, BoundedAndEndable) {
   SessionTracker t(o);
   for (int i = 0; i < 100; ++i) t.Start("j" + std::to_string(i), "f" + std::to_string(i), 10'000, 100 + i);
   EXPECT_LE(t.size(), 16u);
-  EXPECT_TRUE(t.Touch("j99", 200));
+  EXPECT_EQ(t.Touch("j99", 200), SessionTracker::State::kLive);
   t.EndFamily("f99");
-  EXPECT_FALSE(t.Touch("j99", 200));
+  EXPECT_EQ(t.Touch("j99", 200), SessionTracker::State::kEnded);
+  EXPECT_EQ(t.Touch("j99", 9'000), SessionTracker::State::kEnded) << "an ended login stays ended until expiry";
   t.Start("x", "fx", 150, 100);
-  EXPECT_FALSE(t.Touch("x", 150)) << "the token itself expired";
+  EXPECT_EQ(t.Touch("x", 150), SessionTracker::State::kEnded) << "the token itself expired";
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <regex>
 
+#include "api/auth_service.h"
 #include "api/vault.h"
 #include "auth/password.h"
 #include "auth/testing/test_keys.h"
@@ -508,6 +509,69 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   ASSERT_TRUE((*accounts)->SetUserDisabled("nurse1", true).ok());
   nr.headers = {{"authorization", "Bearer " + Token("nurse1", "clinician", "Practitioner/nurse1", "user/*.rs")}};
   EXPECT_EQ(call(nr).status, 401);
+}
+
+// A reused refresh token means the login is compromised: the access tokens
+// already issued to it must stop working at once, not at their expiry.
+TEST_F(FhirServiceTest, RefreshTokenReuseEndsTheLoginsAccessTokensAtOnce) {
+  auto accounts = store::OpenAccountStore(tmp_.Sub("data"), vault_->keyring());
+  ASSERT_TRUE(accounts.ok()) << accounts.status().ToString();
+  const std::string password = "correct horse battery staple";
+  store::UserRecord pat;
+  pat.username = "pat1";
+  pat.password_hash = *auth::HashPassword(password, {1, 8u << 20});
+  pat.role = "patient";  // no MFA needed, so the login is one form post
+  pat.fhir_user = "Patient/pat1";
+  ASSERT_TRUE((*accounts)->CreateUser(pat, nullptr).ok());
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
+
+  AuthServiceOptions ao;
+  ao.issuer = "https://vault.test";
+  ao.password_params = {1, 8u << 20};
+  auto auth = AuthService::Create(*accounts, vault_->keyring(), ao);
+  ASSERT_TRUE(auth.ok()) << auth.status().ToString();
+  AccessConfig ac;
+  ac.builtin_issuer = "https://vault.test";
+  ac.builtin_audience = "https://vault.test/fhir";
+  ac.sessions = &(*auth)->sessions();
+  auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), accounts->get());
+  ASSERT_TRUE(access.ok()) << access.status().ToString();
+  ServiceOptions so;
+  so.base_url = "https://vault.test";
+  FhirService svc(vault_->store(), access->get(), vault_->audit_trail(), so);
+
+  auto token_call = [&](const std::string& body) {
+    http::HttpRequest r;
+    r.method = "POST";
+    r.path = r.target = "/auth/token";
+    r.remote_address = "192.0.2.9:1";
+    r.headers = {{"content-type", "application/x-www-form-urlencoded"}};
+    r.body = body;
+    http::testing::Reply reply = http::testing::CallHandler(**auth, std::move(r));
+    return reply.status == 200 ? json::parse(reply.body).as_object() : json::object{};
+  };
+  auto read_own = [&](const json::object& tokens) {
+    http::HttpRequest r;
+    r.method = "GET";
+    r.path = r.target = "/fhir/Patient/pat1";
+    r.headers = {{"authorization", "Bearer " + std::string(tokens.at("access_token").as_string())}};
+    return http::testing::CallHandler(svc, std::move(r)).status;
+  };
+  json::object login = token_call("grant_type=password&username=pat1&password=" + password);
+  ASSERT_TRUE(login.contains("access_token"));
+  EXPECT_EQ(read_own(login), 200);
+  const std::string r1(login.at("refresh_token").as_string());
+  json::object refreshed = token_call("grant_type=refresh_token&refresh_token=" + r1);
+  ASSERT_TRUE(refreshed.contains("access_token"));
+  EXPECT_EQ(read_own(refreshed), 200);
+  EXPECT_EQ(read_own(login), 200) << "the first access token is still valid: rotation alone does not end it";
+
+  // Someone replays the exchanged refresh token.
+  EXPECT_TRUE(token_call("grant_type=refresh_token&refresh_token=" + r1).empty());
+  EXPECT_EQ(read_own(login), 401) << "cached callers are checked too";
+  EXPECT_EQ(read_own(refreshed), 401);
+  // A service token the tracker never saw keeps the ordinary idle rule.
+  EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
 }
 
 }  // namespace

@@ -125,8 +125,8 @@ struct Served {
   // Moves user and device change records (made by the CLI beside the
   // server) into the audit log every second. Stops before the rest.
   std::jthread change_drainer;
+  std::unique_ptr<api::AuthService> auth;      // its sessions outlive `access`, which uses them
   std::unique_ptr<api::AccessControl> access;
-  std::unique_ptr<api::AuthService> auth;
   std::unique_ptr<api::AuditService> audit_api;
   std::unique_ptr<api::BulkExporter> bulk_export;
   std::unique_ptr<api::FhirService> service;
@@ -168,6 +168,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   api::AuthServiceOptions ao;
   ao.issuer = cfg.BaseUrl();
   ao.audience = Audience(cfg);
+  ao.sessions.idle_timeout = std::chrono::seconds(cfg.session_idle_seconds);
   PV_ASSIGN_OR_RETURN(s.auth, api::AuthService::Create(s.accounts, vault->keyring(), std::move(ao)));
   // Authentication events are audited without holding up the answer: a
   // token is not health data, and a refused login must not wait on a disk.
@@ -180,6 +181,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ac.builtin_audience = Audience(cfg);
   ac.external_issuers = cfg.issuers;
   ac.idle_timeout_s = cfg.session_idle_seconds;
+  ac.sessions = &s.auth->sessions();  // refresh-token reuse ends the login's access tokens at once
   PV_ASSIGN_OR_RETURN(s.access,
                       api::AccessControl::Create(std::move(ac), vault->keyring(), vault->store(), s.accounts.get()));
   api::ServiceOptions so;
