@@ -333,6 +333,17 @@ std::optional<int64_t> PolicyEngine::BreakGlassExpiry(std::string_view subject, 
   return it->second;
 }
 
+namespace {
+
+// Creates and updates of the types care relationships are derived from
+// (relationships.h); deletes only remove relationships.
+bool WritesCareRelationship(const AccessRequest& req) {
+  if (req.interaction != Interaction::kCreate && req.interaction != Interaction::kUpdate) return false;
+  return req.type == "CareTeam" || req.type == "Encounter" || req.type == "EpisodeOfCare";
+}
+
+}  // namespace
+
 Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
   Decision d;
   d.break_glass_requested = req.purpose_of_use == "ETREAT" && !req.break_glass_reason.empty();
@@ -437,6 +448,11 @@ Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
     bg_refusal = "role cannot break glass";
   } else if (!all_overridable) {
     bg_refusal = "consent denial cannot be overridden";
+  } else if (WritesCareRelationship(req) && Contains(failed, "care-relationship")) {
+    // Break-glass is for the emergency, not a way in for good: a CareTeam,
+    // Encounter or EpisodeOfCare written under it could name the writer and
+    // so outlast the grant as a care relationship.
+    bg_refusal = "break-glass does not extend to writing care relationships (" + req.type + ")";
   } else {
     bool covered = !patients.empty();
     {

@@ -157,6 +157,41 @@ TEST_F(EngineTest, BreakGlassCannotBeOpenedByHistoryScansOrExport) {
   EXPECT_TRUE(Decide(doc, BreakGlass(Req(Interaction::kHistory, obs))).break_glass_activated);
 }
 
+// Break-glass opens one patient's record for an hour; it must not let the
+// clinician write themselves a care relationship that outlives the grant.
+TEST_F(EngineTest, BreakGlassCannotWriteCareRelationships) {
+  Principal doc = Clinician();
+  ASSERT_TRUE(Decide(doc, BreakGlass(Req(Interaction::kRead, Res(kObsP1)))).break_glass_activated);
+  const char* relationship_makers[] = {
+      kCareTeamP1,
+      R"({"resourceType":"Encounter","id":"e1","status":"in-progress","subject":{"reference":"Patient/p1"},
+          "participant":[{"individual":{"reference":"Practitioner/doc"}}]})",
+      R"({"resourceType":"EpisodeOfCare","id":"eoc1","status":"active","patient":{"reference":"Patient/p1"},
+          "careManager":{"reference":"Practitioner/doc"}})"};
+  for (const char* json : relationship_makers) {
+    auto r = Res(json);
+    for (Interaction i : {Interaction::kCreate, Interaction::kUpdate}) {
+      for (bool headers : {false, true}) {  // inside the grant, with or without sending ETREAT again
+        Decision d = Decide(doc, headers ? BreakGlass(Req(i, r)) : Req(i, r));
+        EXPECT_FALSE(d.allowed) << json << " " << InteractionName(i);
+        EXPECT_EQ(d.rule, "care-relationship");
+      }
+    }
+    EXPECT_TRUE(Decide(doc, Req(Interaction::kRead, r)).allowed) << "reading them stays open under the grant";
+  }
+  // Other clinical writes in the emergency are what break-glass is for.
+  EXPECT_TRUE(Decide(doc, Req(Interaction::kCreate, Res(kObsP1))).allowed);
+  // A clinician already related may still maintain the care team under a
+  // sensitivity override.
+  W(kCareTeamP1);
+  auto labelled = Res(R"({"resourceType":"CareTeam","id":"ct2","status":"active","meta":{"security":[
+      {"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]},
+      "subject":{"reference":"Patient/p1"},"participant":[{"member":{"reference":"Practitioner/doc"}}]})");
+  Decision d = Decide(doc, BreakGlass(Req(Interaction::kUpdate, labelled)));
+  EXPECT_TRUE(d.allowed) << d.reason;
+  EXPECT_TRUE(d.break_glass);
+}
+
 constexpr const char* kDenyDocConsent = R"({"resourceType":"Consent","id":"c1","status":"active",
     "scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
     "category":[{"text":"x"}],"patient":{"reference":"Patient/p1"},
