@@ -264,7 +264,8 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
   EXPECT_NE(found.body.find("79a66c97-6131-3213-f3c9-4606946ab056"), std::string::npos) << found.body;
   // Tokens are scanned for too: a token in the log would be a leak.
   needles.insert(token);
-  Response metrics = Request(port, bhttp::verb::get, "/metrics");
+  EXPECT_EQ(Request(port, bhttp::verb::get, "/metrics").status, 401) << "monitoring authenticates";
+  Response metrics = Request(port, bhttp::verb::get, "/metrics", "", token);
   EXPECT_NE(metrics.body.find("phivault_http_requests_total"), std::string::npos);
 
   // Scan while serving (WAL, shm present), then after a clean stop.

@@ -121,13 +121,32 @@ TEST_F(AuditedRequestsTest, EveryRequestLeavesExactlyOneEntryNamingWhatItTouched
   ASSERT_EQ(bad.size(), 1u);
   EXPECT_EQ(bad[0].http_status, 400);
 
-  // The operational endpoints carry no identity and no data: not audited.
+  // The operational endpoints carry no health data: not audited.
   auto ops = EntriesOf([&] {
     EXPECT_EQ(Call("GET", "/healthz").status, 200);
     EXPECT_EQ(Call("GET", "/readyz").status, 200);
-    EXPECT_EQ(Call("GET", "/metrics").status, 200);
+    EXPECT_EQ(Call("GET", "/metrics").status, 200);  // a system token
   });
   EXPECT_TRUE(ops.empty());
+  // Metrics show the record's size and activity: an anonymous or clinical
+  // caller is refused, and the refusal is audited like any denial.
+  auto refused = EntriesOf([&] {
+    auto anon = CallAs("GET", "/metrics", "");
+    EXPECT_EQ(anon.status, 401);
+    EXPECT_EQ(anon.body.find("phivault_"), std::string::npos);
+    auto clin = CallAs("GET", "/metrics", Token("doc", "clinician", "Practitioner/doc", "user/*.rs"));
+    EXPECT_EQ(clin.status, 403);
+    EXPECT_EQ(clin.body.find("phivault_"), std::string::npos);
+    EXPECT_EQ(CallAs("GET", "/metrics", Token("ops", "security-admin", "Practitioner/ops", "user/Device.rs")).status,
+              200);
+  });
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_EQ(refused[0].http_status, 401);
+  EXPECT_EQ(refused[0].rule, "identity");
+  EXPECT_EQ(refused[0].event, "metrics");
+  EXPECT_EQ(refused[1].http_status, 403);
+  EXPECT_EQ(refused[1].rule, "role");
+  EXPECT_EQ(refused[1].outcome, audit::AuditOutcome::kDenied);
 }
 
 TEST_F(AuditedRequestsTest, DenialsRecordTheRuleAndTheRecordWithoutTellingTheCaller) {

@@ -137,6 +137,31 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
     return;
   }
   if (path == "/metrics") {
+    // Counts of patients and writes are not health data, but they do show an
+    // outsider the size and activity of the record: monitoring authenticates
+    // (a `system` service token, or a security admin). Scrapes are not
+    // audited (every 15 s); refused ones are, like every denial.
+    call.now_ms = fhir::NowMillis();
+    auto caller = access_->Authenticate(call.req, call.now_ms);
+    const bool allowed = caller.ok() && ((*caller)->principal.role == policy::Role::kSystem ||
+                                         (*caller)->principal.role == policy::Role::kSecurityAdmin);
+    if (!allowed) {
+      StartEntry(call.entry, call.req, call.now_ms);
+      call.entry.action = audit::AuditAction::kSystem;
+      call.entry.event = "metrics";
+      call.fmt = OutputFormat{};
+      if (!caller.ok()) {
+        http::HttpResponse r = OutcomeResponse(401, "error", "login", caller.status().message(), call.fmt);
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+        call.entry.rule = "identity";
+        return call.Reply(std::move(r), "/metrics");
+      }
+      SetAgent(call.entry, **caller);
+      call.entry.rule = "role";
+      return call.Reply(OutcomeResponse(403, "error", "forbidden",
+                                        "metrics need a system or security-admin identity", call.fmt),
+                        "/metrics");
+    }
     Metrics(call);
     return;
   }

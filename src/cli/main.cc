@@ -379,6 +379,7 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
   std::string unrelated = tok("demo-other-clinician", "clinician", "Practitioner/demo-unrelated", "user/*.cruds");
   std::string privacy = tok("demo-privacy-officer", "privacy-officer", "Practitioner/demo-privacy", "user/*.rs");
   std::string device = tok("demo-monitor", "device", "Device/demo-monitor", "system/Observation.cru");
+  std::string ops = tok("demo-security-admin", "security-admin", "Practitioner/demo-security-admin", "user/Device.rs");
   std::string base = cfg.BaseUrl();
   std::printf(
       "\nphivault demo is serving %s/fhir (Ctrl-C to stop)\n"
@@ -387,7 +388,8 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
       "  export CLIN=%s   # clinician on the patient's care team\n"
       "  export OTHER=%s   # clinician with no relationship\n"
       "  export PRIV=%s   # privacy officer\n"
-      "  export DEV=%s   # device bound to the patient\n\n"
+      "  export DEV=%s   # device bound to the patient\n"
+      "  export OPS=%s   # security admin (metrics)\n\n"
       "Try:\n"
       "  curl -s %s/fhir/metadata | head -c 300; echo\n"
       "  curl -s %s/fhir/Patient/%s -H \"Authorization: Bearer $CLIN\"            # allowed\n"
@@ -399,9 +401,9 @@ int CmdDemo(Config cfg, const std::string& samples_dir) {
       "       -d '{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"heart rate\"},"
       "\"subject\":{\"reference\":\"Patient/%s\"}}'\n"
       "  curl -s '%s/fhir/Patient/%s/_history?_count=5' -H \"Authorization: Bearer $CLIN\"\n"
-      "  curl -s %s/metrics | grep phivault_http\n",
+      "  curl -s %s/metrics -H \"Authorization: Bearer $OPS\" | grep phivault_http\n",
       base.c_str(), cfg.data_dir.c_str(), cfg.key.key_file.c_str(), related.c_str(), unrelated.c_str(),
-      privacy.c_str(), device.c_str(), base.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
+      privacy.c_str(), device.c_str(), ops.c_str(), base.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
       patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str(),
       patient_id.c_str(), base.c_str(), patient_id.c_str(), base.c_str());
   std::printf(
