@@ -157,23 +157,29 @@ std::vector<std::string> SearchIds(store::ResourceStore* store, std::string_view
 
 // The lookup indexes of the search tables present in the vault's database
 // (read through the encrypting VFS the open store registered).
-int SearchLookupIndexes(const testing::TestVault& tv) {
+// How many indexes of vault.db match `where` (over sqlite_master), or -1.
+int CountIndexes(const testing::TestVault& tv, const std::string& where) {
   sqlite3* db = nullptr;
   int n = -1;
   const std::string vfs = store::VaultVfsName(tv.vault_id);
   if (sqlite3_open_v2((tv.data_dir + "/vault.db").c_str(), &db, SQLITE_OPEN_READONLY, vfs.c_str()) == SQLITE_OK) {
     sqlite3_stmt* q = nullptr;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND tbl_name LIKE 'sx\\_%' "
-                           "ESCAPE '\\' AND sql IS NOT NULL",
-                           -1, &q, nullptr) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW) {
+    const std::string sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND " + where;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &q, nullptr) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW) {
       n = sqlite3_column_int(q, 0);
     }
     sqlite3_finalize(q);
   }
   sqlite3_close_v2(db);
   return n;
+}
+
+int SearchLookupIndexes(const testing::TestVault& tv) {
+  return CountIndexes(tv, "tbl_name LIKE 'sx\\_%' ESCAPE '\\' AND sql IS NOT NULL");
+}
+
+int VersionIndexes(const testing::TestVault& tv) {
+  return CountIndexes(tv, "name = 'resource_versions_by_version'");
 }
 
 // A bulk load builds the lookups once at the end; it must find exactly what
@@ -197,6 +203,7 @@ TEST(ImporterTest, BulkLoadFindsExactlyWhatRowByRowLoadFinds) {
     EXPECT_EQ(summary->loaded, 40 * 7);
   }
   EXPECT_EQ(SearchLookupIndexes(bulk), lookups);
+  EXPECT_EQ(VersionIndexes(bulk), 1) << "rebuilt at the end of the load";
 
   const std::vector<std::pair<std::string, search::QueryPairs>> queries = {
       {"Patient", {{"family", "sm"}}},
@@ -223,8 +230,10 @@ TEST(ImporterTest, InterruptedBulkLoadIsIndexedAtNextOpen) {
   auto tv = testing::TestVault::Create(tmp);
   ASSERT_TRUE(tv.vault);
   const int lookups = SearchLookupIndexes(tv);
+  ASSERT_EQ(VersionIndexes(tv), 1);
   ASSERT_TRUE(tv.vault->store()->BeginBulkLoad().ok());
   EXPECT_EQ(SearchLookupIndexes(tv), 0);
+  EXPECT_EQ(VersionIndexes(tv), 0) << "the (type, id, version) index waits for the end of the load";
   ImportOptions opts;
   opts.auditor = tv.vault->audit_trail();
   ASSERT_TRUE(ImportFiles(tv.vault->store(), {WritePopulation(tmp)}, opts).ok());
@@ -235,7 +244,10 @@ TEST(ImporterTest, InterruptedBulkLoadIsIndexedAtNextOpen) {
   auto reopened = Vault::Open(tv.config);
   ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
   EXPECT_EQ(SearchLookupIndexes(tv), lookups);
+  EXPECT_EQ(VersionIndexes(tv), 1);
   EXPECT_EQ(SearchIds((*reopened)->store(), "Patient", smiths).size(), 8u);
+  auto v1 = (*reopened)->store()->ReadVersion("Observation", "o39-5", 1);
+  EXPECT_TRUE(v1.ok()) << v1.status().ToString();
 }
 
 // An import that stops early (here: an unreadable second file) returns its
