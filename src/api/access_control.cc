@@ -3,6 +3,7 @@
 #include "api/auth_service.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <boost/json.hpp>
 
@@ -47,12 +48,15 @@ std::vector<policy::ScopeGrant> ToGrants(const std::vector<auth::Scope>& scopes)
 
 // A minimal resource carrying only the stored meta.security, so decisions on
 // reads need not parse the body.
-boost::json::object LabelsOnly(const std::string& security_labels) {
+// nullopt when the stored labels do not parse: the store wrote them, so only
+// a damaged database gets here, and the caller must then fail closed.
+std::optional<boost::json::object> LabelsOnly(const std::string& security_labels) {
   boost::json::object o;
   if (security_labels.empty()) return o;
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(security_labels, ec);
-  if (!ec) o["meta"] = boost::json::object{{"security", std::move(v)}};
+  if (ec) return std::nullopt;
+  o["meta"] = boost::json::object{{"security", std::move(v)}};
   return o;
 }
 
@@ -290,14 +294,25 @@ policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interac
 policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
                                        const store::ResourceVersion& v, const http::HttpRequest& request,
                                        int64_t now_ms, bool instance_level) {
-  boost::json::object labels = LabelsOnly(v.security_labels);
+  std::optional<boost::json::object> labels = LabelsOnly(v.security_labels);
+  if (!labels) {
+    // Unknown labels could be any sensitivity: deny, for every role.
+    log::Error("access.labels_unreadable",
+               {{"type", v.type}, {"action", "the database is damaged; restore from a verified backup"}});
+    policy::Decision d;
+    d.rule = "sensitivity";
+    d.reason = "denied by sensitivity: the record's labels cannot be read";
+    d.hide_existence = true;
+    d.trace.push_back({"sensitivity", false, "stored labels do not parse"});
+    return d;
+  }
   policy::AccessRequest r;
   r.interaction = interaction;
   r.instance_level = instance_level;
   r.type = v.type;
   r.id = v.id;
   r.patients = v.patients;
-  r.resource = &labels;
+  r.resource = &*labels;
   r.purpose_of_use = HeaderOr(request, "x-purpose-of-use");
   r.break_glass_reason = HeaderOr(request, "x-break-glass-reason");
   r.now_ms = now_ms;

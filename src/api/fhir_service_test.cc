@@ -574,5 +574,23 @@ TEST_F(FhirServiceTest, RefreshTokenReuseEndsTheLoginsAccessTokensAtOnce) {
   EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
 }
 
+// Stored labels that do not parse (only a damaged database has them) could
+// hide any sensitivity: the decision fails closed, even for a system caller.
+TEST_F(FhirServiceTest, UnreadableStoredLabelsDenyEveryone) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/lab1", R"({"resourceType":"Patient","id":"lab1"})").status, 201);
+  auto stored = vault_->store()->Read("Patient", "lab1");
+  ASSERT_TRUE(stored.ok());
+  store::ResourceVersion damaged = *stored;
+  http::HttpRequest req = http::testing::MakeRequest("GET", "/fhir/Patient/lab1", system_token_);
+  auto caller = access_->Authenticate(req, fhir::NowMillis());
+  ASSERT_TRUE(caller.ok());
+  EXPECT_TRUE(access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis()).allowed);
+  damaged.security_labels = R"([{"code":"R")";  // cut short
+  policy::Decision d = access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis());
+  EXPECT_FALSE(d.allowed);
+  EXPECT_EQ(d.rule, "sensitivity");
+  EXPECT_TRUE(d.hide_existence);
+}
+
 }  // namespace
 }  // namespace phivault::api
