@@ -76,6 +76,9 @@ Status Config::Validate(bool demo) {
   }
   if (tls_cert.empty() != tls_key.empty()) return InvalidArgument("tls.cert and tls.key go together");
   if (max_body_bytes < 1024) return InvalidArgument("max_body_bytes is too small");
+  if (header_timeout_seconds < 1 || idle_timeout_seconds < 1 || body_timeout_seconds < 1) {
+    return InvalidArgument("header, idle and body timeouts must be at least 1 second");
+  }
   if (export_retention_seconds < 1) return InvalidArgument("export.retention_seconds must be at least 1");
   if (audit_commit_delay_us < 0 || audit_commit_delay_us > 20000) {
     return InvalidArgument("audit.commit_delay_us must be between 0 and 20000");
@@ -110,6 +113,11 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("server.max_connections").value<int64_t>()) cfg->max_connections = static_cast<size_t>(*v);
   if (auto v = t.at_path("server.header_timeout_seconds").value<int64_t>()) cfg->header_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
+  if (auto v = t.at_path("server.body_timeout_seconds").value<int64_t>()) cfg->body_timeout_seconds = static_cast<int>(*v);
+  if (auto v = t.at_path("server.min_body_rate").value<int64_t>()) {
+    if (*v < 0) return InvalidArgument("server.min_body_rate must not be negative");
+    cfg->min_body_rate = static_cast<size_t>(*v);
+  }
   if (auto v = t.at_path("auth.session_idle_seconds").value<int64_t>()) cfg->session_idle_seconds = *v;
   if (auto v = t.at_path("export.retention_seconds").value<int64_t>()) cfg->export_retention_seconds = *v;
   if (auto v = t.at_path("audit.commit_delay_us").value<int64_t>()) cfg->audit_commit_delay_us = *v;
@@ -159,6 +167,10 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--max-connections", max_connections_, "concurrent connections (default 1024)");
   app->add_option("--header-timeout", header_timeout_, "seconds a client has to send its headers (default 10)");
   app->add_option("--idle-timeout", idle_timeout_, "seconds an idle keep-alive connection stays open (default 60)");
+  app->add_option("--body-timeout", body_timeout_,
+                  "seconds a request body may take, plus one per --min-body-rate bytes received (default 30)");
+  app->add_option("--min-body-rate", min_body_rate_,
+                  "bytes per second that earn a slow upload more time (default 16384; 0 = none)");
   app->add_option("--audit-commit-delay-us", audit_commit_delay_us_,
                   "how long the audit writer may wait for a group under load (default 2000, 0..20000)");
   app->add_option("--tls-cert", tls_cert_, "TLS certificate chain (PEM); with --tls-key serves HTTPS only");
@@ -190,6 +202,8 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (max_connections_) cfg->max_connections = *max_connections_;
   if (header_timeout_) cfg->header_timeout_seconds = *header_timeout_;
   if (idle_timeout_) cfg->idle_timeout_seconds = *idle_timeout_;
+  if (body_timeout_) cfg->body_timeout_seconds = *body_timeout_;
+  if (min_body_rate_) cfg->min_body_rate = *min_body_rate_;
   if (audit_commit_delay_us_) cfg->audit_commit_delay_us = *audit_commit_delay_us_;
   if (tls_cert_) cfg->tls_cert = *tls_cert_;
   if (tls_key_) cfg->tls_key = *tls_key_;

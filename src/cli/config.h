@@ -68,6 +68,8 @@ struct Config {
   size_t max_connections = 1024;
   int header_timeout_seconds = 10;
   int idle_timeout_seconds = 60;
+  int body_timeout_seconds = 30;             // plus 1 s per min_body_rate bytes received
+  size_t min_body_rate = 16u << 10;          // bytes per second; 0 = none
   std::string tls_cert, tls_key, tls_client_ca;
   // External OpenID Connect issuers whose tokens are accepted ([[auth.issuers]]).
   std::vector<api::ExternalIssuer> issuers;
@@ -107,7 +109,8 @@ class ConfigFlags {
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,
       tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_jwks_url_, oidc_ca_file_,
       oidc_role_claim_, siem_collector_, siem_ca_, siem_server_name_, siem_client_cert_, siem_client_key_;
-  std::optional<int> threads_, header_timeout_, idle_timeout_;
+  std::optional<int> threads_, header_timeout_, idle_timeout_, body_timeout_;
+  std::optional<size_t> min_body_rate_;
   std::optional<int64_t> audit_commit_delay_us_;
   std::optional<size_t> max_body_bytes_, max_connections_;
 };

@@ -15,6 +15,8 @@ key_file = "/etc/phivault/master.key"
 [server]
 listen = "0.0.0.0:8443"
 max_body_bytes = 1048576
+body_timeout_seconds = 45
+min_body_rate = 4096
 [tls]
 cert = "/etc/c.pem"
 key = "/etc/k.pem"
@@ -37,6 +39,8 @@ level = "warn"
   EXPECT_EQ(cfg.data_dir, "/srv/vault");
   EXPECT_EQ(cfg.key.key_file, "/etc/phivault/master.key");
   EXPECT_EQ(cfg.max_body_bytes, 1048576u);
+  EXPECT_EQ(cfg.body_timeout_seconds, 45);
+  EXPECT_EQ(cfg.min_body_rate, 4096u);
   EXPECT_EQ(cfg.log_level, log::Level::kWarn);
   EXPECT_EQ(cfg.session_idle_seconds, 600);
   EXPECT_EQ(cfg.export_retention_seconds, 7200);
@@ -76,6 +80,10 @@ TEST(ConfigTest, RejectsInconsistentSettings) {
   cfg.audit_commit_delay_us = 20001;
   EXPECT_FALSE(cfg.Validate(false).ok());
   cfg.audit_commit_delay_us = 0;
+  EXPECT_TRUE(cfg.Validate(false).ok());
+  cfg.body_timeout_seconds = 0;
+  EXPECT_FALSE(cfg.Validate(false).ok()) << "a body deadline of zero refuses every upload";
+  cfg.body_timeout_seconds = 30;
   EXPECT_TRUE(cfg.Validate(false).ok());
 }
 

@@ -207,6 +207,8 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ho.max_connections = cfg.max_connections;
   ho.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   ho.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
+  ho.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  ho.min_body_rate = cfg.min_body_rate;
   ho.tls_cert_file = cfg.tls_cert;
   ho.tls_key_file = cfg.tls_key;
   ho.tls_client_ca_file = cfg.tls_client_ca;

@@ -442,6 +442,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     Status s = internal::CheckHeader(*parser_, opts());
     if (!s.ok()) return SendError(HttpStatusForParseError(s), s.message());
     if (parser_->is_done()) return OnRequestComplete();
+    body_start_ = Clock::now();
+    body_bytes_ = 0;
     auto expect = msg.find(bhttp::field::expect);
     if (expect != msg.end() && IEquals(expect->value(), "100-continue") && buffer_.size() == 0) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -457,13 +459,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     ReadBody();
   }
 
-  // Each read must make progress within idle_timeout.
+  // Each read must make progress within idle_timeout, and the whole body
+  // must arrive by the deadline ServerOptions::body_timeout describes.
   void ReadBody() {
     state_ = State::kReadingBody;
-    Lowest().expires_after(opts().idle_timeout);
+    Clock::time_point deadline = body_start_ + opts().body_timeout;
+    if (opts().min_body_rate > 0) deadline += std::chrono::seconds(body_bytes_ / opts().min_body_rate);
+    Lowest().expires_at(std::min(deadline, Clock::now() + opts().idle_timeout));
     bhttp::async_read_some(stream_, buffer_, *parser_,
-                           [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                           [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                              if (self->state_ == State::kClosed) return;
+                             self->body_bytes_ += n;
                              if (ec) return self->OnReadError(ec);
                              if (self->parser_->is_done()) return self->OnRequestComplete();
                              self->ReadBody();
@@ -635,6 +641,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   bool counted_in_flight_ = false;
   int status_ = 0;
   Clock::time_point request_start_ = Clock::now();
+  Clock::time_point body_start_ = Clock::now();
+  uint64_t body_bytes_ = 0;
   size_t drained_ = 0;
   std::array<char, 4096> drain_buf_{};
 };

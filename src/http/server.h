@@ -55,6 +55,12 @@ struct ServerOptions {
   size_t max_connections = 1024;            // further accepts are closed immediately (warning, rate-limited)
   std::chrono::seconds header_timeout{10};  // whole header (and TLS handshake) must arrive within this (slow-loris)
   std::chrono::seconds idle_timeout{60};    // keep-alive idle; each body read; the whole response write
+  // A request body must be complete within body_timeout plus one second per
+  // min_body_rate bytes received so far (Apache's mod_reqtimeout MinRate), so
+  // a client trickling a body cannot hold a connection for long; a fast
+  // upload of any allowed size still fits. 0 = no extension.
+  std::chrono::seconds body_timeout{30};
+  size_t min_body_rate = 16 << 10;  // bytes per second
   std::string tls_cert_file, tls_key_file;  // both set => HTTPS only (PEM; the cert file may hold a chain)
   std::string tls_client_ca_file;           // set => request (but do not require) client certs verified against this CA
   // Renders an error the HTTP layer itself produces (400 malformed, 413, 431,

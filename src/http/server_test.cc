@@ -360,6 +360,43 @@ TEST_F(ServerTest, SlowLorisIsDisconnectedWhileOthersAreServed) {
   EXPECT_EQ(handler_.calls(), 1);
 }
 
+// A body trickled in (each read making progress, so the idle timeout never
+// fires) is cut off at the body deadline; bytes received at min_body_rate
+// earn more time, so a steady upload is not.
+TEST_F(ServerTest, TrickledBodyIsCutOffButSteadyUploadIsNot) {
+  ServerOptions o = Options();
+  o.body_timeout = 1s;
+  o.min_body_rate = 10;  // bytes per second
+  StartServer(o);
+  {
+    RawConn trickle(port());
+    ASSERT_FALSE(trickle.Send("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n"));
+    auto start = std::chrono::steady_clock::now();
+    bool closed = false;
+    // One byte per 200 ms earns half a second per second: the deadline
+    // (1 s + 1 s per 10 bytes) is reached at about 2 s.
+    while (!closed && std::chrono::steady_clock::now() - start < 8s) {
+      std::this_thread::sleep_for(200ms);
+      closed = trickle.Send("a").failed();
+    }
+    beast_ec ec;
+    std::string got = trickle.ReadAll(&ec);
+    EXPECT_TRUE(got.empty()) << got;  // just closed, no response
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 8s) << "still open: the body deadline did not fire";
+  }
+  EXPECT_EQ(handler_.calls(), 0);
+
+  RawConn steady(port());
+  ASSERT_FALSE(steady.Send("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + std::string(60, 'b')));
+  std::this_thread::sleep_for(2s);  // past body_timeout, within the 6 s the 60 bytes earned
+  ASSERT_FALSE(steady.Send(std::string(40, 'b')));
+  beast_ec ec;
+  auto r = steady.ReadResponse(&ec);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(handler_.calls(), 1);
+}
+
 TEST_F(ServerTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
   ServerOptions o = Options();
   o.idle_timeout = 1s;
