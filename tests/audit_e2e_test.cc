@@ -7,7 +7,10 @@
 // Entries are written with the audit library directly (AuditLog over the
 // vault's keyring), so these tests do not depend on which requests the
 // server audits.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <gtest/gtest.h>
 
@@ -172,6 +175,46 @@ TEST_F(AuditCliTest, ExportWhileServingIsAuditedByTheServer) {
   ASSERT_GE(export_at, 0);
   ASSERT_GE(stop_at, 0);
   EXPECT_LT(export_at, stop_at);
+}
+
+// A request the HTTP layer refuses (here a malformed header line) never
+// reaches the FHIR service, and is still audited.
+TEST_F(AuditCliTest, RequestsRefusedByTheHttpLayerAreAudited) {
+  const std::string log_path = tmp_.Sub("serve.log");
+  const pid_t server = testing::SpawnServing(data_, key_, log_path);
+  ASSERT_GT(server, 0) << ReadFile(log_path);
+  const std::string log = ReadFile(log_path);
+  const size_t at = log.find("event=server.listening port=");
+  ASSERT_NE(at, std::string::npos) << log;
+  const int port = std::atoi(log.c_str() + at + std::strlen("event=server.listening port="));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string bad = "GET /fhir/Patient HTTP/1.1\r\nHost: h\r\nBad Header: v\r\n\r\n";
+  ASSERT_EQ(::write(fd, bad.data(), bad.size()), static_cast<ssize_t>(bad.size()));
+  char buf[512];
+  const ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  ASSERT_GT(n, 12);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 400");
+  ::kill(server, SIGTERM);
+  ASSERT_EQ(WaitBin(server), 0) << ReadFile(log_path);
+
+  crypto::MasterKeySource src;
+  src.key_file = key_;
+  int found = 0;
+  for (const audit::AuditEntry& e : VaultEntries(data_, src)) {
+    if (e.event != "http.rejected") continue;
+    ++found;
+    EXPECT_EQ(e.http_status, 400);
+    EXPECT_EQ(e.rule, "malformed");
+    EXPECT_EQ(e.outcome, audit::AuditOutcome::kDenied);
+    EXPECT_EQ(e.source_address, "127.0.0.1");
+  }
+  EXPECT_EQ(found, 1);
 }
 
 TEST_F(AuditCliTest, VerifyNamesTheFirstBadIndexOfATamperedExport) {

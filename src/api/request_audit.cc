@@ -113,6 +113,24 @@ void FinishEntry(audit::AuditEntry& e, int http_status) {
   e.patients.erase(std::unique(e.patients.begin(), e.patients.end()), e.patients.end());
 }
 
+audit::AuditEntry RejectedRequestEntry(std::string_view remote_address, int http_status, int64_t now_ms) {
+  audit::AuditEntry e;
+  e.time_ms = now_ms;
+  e.request_id = NewId();
+  e.source_address = AddressWithoutPort(remote_address);
+  e.action = audit::AuditAction::kSystem;
+  e.event = "http.rejected";
+  switch (http_status) {
+    case 400: e.rule = "malformed"; break;
+    case 413: e.rule = "body-too-large"; break;
+    case 431: e.rule = "header-too-large"; break;
+    case 503: e.rule = "shutting-down"; break;
+    default: e.rule = "http"; break;
+  }
+  FinishEntry(e, http_status);
+  return e;
+}
+
 audit::AuditEntry AuthEventEntry(std::string_view event, std::string_view username, std::string_view source,
                                  std::string_view outcome, int64_t now_ms) {
   audit::AuditEntry e;

@@ -208,6 +208,11 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ho.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   ho.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
   ho.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
+  // Requests refused by the HTTP layer never reach FhirService, which audits
+  // every other one. No health data: recorded without holding the answer.
+  ho.on_rejected = [trail = vault->audit_trail()](std::string_view remote, int status, std::string_view) {
+    trail->Record(api::RejectedRequestEntry(remote, status, fhir::NowMillis()), {});
+  };
   ho.min_body_rate = cfg.min_body_rate;
   ho.tls_cert_file = cfg.tls_cert;
   ho.tls_key_file = cfg.tls_key;

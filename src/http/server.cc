@@ -520,6 +520,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void SendError(int status, std::string_view message) {
+    if (opts().on_rejected) opts().on_rejected(remote_, status, message);
     parser_.reset();
     WriteResponse(core_->RenderError(status, message), /*close_after=*/true);
   }

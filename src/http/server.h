@@ -67,6 +67,12 @@ struct ServerOptions {
   // 500 when a handler drops its Responder). Empty => DefaultErrorResponse.
   // Called on network threads; must be thread-safe and must not block.
   std::function<HttpResponse(int status, std::string_view message)> error_renderer;
+  // Told of every request the HTTP layer answers itself, before any handler
+  // saw it (400 malformed, 413, 431, 503 while shutting down), with the
+  // peer's address, the status and the client-safe reason: the handler
+  // audits every other request, and these must not go unrecorded. Network
+  // threads; must be thread-safe and must not block. May be empty.
+  std::function<void(std::string_view remote, int status, std::string_view reason)> on_rejected;
   // Where request metrics go; nullptr => metrics::Registry::Default().
   // REQUIRES: outlives the Server.
   metrics::Registry* metrics = nullptr;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <mutex>
+
 #include <future>
 #include <thread>
 
@@ -262,6 +264,39 @@ TEST_F(ServerTest, HeaderTooLargeIs431) {
   EXPECT_EQ(r.result_int(), 431);
   EXPECT_NE(r.body().find("OperationOutcome"), std::string::npos);
   EXPECT_EQ(handler_.calls(), 0);
+}
+
+// Requests the HTTP layer answers itself never reach the handler, which
+// audits everything else: each one is reported, once, with its status.
+TEST_F(ServerTest, RequestsRefusedBeforeTheHandlerAreReported) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, int>> rejected;
+  ServerOptions o = Options();
+  o.max_header_bytes = 1024;
+  o.max_body_bytes = 2048;
+  o.on_rejected = [&](std::string_view remote, int status, std::string_view) {
+    std::lock_guard lk(mu);
+    rejected.emplace_back(std::string(remote), status);
+  };
+  StartServer(o);
+  auto send = [&](const std::string& raw) {
+    RawConn c(port());
+    EXPECT_FALSE(c.Send(raw));
+    beast_ec ec;
+    auto r = c.ReadResponse(&ec);
+    return ec ? -1 : r.result_int();
+  };
+  EXPECT_EQ(send("GET /x HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n"), 431);
+  EXPECT_EQ(send("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 4096\r\n\r\n" + std::string(4096, 'b')), 413);
+  EXPECT_EQ(send("GET /x HTTP/1.1\r\nHost: h\r\nBad Header: v\r\n\r\n"), 400);
+  EXPECT_EQ(send("GET /ok HTTP/1.1\r\nHost: h\r\n\r\n"), 200);
+  EXPECT_EQ(handler_.calls(), 1);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(rejected.size(), 3u);
+  EXPECT_EQ(rejected[0].second, 431);
+  EXPECT_EQ(rejected[1].second, 413);
+  EXPECT_EQ(rejected[2].second, 400);
+  EXPECT_EQ(rejected[0].first.rfind("127.0.0.1:", 0), 0u) << rejected[0].first;
 }
 
 // Beast limits the header, not a chunk's size line or the trailers: a chunk
