@@ -10,6 +10,7 @@
 #include "auth/jwks.h"
 #include "auth/token_issuer.h"
 #include "common/log.h"
+#include "fhir/compartment.h"
 #include "fhir/json_reader.h"
 #include "fhir/time.h"
 #include "http/client.h"
@@ -72,6 +73,7 @@ StatusOr<std::unique_ptr<AccessControl>> AccessControl::Create(AccessConfig conf
                                                                store::AccountStore* accounts) {
   std::unique_ptr<AccessControl> ac(new AccessControl());
   ac->config_ = std::move(config);
+  ac->store_ = store;
   ac->accounts_ = accounts;
 
   // The built-in issuer's public key, derived from the same keyring seed
@@ -294,6 +296,32 @@ policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interac
 policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
                                        const store::ResourceVersion& v, const http::HttpRequest& request,
                                        int64_t now_ms, bool instance_level) {
+  if (v.type == "Binary" && v.patients.empty() && !v.json.empty()) {
+    if (std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(v.json)) {
+      StatusOr<store::ResourceVersion> target = NotFound("the securityContext cannot be followed");
+      if (!ctx->type.empty() && store_ != nullptr) target = store_->Read(ctx->type, ctx->id);
+      if (!target.ok() || target->deleted) {
+        // Fail closed: whatever the Binary belonged to, nobody can tell now.
+        policy::Decision d;
+        d.rule = "security-context";
+        d.reason = "denied by security-context: the resource this Binary belongs to is not available";
+        d.hide_existence = true;
+        d.trace.push_back({"security-context", false,
+                           ctx->type.empty() ? "not a relative reference" : ctx->type + "/" + ctx->id + " is not stored"});
+        return d;
+      }
+      // One level only: the context's own context is not followed.
+      policy::Decision d = DecideStored(caller, interaction, *target, request, now_ms, instance_level);
+      d.trace.insert(d.trace.begin(), {"security-context", true, "decided as " + ctx->type + "/" + ctx->id});
+      return d;
+    }
+  }
+  return DecideStored(caller, interaction, v, request, now_ms, instance_level);
+}
+
+policy::Decision AccessControl::DecideStored(const Caller& caller, policy::Interaction interaction,
+                                             const store::ResourceVersion& v, const http::HttpRequest& request,
+                                             int64_t now_ms, bool instance_level) {
   std::optional<boost::json::object> labels = LabelsOnly(v.security_labels);
   if (!labels) {
     // Unknown labels could be any sensitivity: deny, for every role.

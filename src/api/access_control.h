@@ -94,6 +94,9 @@ class AccessControl {
                               bool instance_level = true);
   // Instance-level check on what would be returned or written.
   // `instance_level` false for hits of history scans and bulk export.
+  // A Binary in no patient's compartment whose securityContext names another
+  // resource is decided as that resource (FHIR: the context stands in for
+  // the Binary in access decisions); a context that is not stored denies.
   policy::Decision Decide(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
                           const http::HttpRequest& request, int64_t now_ms, bool instance_level = true);
   // For writes: the new content and its patient link.
@@ -124,7 +127,11 @@ class AccessControl {
   StatusOr<Caller> FromClaims(const auth::Claims& claims, const std::string& role_claim,
                               const std::string& clearance_claim, bool builtin, int64_t now_ms);
 
+  policy::Decision DecideStored(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
+                                const http::HttpRequest& request, int64_t now_ms, bool instance_level);
+
   AccessConfig config_;
+  store::ResourceStore* store_ = nullptr;  // securityContext lookups
   store::AccountStore* accounts_ = nullptr;
   std::unique_ptr<auth::CachingVerifier> builtin_;
   struct External {

@@ -166,12 +166,7 @@ TEST_F(FhirServiceTest, ConditionalCreateIgnoresMatchesTheCallerMayNotSee) {
   };
   // pat2's records are hidden from dr2; pat3 is dr2's patient.
   ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat3", R"({"resourceType":"Patient","id":"pat3"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/CareTeam/ct3",
-                 R"({"resourceType":"CareTeam","id":"ct3","status":"active","subject":{"reference":"Patient/pat3"},)"
-                 R"("participant":[{"member":{"reference":"Practitioner/dr2"}}]})")
-                .status,
-            201);
+  PutPatientInCareOf("pat3", "ct3", "Practitioner/dr2");
   ASSERT_EQ(Call("POST", "/fhir/Observation", observation("pat2", "L-7")).status, 201);
   ASSERT_EQ(Call("POST", "/fhir/Observation", observation("pat2", "L-9")).status, 201);
   std::string dr = "Bearer " + Token("bob", "clinician", "Practitioner/dr2", "user/*.cruds");
@@ -590,6 +585,47 @@ TEST_F(FhirServiceTest, UnreadableStoredLabelsDenyEveryone) {
   EXPECT_FALSE(d.allowed);
   EXPECT_EQ(d.rule, "sensitivity");
   EXPECT_TRUE(d.hide_existence);
+}
+
+// A Binary (a scanned letter, a PDF report) is in no compartment, but its
+// securityContext says whose it is: access follows that resource, so a
+// clinician with the Binary scope cannot read every patient's documents.
+TEST_F(FhirServiceTest, BinaryAccessFollowsItsSecurityContext) {
+  PutPatientInCareOf("bp1", "bct1", "Practitioner/bdoc");
+  ASSERT_EQ(Call("PUT", "/fhir/DocumentReference/bdr1",
+                 R"({"resourceType":"DocumentReference","id":"bdr1","status":"current",)"
+                 R"("subject":{"reference":"Patient/bp1"},"content":[{"attachment":{"url":"Binary/bin-doc"}}]})")
+                .status,
+            201);
+  auto put_binary = [&](const std::string& id, const std::string& context) {
+    std::string body = R"({"resourceType":"Binary","id":")" + id + R"(","contentType":"text/plain","data":"aGk=")";
+    if (!context.empty()) body += R"(,"securityContext":{"reference":")" + context + R"("})";
+    return Call("PUT", "/fhir/Binary/" + id, body + "}").status;
+  };
+  ASSERT_EQ(put_binary("bin-doc", "DocumentReference/bdr1"), 201);
+  ASSERT_EQ(put_binary("bin-pat", "Patient/bp1"), 201);
+  ASSERT_EQ(put_binary("bin-gone", "DocumentReference/never-stored"), 201);
+  ASSERT_EQ(put_binary("bin-abs", "https://elsewhere.example/fhir/DocumentReference/x"), 201);
+  ASSERT_EQ(put_binary("bin-free", ""), 201);
+
+  const Headers related = {{"authorization", "Bearer " + Token("bd", "clinician", "Practitioner/bdoc", "user/*.rs")}};
+  const Headers other = {{"authorization", "Bearer " + Token("bo", "clinician", "Practitioner/bother", "user/*.rs")}};
+  for (const char* id : {"bin-doc", "bin-pat"}) {
+    EXPECT_EQ(Call("GET", std::string("/fhir/Binary/") + id, "", related).status, 200) << id;
+    ExpectOutcome(Call("GET", std::string("/fhir/Binary/") + id, "", other), 404);
+  }
+  // A context that cannot be followed denies everyone, the system too.
+  for (const char* id : {"bin-gone", "bin-abs"}) {
+    ExpectOutcome(Call("GET", std::string("/fhir/Binary/") + id, "", related), 404);
+    ExpectOutcome(Call("GET", std::string("/fhir/Binary/") + id), 404);
+  }
+  // Without a securityContext a Binary is shared data, as before.
+  EXPECT_EQ(Call("GET", "/fhir/Binary/bin-free", "", other).status, 200);
+  // A Patient context is the Binary's patient link, so it is in the
+  // patient's record (and $everything and exports see it there).
+  auto stored = vault_->store()->Read("Binary", "bin-pat");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->patients, std::vector<std::string>{"bp1"});
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "fhir/json_reader.h"
+#include "fhir/resource_types.h"
 
 namespace phivault::fhir {
 namespace {
@@ -140,9 +141,32 @@ std::vector<std::string> PatientCompartment(const boost::json::object& resource)
       Collect(*first, segs.subspan(1), out);
     }
   }
+  if (type == "Binary") {
+    if (const json::value* ctx = resource.if_contains("securityContext")) Collect(*ctx, {}, out);
+  }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+std::optional<ResourceRef> BinarySecurityContext(std::string_view binary_json) {
+  auto parsed = ParseResource(binary_json, ParseLimits{64, 64u << 20});
+  if (!parsed.ok()) return ResourceRef{};  // unreadable: nothing to follow
+  const json::value* rt = parsed->if_contains("resourceType");
+  if (rt == nullptr || rt->as_string() != "Binary") return std::nullopt;
+  const json::value* ctx = parsed->if_contains("securityContext");
+  if (ctx == nullptr || ctx->is_null()) return std::nullopt;
+  const json::object* o = ctx->if_object();
+  const json::value* ref = o ? o->if_contains("reference") : nullptr;
+  const json::string* s = ref ? ref->if_string() : nullptr;
+  if (s == nullptr) return ResourceRef{};
+  std::string_view r(s->data(), s->size());
+  const size_t slash = r.find('/');
+  if (slash == std::string_view::npos) return ResourceRef{};
+  std::string_view t = r.substr(0, slash), rest = r.substr(slash + 1);
+  if (size_t h = rest.find("/_history/"); h != std::string_view::npos) rest = rest.substr(0, h);
+  if (!IsKnownResourceType(t) || !IsValidId(rest)) return ResourceRef{};
+  return ResourceRef{std::string(t), std::string(rest)};
 }
 
 }  // namespace phivault::fhir

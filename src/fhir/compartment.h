@@ -31,7 +31,22 @@ namespace phivault::fhir {
 
 // Sorted, unique ids of the patients whose compartment `resource` is in.
 // Empty for types outside the compartment and for malformed input.
+// One addition to the CompartmentDefinition: a Binary whose securityContext
+// references a Patient is in that Patient's compartment (FHIR makes the
+// securityContext stand in for the Binary in access decisions).
 std::vector<std::string> PatientCompartment(const boost::json::object& resource);
+
+// What a stored Binary's securityContext points at (see PatientCompartment):
+// nullopt when `binary_json` has none (or is not a Binary); otherwise the
+// relative reference "Type/id" (a trailing /_history/V ignored) as type and
+// id, or an empty `type` when the reference is of any other form (absolute,
+// contained, conditional, identifier only), which callers cannot follow and
+// must treat as unresolvable.
+struct ResourceRef {
+  std::string type;
+  std::string id;
+};
+std::optional<ResourceRef> BinarySecurityContext(std::string_view binary_json);
 
 // True if resources of `type` can be in a Patient compartment (Patient and the
 // types the CompartmentDefinition lists with parameters).

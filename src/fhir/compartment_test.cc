@@ -172,6 +172,44 @@ TEST(PatientCompartment, TypesOutsideTheCompartment) {
               IsEmpty());
 }
 
+// The one addition to the CompartmentDefinition: a Binary's securityContext.
+TEST(PatientCompartment, BinaryFollowsASecurityContextPatient) {
+  EXPECT_THAT(PatientCompartment(MustParse(R"({"resourceType":"Binary","contentType":"text/plain",
+      "securityContext":{"reference":"Patient/p1"}})")),
+              ElementsAre("p1"));
+  EXPECT_THAT(PatientCompartment(MustParse(R"({"resourceType":"Binary","contentType":"text/plain",
+      "securityContext":{"reference":"DocumentReference/d1"}})")),
+              IsEmpty());
+}
+
+TEST(BinarySecurityContext, Forms) {
+  auto ctx = [](const std::string& ref_json) {
+    return BinarySecurityContext(R"({"resourceType":"Binary","contentType":"text/plain")" +
+                                 (ref_json.empty() ? std::string() : ",\"securityContext\":" + ref_json) + "}");
+  };
+  EXPECT_FALSE(ctx("").has_value());
+  EXPECT_FALSE(BinarySecurityContext(R"({"resourceType":"Basic","code":{"text":"x"}})").has_value());
+  auto doc = ctx(R"({"reference":"DocumentReference/d-1"})");
+  ASSERT_TRUE(doc.has_value());
+  EXPECT_EQ(doc->type, "DocumentReference");
+  EXPECT_EQ(doc->id, "d-1");
+  auto versioned = ctx(R"({"reference":"Patient/p1/_history/3"})");
+  ASSERT_TRUE(versioned.has_value());
+  EXPECT_EQ(versioned->type, "Patient");
+  EXPECT_EQ(versioned->id, "p1");
+  // Present but not followable: an empty type, never "no context".
+  for (const char* bad : {R"({"reference":"https://x.example/fhir/Patient/p1"})", R"({"reference":"#c1"})",
+                          R"({"reference":"Nope/x"})", R"({"reference":"Patient/bad id"})",
+                          R"({"identifier":{"value":"x"}})", R"("Patient/p1")"}) {
+    auto c = ctx(bad);
+    ASSERT_TRUE(c.has_value()) << bad;
+    EXPECT_TRUE(c->type.empty()) << bad;
+  }
+  auto broken = BinarySecurityContext("{not json");
+  ASSERT_TRUE(broken.has_value());
+  EXPECT_TRUE(broken->type.empty());
+}
+
 TEST(PatientCompartment, MalformedShapesAreIgnored) {
   // Built directly (not via ParseResource) so shapes can be arbitrary.
   const char* bodies[] = {

@@ -70,6 +70,19 @@ class FhirServiceTest : public ::testing::Test {
     return http::testing::CallHandler(*service_, std::move(req));
   }
 
+  // Stores Patient/`patient` and an active CareTeam `team` that relates
+  // `practitioner` (e.g. "Practitioner/dr2") to it.
+  void PutPatientInCareOf(const std::string& patient, const std::string& team, const std::string& practitioner) {
+    ASSERT_EQ(Call("PUT", "/fhir/Patient/" + patient, R"({"resourceType":"Patient","id":")" + patient + R"("})").status,
+              201);
+    ASSERT_EQ(Call("PUT", "/fhir/CareTeam/" + team,
+                   R"({"resourceType":"CareTeam","id":")" + team +
+                       R"(","status":"active","subject":{"reference":"Patient/)" + patient +
+                       R"("},"participant":[{"member":{"reference":")" + practitioner + R"("}}]})")
+                  .status,
+              201);
+  }
+
   static void ExpectOutcome(const Reply& r, int status) {
     EXPECT_EQ(r.status, status) << r.body;
     auto o = r.Json();
