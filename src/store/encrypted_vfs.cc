@@ -65,6 +65,13 @@ struct EncFile {
   size_t tag_len;
   uint8_t* scratch;
   size_t scratch_cap;
+  // A WAL frame header SQLite wrote that is not on disk yet. SQLite writes
+  // every frame as two calls, the 24-byte header and then the body; holding
+  // the header until its body arrives makes that one pwrite instead of two.
+  // Any other call on the file writes it out first, so nothing ever sees
+  // the file without it.
+  uint8_t pending_header[kFrameHeader];
+  int64_t pending_offset = -1;  // -1: none
 };
 constexpr size_t kRealOffset = (sizeof(EncFile) + 15) & ~size_t{15};
 
@@ -140,10 +147,26 @@ bool EnsureScratch(EncFile* f, size_t n) {
 
 EncFile* Enc(sqlite3_file* f) { return reinterpret_cast<EncFile*>(f); }
 
+int FlushPendingHeader(EncFile* f) {
+  if (f->pending_offset < 0) return SQLITE_OK;
+  const int64_t off = f->pending_offset;
+  f->pending_offset = -1;
+  return f->real->pMethods->xWrite(f->real, f->pending_header, static_cast<int>(kFrameHeader), off);
+}
+
+// The frame header of WAL frame i starts at 32 + i * (24 + P).
+bool IsFrameHeaderWrite(const EncFile* f, int amt, int64_t off) {
+  return f->kind == Kind::kWal && amt == kFrameHeader && off >= kWalHeader && (off - kWalHeader) % kFrameSize == 0;
+}
+
 int EncClose(sqlite3_file* file) {
   EncFile* f = Enc(file);
   int rc = SQLITE_OK;
-  if (f->real->pMethods) rc = f->real->pMethods->xClose(f->real);
+  if (f->real->pMethods) {
+    rc = FlushPendingHeader(f);
+    const int closed = f->real->pMethods->xClose(f->real);
+    if (rc == SQLITE_OK) rc = closed;
+  }
   if (f->scratch) {
     SecureWipe(f->scratch, f->scratch_cap);  // may hold decrypted pages
     sqlite3_free(f->scratch);
@@ -157,8 +180,10 @@ int EncRead(sqlite3_file* file, void* out, int amt, sqlite3_int64 off) {
   EncFile* f = Enc(file);
   if (amt <= 0) return SQLITE_OK;
   if (off < 0) return SQLITE_IOERR_READ;
+  int rc = FlushPendingHeader(f);
+  if (rc != SQLITE_OK) return rc;
   sqlite3_int64 fsize = 0;
-  int rc = f->real->pMethods->xFileSize(f->real, &fsize);
+  rc = f->real->pMethods->xFileSize(f->real, &fsize);
   if (rc != SQLITE_OK) return rc;
 
   // Widen to whole units.
@@ -243,15 +268,28 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
       }
     }
   } else {
+    if (IsFrameHeaderWrite(f, amt, off)) {
+      if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+      std::memcpy(f->pending_header, src, kFrameHeader);
+      f->pending_offset = off;
+      return SQLITE_OK;
+    }
     const int64_t s = UnitStart(f->kind, off);
     const int64_t e = UnitStart(f->kind, off + amt - 1);
     if ((s >= 0 && s != off) || (e >= 0 && e + kP != off + amt)) {
       return RefuseWrite(f, "WAL write covers part of a frame body");
     }
   }
+  // The body right after a held header goes out with it.
+  const bool with_header = f->pending_offset >= 0 && off == f->pending_offset + kFrameHeader;
+  if (!with_header) {
+    if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  }
+  const size_t lead = with_header ? static_cast<size_t>(kFrameHeader) : 0;
   // Never modify the caller's buffer: it is SQLite's page cache.
-  if (!EnsureScratch(f, static_cast<size_t>(amt))) return SQLITE_IOERR_NOMEM;
-  uint8_t* buf = f->scratch;
+  if (!EnsureScratch(f, lead + static_cast<size_t>(amt))) return SQLITE_IOERR_NOMEM;
+  if (with_header) std::memcpy(f->scratch, f->pending_header, lead);
+  uint8_t* buf = f->scratch + lead;
   std::memcpy(buf, src, static_cast<size_t>(amt));
   const int64_t hi = off + amt;
   for (int64_t u = NextUnit(f->kind, off); u + kP <= hi; u += UnitStride(f->kind)) {
@@ -262,22 +300,43 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
                                            page + kTrailerOff);
     if (!s.ok()) return SQLITE_IOERR_WRITE;
   }
-  return f->real->pMethods->xWrite(f->real, buf, amt, off);
+  f->pending_offset = -1;  // if it was held, it is in this write
+  return f->real->pMethods->xWrite(f->real, f->scratch, static_cast<int>(lead) + amt, off - static_cast<int64_t>(lead));
 }
 
-int EncTruncate(sqlite3_file* f, sqlite3_int64 size) { return Enc(f)->real->pMethods->xTruncate(Enc(f)->real, size); }
-int EncSync(sqlite3_file* f, int flags) { return Enc(f)->real->pMethods->xSync(Enc(f)->real, flags); }
-int EncFileSize(sqlite3_file* f, sqlite3_int64* size) {
-  return Enc(f)->real->pMethods->xFileSize(Enc(f)->real, size);
+// Every other call on the file first writes out a held frame header.
+int EncTruncate(sqlite3_file* file, sqlite3_int64 size) {
+  EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xTruncate(f->real, size);
 }
-int EncLock(sqlite3_file* f, int level) { return Enc(f)->real->pMethods->xLock(Enc(f)->real, level); }
-int EncUnlock(sqlite3_file* f, int level) { return Enc(f)->real->pMethods->xUnlock(Enc(f)->real, level); }
+int EncSync(sqlite3_file* file, int flags) {
+  EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xSync(f->real, flags);
+}
+int EncFileSize(sqlite3_file* file, sqlite3_int64* size) {
+  EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xFileSize(f->real, size);
+}
+int EncLock(sqlite3_file* file, int level) {
+  EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xLock(f->real, level);
+}
+int EncUnlock(sqlite3_file* file, int level) {
+  EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
+  return f->real->pMethods->xUnlock(f->real, level);
+}
 int EncCheckReservedLock(sqlite3_file* f, int* out) {
   return Enc(f)->real->pMethods->xCheckReservedLock(Enc(f)->real, out);
 }
 
 int EncFileControl(sqlite3_file* file, int op, void* arg) {
   EncFile* f = Enc(file);
+  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
   switch (op) {
     case SQLITE_FCNTL_MMAP_SIZE:
       // Memory mapping would show SQLite ciphertext; never enable it.

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -448,6 +450,65 @@ class LogCapture {
 
 // A copy of db + WAL taken while a writer is open (as after a crash or a
 // power cut) recovers through decryption of the WAL.
+// SQLite writes a WAL frame as its 24-byte header, then its body. The VFS
+// holds the header and writes both at once; the header must still be on disk
+// before anything can look at the file, and when no body follows.
+TEST_F(EncryptedVfsTest, HeldWalFrameHeaderReachesTheFileBeforeAnythingLooks) {
+  sqlite3_vfs* vfs = sqlite3_vfs_find(vfs_.c_str());
+  ASSERT_NE(vfs, nullptr);
+  const std::string wal_path = db_path_ + "-wal";
+  WriteAll(db_path_, "");  // the unix VFS gives a WAL its database's mode
+  auto* file = static_cast<sqlite3_file*>(sqlite3_malloc(vfs->szOsFile));
+  ASSERT_NE(file, nullptr);
+  std::memset(file, 0, static_cast<size_t>(vfs->szOsFile));
+  int out_flags = 0;
+  ASSERT_EQ(vfs->xOpen(vfs, wal_path.c_str(), file,
+                       SQLITE_OPEN_WAL | SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &out_flags),
+            SQLITE_OK);
+  const sqlite3_io_methods* io = file->pMethods;
+  constexpr int64_t kFrame = 24 + kPageSize;
+  const std::string wal_header(32, 'W');
+  std::string frame_header(24, 'h');
+  std::string page(kPageSize, 'p');
+  std::fill(page.end() - kReservedBytes, page.end(), '\0');  // the VFS hands reserved bytes back as zeros
+  ASSERT_EQ(io->xWrite(file, wal_header.data(), 32, 0), SQLITE_OK);
+
+  // Header, then its body: one frame on disk, header in clear, body sealed.
+  ASSERT_EQ(io->xWrite(file, frame_header.data(), 24, 32), SQLITE_OK);
+  ASSERT_EQ(io->xWrite(file, page.data(), kPageSize, 56), SQLITE_OK);
+  sqlite3_int64 size = 0;
+  ASSERT_EQ(io->xFileSize(file, &size), SQLITE_OK);
+  EXPECT_EQ(size, 32 + kFrame);
+  std::string raw = ReadAll(wal_path);
+  ASSERT_EQ(raw.size(), static_cast<size_t>(32 + kFrame));
+  EXPECT_EQ(raw.substr(32, 24), frame_header);
+  EXPECT_EQ(raw.find(std::string(64, 'p')), std::string::npos) << "the body is sealed";
+  std::string back(kPageSize, '\0');
+  ASSERT_EQ(io->xRead(file, back.data(), kPageSize, 56), SQLITE_OK);
+  EXPECT_EQ(back, page);
+
+  // A header with no body yet: asking the size writes it out.
+  frame_header.assign(24, 'i');
+  ASSERT_EQ(io->xWrite(file, frame_header.data(), 24, 32 + kFrame), SQLITE_OK);
+  ASSERT_EQ(io->xFileSize(file, &size), SQLITE_OK);
+  EXPECT_EQ(size, 32 + kFrame + 24);
+  // So does a read, and a sync, and closing the file.
+  frame_header.assign(24, 'j');
+  ASSERT_EQ(io->xWrite(file, frame_header.data(), 24, 32 + kFrame), SQLITE_OK);
+  std::string got(24, '\0');
+  ASSERT_EQ(io->xRead(file, got.data(), 24, 32 + kFrame), SQLITE_OK);
+  EXPECT_EQ(got, frame_header);
+  frame_header.assign(24, 'k');
+  ASSERT_EQ(io->xWrite(file, frame_header.data(), 24, 32 + kFrame), SQLITE_OK);
+  ASSERT_EQ(io->xSync(file, SQLITE_SYNC_NORMAL), SQLITE_OK);
+  EXPECT_EQ(ReadAll(wal_path).substr(32 + kFrame, 24), frame_header);
+  frame_header.assign(24, 'l');
+  ASSERT_EQ(io->xWrite(file, frame_header.data(), 24, 32 + kFrame), SQLITE_OK);
+  ASSERT_EQ(io->xClose(file), SQLITE_OK);
+  sqlite3_free(file);
+  EXPECT_EQ(ReadAll(wal_path).substr(32 + kFrame, 24), frame_header);
+}
+
 TEST_F(EncryptedVfsTest, WalRecoveryFromCrashCopy) {
   sqlite3* db = Open();
   Exec(db, "PRAGMA wal_autocheckpoint=0");
