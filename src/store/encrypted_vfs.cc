@@ -304,32 +304,19 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
   return f->real->pMethods->xWrite(f->real, f->scratch, static_cast<int>(lead) + amt, off - static_cast<int64_t>(lead));
 }
 
-// Every other call on the file first writes out a held frame header.
-int EncTruncate(sqlite3_file* file, sqlite3_int64 size) {
+// The unix VFS's method, after writing out a held frame header: every call
+// on the file other than the body write that takes it along.
+template <auto Method, typename... Args>
+int FlushThen(sqlite3_file* file, Args... args) {
   EncFile* f = Enc(file);
   if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xTruncate(f->real, size);
+  return (f->real->pMethods->*Method)(f->real, args...);
 }
-int EncSync(sqlite3_file* file, int flags) {
-  EncFile* f = Enc(file);
-  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xSync(f->real, flags);
-}
-int EncFileSize(sqlite3_file* file, sqlite3_int64* size) {
-  EncFile* f = Enc(file);
-  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xFileSize(f->real, size);
-}
-int EncLock(sqlite3_file* file, int level) {
-  EncFile* f = Enc(file);
-  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xLock(f->real, level);
-}
-int EncUnlock(sqlite3_file* file, int level) {
-  EncFile* f = Enc(file);
-  if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
-  return f->real->pMethods->xUnlock(f->real, level);
-}
+constexpr auto EncTruncate = FlushThen<&sqlite3_io_methods::xTruncate, sqlite3_int64>;
+constexpr auto EncSync = FlushThen<&sqlite3_io_methods::xSync, int>;
+constexpr auto EncFileSize = FlushThen<&sqlite3_io_methods::xFileSize, sqlite3_int64*>;
+constexpr auto EncLock = FlushThen<&sqlite3_io_methods::xLock, int>;
+constexpr auto EncUnlock = FlushThen<&sqlite3_io_methods::xUnlock, int>;
 int EncCheckReservedLock(sqlite3_file* f, int* out) {
   return Enc(f)->real->pMethods->xCheckReservedLock(Enc(f)->real, out);
 }
