@@ -125,6 +125,7 @@ audit::AuditEntry RejectedRequestEntry(std::string_view remote_address, int http
     case 413: e.rule = "body-too-large"; break;
     case 431: e.rule = "header-too-large"; break;
     case 503: e.rule = "shutting-down"; break;
+    case 408: e.rule = "body-timeout"; break;
     default: e.rule = "http"; break;
   }
   FinishEntry(e, http_status);

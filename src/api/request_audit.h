@@ -57,7 +57,7 @@ audit::AuditEntry AuthEventEntry(std::string_view event, std::string_view userna
 // The entry of a request the HTTP layer refused before any handler saw it
 // (http::ServerOptions::on_rejected): no identity, the source address, the
 // status, and a rule naming the refusal ("malformed", "body-too-large",
-// "header-too-large", "shutting-down"; else "http").
+// "header-too-large", "shutting-down", "body-timeout"; else "http").
 audit::AuditEntry RejectedRequestEntry(std::string_view remote_address, int http_status, int64_t now_ms);
 
 // The audit record of a user or device change made by `agent` (the CLI

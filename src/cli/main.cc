@@ -209,9 +209,13 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ho.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
   ho.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);
   // Requests refused by the HTTP layer never reach FhirService, which audits
-  // every other one. No health data: recorded without holding the answer.
-  ho.on_rejected = [trail = vault->audit_trail()](std::string_view remote, int status, std::string_view) {
-    trail->Record(api::RejectedRequestEntry(remote, status, fhir::NowMillis()), {});
+  // every other one. The answer waits for the entry (as a 401's does), so a
+  // client cannot outrun the log; it carries no health data, so it goes out
+  // even if the entry could not be written.
+  ho.on_rejected = [trail = vault->audit_trail()](std::string_view remote, int status, std::string_view,
+                                                   std::function<void()> release) {
+    trail->Record(api::RejectedRequestEntry(remote, status, fhir::NowMillis()),
+                  [release = std::move(release)](const Status&) { release(); });
   };
   ho.min_body_rate = cfg.min_body_rate;
   ho.tls_cert_file = cfg.tls_cert;

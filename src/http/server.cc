@@ -324,7 +324,7 @@ class ResponseSlot {
 template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  enum class State { kStart, kIdle, kReadingHeader, kReadingBody, kHandling, kWriting, kClosing, kClosed };
+  enum class State { kStart, kIdle, kReadingHeader, kReadingBody, kHandling, kRejecting, kWriting, kClosing, kClosed };
 
  public:
   Session(std::shared_ptr<Core> core, tcp::socket&& socket, uint64_t id, std::string remote)
@@ -470,6 +470,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                              if (self->state_ == State::kClosed) return;
                              self->body_bytes_ += n;
+                             // A whole header came in: the request is refused
+                             // (and reported), not just dropped. The timer has
+                             // closed the socket, so the answer goes nowhere.
+                             if (ec == beast::error::timeout) {
+                               return self->SendError(408, "the request body did not arrive in time");
+                             }
                              if (ec) return self->OnReadError(ec);
                              if (self->parser_->is_done()) return self->OnRequestComplete();
                              self->ReadBody();
@@ -520,9 +526,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void SendError(int status, std::string_view message) {
-    if (opts().on_rejected) opts().on_rejected(remote_, status, message);
     parser_.reset();
-    WriteResponse(core_->RenderError(status, message), /*close_after=*/true);
+    HttpResponse r = core_->RenderError(status, message);
+    if (!opts().on_rejected) return WriteResponse(std::move(r), /*close_after=*/true);
+    state_ = State::kRejecting;
+    opts().on_rejected(remote_, status, message, [self = this->shared_from_this(), r = std::move(r)]() mutable {
+      std::lock_guard lock(self->core_->mu);
+      if (self->core_->closed) return;  // after shutdown: dropped
+      net::post(self->executor_, [self, r = std::move(r)]() mutable {
+        if (self->state_ != State::kRejecting) return;  // closed meanwhile
+        self->WriteResponse(std::move(r), /*close_after=*/true);
+      });
+    });
   }
 
   void WriteResponse(HttpResponse r, bool close_after) {

@@ -68,11 +68,15 @@ struct ServerOptions {
   // Called on network threads; must be thread-safe and must not block.
   std::function<HttpResponse(int status, std::string_view message)> error_renderer;
   // Told of every request the HTTP layer answers itself, before any handler
-  // saw it (400 malformed, 413, 431, 503 while shutting down), with the
-  // peer's address, the status and the client-safe reason: the handler
-  // audits every other request, and these must not go unrecorded. Network
-  // threads; must be thread-safe and must not block. May be empty.
-  std::function<void(std::string_view remote, int status, std::string_view reason)> on_rejected;
+  // saw it (400 malformed, 413, 431, 503 while shutting down, 408 for a body
+  // past its deadline), with the peer's address, the status and the
+  // client-safe reason: the handler audits every other request, and these
+  // must not go unrecorded. The answer is written only once `release` is
+  // called (exactly once, from any thread), so a client cannot send refused
+  // requests faster than they are recorded. Network threads; must be
+  // thread-safe and must not block. May be empty.
+  std::function<void(std::string_view remote, int status, std::string_view reason, std::function<void()> release)>
+      on_rejected;
   // Where request metrics go; nullptr => metrics::Registry::Default().
   // REQUIRES: outlives the Server.
   metrics::Registry* metrics = nullptr;

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include <future>
+#include <atomic>
 #include <thread>
 
 #include "common/metrics.h"
@@ -267,23 +268,37 @@ TEST_F(ServerTest, HeaderTooLargeIs431) {
 }
 
 // Requests the HTTP layer answers itself never reach the handler, which
-// audits everything else: each one is reported, once, with its status.
+// audits everything else: each one is reported, once, with its status, and
+// answered only once the report is released (recorded).
 TEST_F(ServerTest, RequestsRefusedBeforeTheHandlerAreReported) {
   std::mutex mu;
   std::vector<std::pair<std::string, int>> rejected;
+  std::atomic<bool> released{false};
   ServerOptions o = Options();
   o.max_header_bytes = 1024;
   o.max_body_bytes = 2048;
-  o.on_rejected = [&](std::string_view remote, int status, std::string_view) {
-    std::lock_guard lk(mu);
-    rejected.emplace_back(std::string(remote), status);
+  o.on_rejected = [&](std::string_view remote, int status, std::string_view, std::function<void()> release) {
+    {
+      std::lock_guard lk(mu);
+      rejected.emplace_back(std::string(remote), status);
+    }
+    // Released later, from another thread, as the audit log's writer would.
+    std::thread([&released, release = std::move(release)] {
+      std::this_thread::sleep_for(50ms);
+      released = true;
+      release();
+    }).detach();
   };
   StartServer(o);
   auto send = [&](const std::string& raw) {
+    released = false;
     RawConn c(port());
     EXPECT_FALSE(c.Send(raw));
     beast_ec ec;
     auto r = c.ReadResponse(&ec);
+    if (r.result_int() != 200) {
+      EXPECT_TRUE(released.load()) << "answered before the report was recorded";
+    }
     return ec ? -1 : r.result_int();
   };
   EXPECT_EQ(send("GET /x HTTP/1.1\r\nHost: h\r\nX-Big: " + std::string(2000, 'a') + "\r\n\r\n"), 431);
@@ -402,6 +417,11 @@ TEST_F(ServerTest, TrickledBodyIsCutOffButSteadyUploadIsNot) {
   ServerOptions o = Options();
   o.body_timeout = 1s;
   o.min_body_rate = 10;  // bytes per second
+  std::atomic<int> reported_status{0};
+  o.on_rejected = [&](std::string_view, int status, std::string_view, std::function<void()> release) {
+    reported_status = status;
+    release();
+  };
   StartServer(o);
   {
     RawConn trickle(port());
@@ -420,6 +440,8 @@ TEST_F(ServerTest, TrickledBodyIsCutOffButSteadyUploadIsNot) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 8s) << "still open: the body deadline did not fire";
   }
   EXPECT_EQ(handler_.calls(), 0);
+  for (int i = 0; i < 100 && reported_status.load() != 408; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(reported_status.load(), 408) << "refused, so reported for the audit trail";
 
   RawConn steady(port());
   ASSERT_FALSE(steady.Send("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n" + std::string(60, 'b')));
