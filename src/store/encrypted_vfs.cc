@@ -69,9 +69,15 @@ struct EncFile {
   // every frame as two calls, the 24-byte header and then the body; holding
   // the header until its body arrives makes that one pwrite instead of two.
   // Any other call on the file writes it out first, so nothing ever sees
-  // the file without it.
+  // the file without it. Only a header written right after another write is
+  // held: that is walWriteOneFrame, whose body always follows. The
+  // header-only rewrites of walRewriteChecksums each follow a read of their
+  // frame and go out at once, so the last write of a commit is never held,
+  // whatever the synchronous setting (a held header lost in a crash after
+  // the wal-index published its frame would cut a committed transaction).
   uint8_t pending_header[kFrameHeader];
   int64_t pending_offset = -1;  // -1: none
+  bool last_call_was_write = false;
 };
 constexpr size_t kRealOffset = (sizeof(EncFile) + 15) & ~size_t{15};
 
@@ -148,6 +154,7 @@ bool EnsureScratch(EncFile* f, size_t n) {
 EncFile* Enc(sqlite3_file* f) { return reinterpret_cast<EncFile*>(f); }
 
 int FlushPendingHeader(EncFile* f) {
+  f->last_call_was_write = false;
   if (f->pending_offset < 0) return SQLITE_OK;
   const int64_t off = f->pending_offset;
   f->pending_offset = -1;
@@ -268,10 +275,11 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
       }
     }
   } else {
-    if (IsFrameHeaderWrite(f, amt, off)) {
+    if (IsFrameHeaderWrite(f, amt, off) && f->last_call_was_write) {
       if (int rc = FlushPendingHeader(f); rc != SQLITE_OK) return rc;
       std::memcpy(f->pending_header, src, kFrameHeader);
       f->pending_offset = off;
+      f->last_call_was_write = true;
       return SQLITE_OK;
     }
     const int64_t s = UnitStart(f->kind, off);
@@ -301,7 +309,10 @@ int EncWrite(sqlite3_file* file, const void* in, int amt, sqlite3_int64 off) {
     if (!s.ok()) return SQLITE_IOERR_WRITE;
   }
   f->pending_offset = -1;  // if it was held, it is in this write
-  return f->real->pMethods->xWrite(f->real, f->scratch, static_cast<int>(lead) + amt, off - static_cast<int64_t>(lead));
+  const int rc =
+      f->real->pMethods->xWrite(f->real, f->scratch, static_cast<int>(lead) + amt, off - static_cast<int64_t>(lead));
+  f->last_call_was_write = rc == SQLITE_OK;
+  return rc;
 }
 
 // The unix VFS's method, after writing out a held frame header: every call
