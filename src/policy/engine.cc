@@ -372,6 +372,14 @@ Decision PolicyEngine::Decide(const Principal& p, const AccessRequest& req) {
     }
     Trace(d, "care-relationship", missing.empty(), missing.empty() ? "" : "no relationship with Patient/" + Join(missing));
     if (!missing.empty()) failed.push_back("care-relationship");
+  } else if (p.role == Role::kClinician && req.type == "CareTeam" && WritesCareRelationship(req)) {
+    // A CareTeam that names no patient still makes its members related to
+    // the patient of every EpisodeOfCare listing it (relationships.h, rule
+    // 4), and there is no patient to check a relationship with: a clinician
+    // could add themselves to such a team and so to its episodes' patients.
+    // Teams like that are maintained by administrative (system) identities.
+    Trace(d, "care-relationship", false, "a CareTeam without a patient relates its members through EpisodeOfCare");
+    failed.push_back("care-relationship");
   }
 
   // 4. Consent of every linked patient (other than the patient themself).

@@ -192,6 +192,26 @@ TEST_F(EngineTest, BreakGlassCannotWriteCareRelationships) {
   EXPECT_TRUE(d.break_glass);
 }
 
+// A CareTeam with no patient relates its members to the patient of every
+// EpisodeOfCare that lists it: a clinician must not be able to join one.
+TEST_F(EngineTest, ClinicianCannotWriteACareTeamThatNamesNoPatient) {
+  W(R"({"resourceType":"EpisodeOfCare","id":"eoc1","status":"active","patient":{"reference":"Patient/p1"},
+        "team":[{"reference":"CareTeam/org-team"}]})");
+  auto team = Res(R"({"resourceType":"CareTeam","id":"org-team","status":"active",
+      "participant":[{"member":{"reference":"Practitioner/doc"}}]})");
+  Principal doc = Clinician();
+  for (Interaction i : {Interaction::kCreate, Interaction::kUpdate}) {
+    Decision d = Decide(doc, Req(i, team));
+    EXPECT_FALSE(d.allowed) << InteractionName(i);
+    EXPECT_EQ(d.rule, "care-relationship");
+    EXPECT_FALSE(Decide(doc, BreakGlass(Req(i, team))).allowed) << "break-glass does not open it either";
+  }
+  EXPECT_TRUE(Decide(doc, Req(Interaction::kRead, team)).allowed) << "reading it is not joining it";
+  Principal sys = testing::MakePrincipal(Role::kSystem, "", testing::Scopes({"system/*.cruds"}));
+  sys.subject = "integration-engine";
+  EXPECT_TRUE(Decide(sys, Req(Interaction::kUpdate, team)).allowed);
+}
+
 constexpr const char* kDenyDocConsent = R"({"resourceType":"Consent","id":"c1","status":"active",
     "scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},
     "category":[{"text":"x"}],"patient":{"reference":"Patient/p1"},
