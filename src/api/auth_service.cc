@@ -212,10 +212,15 @@ void SessionTracker::PruneLocked(int64_t now_s) {
   // A token whose login ended stays until its expiry: forgetting it earlier
   // would turn its kEnded into kUnknown, which callers may accept.
   std::erase_if(tokens_, [&](const auto& kv) { return kv.second.expires_at_s <= now_s; });
+  std::erase_if(ended_, [&](const auto& kv) { return kv.second <= now_s; });
 }
 
-void SessionTracker::Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s) {
+bool SessionTracker::Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s) {
   std::lock_guard lock(mu_);
+  if (auto e = ended_.find(std::string(family)); e != ended_.end()) {
+    if (now_s < e->second) return false;
+    ended_.erase(e);
+  }
   if (tokens_.size() >= options_.max_entries || families_.size() >= options_.max_entries) {
     PruneLocked(now_s);
     // Still full of live sessions: end the oldest login rather than grow
@@ -225,16 +230,17 @@ void SessionTracker::Start(std::string_view jti, std::string_view family, int64_
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
       families_.erase(oldest);
     }
-    // Still full of unexpired tokens: drop those of ended logins first (they
-    // may then pass as kUnknown, but only under the caller's own idle rule),
-    // then any.
+    // Still full of unexpired tokens: forget tokens of live logins first.
+    // Such a token becomes kUnknown, which callers accept under their own
+    // idle rule: harmless for a live login, a revival for an ended one.
     if (tokens_.size() >= options_.max_entries) {
-      std::erase_if(tokens_, [&](const auto& kv) { return !families_.contains(kv.second.family); });
+      std::erase_if(tokens_, [&](const auto& kv) { return families_.contains(kv.second.family); });
     }
     while (tokens_.size() >= options_.max_entries) tokens_.erase(tokens_.begin());
   }
   families_.try_emplace(std::string(family), now_s);
   tokens_[std::string(jti)] = Token{std::string(family), expires_at_s};
+  return true;
 }
 
 SessionTracker::State SessionTracker::Touch(std::string_view jti, int64_t now_s) {
@@ -258,9 +264,22 @@ bool SessionTracker::ActiveFamily(std::string_view family, int64_t now_s) {
   return f != families_.end() && now_s - f->second <= options_.idle_timeout.count();
 }
 
-void SessionTracker::EndFamily(std::string_view family) {
+void SessionTracker::EndFamily(std::string_view family, int64_t now_s) {
   std::lock_guard lock(mu_);
-  families_.erase(std::string(family));
+  std::string f(family);
+  families_.erase(f);
+  // Until every token it had expires, and at least an idle timeout, a
+  // refresh racing this call must not Start the family again.
+  int64_t until = now_s + options_.idle_timeout.count();
+  for (const auto& [jti, t] : tokens_) {
+    if (t.family == f) until = std::max(until, t.expires_at_s);
+  }
+  ended_[f] = until;
+  if (ended_.size() > options_.max_entries) {
+    auto oldest = std::min_element(ended_.begin(), ended_.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    ended_.erase(oldest);
+  }
 }
 
 size_t SessionTracker::size() const {
@@ -537,7 +556,10 @@ http::HttpResponse AuthService::PasswordGrant(const Params& params, const std::s
   }
   auto resp = IssueTokens(*user, *scope, *refresh, t_inserted_family, now);
   Wipe(*refresh);
-  if (!resp.ok()) return OAuthError(500, "server_error", "cannot issue tokens");
+  if (!resp.ok()) {
+    if (resp.status().code() == StatusCode::kPermissionDenied) return InvalidGrant();
+    return OAuthError(500, "server_error", "cannot issue tokens");
+  }
   Audit("token.issued", name, source, "success");
   return std::move(resp).value();
 }
@@ -553,7 +575,7 @@ http::HttpResponse AuthService::RefreshGrant(const Params& params, const std::st
     if (t_reused) {
       // Someone holds a token that was already exchanged: the login is
       // compromised. Rotate revoked its refresh tokens; end its sessions too.
-      sessions_->EndFamily(t_reused_family);
+      sessions_->EndFamily(t_reused_family, now);
       Audit("token.refresh_reuse", t_reused_subject, source, "family_revoked");
       t_reused = false;
     } else {
@@ -564,7 +586,7 @@ http::HttpResponse AuthService::RefreshGrant(const Params& params, const std::st
   const std::string family = rotated->record.family;
   auto end_login = [&](std::string_view subject, std::string_view outcome) {
     refresh_store_->RevokeFamily(family);
-    sessions_->EndFamily(family);
+    sessions_->EndFamily(family, now);
     Audit("token.refresh_failure", subject, source, outcome);
     return InvalidGrant();
   };
@@ -578,7 +600,10 @@ http::HttpResponse AuthService::RefreshGrant(const Params& params, const std::st
   if (!scope) return OAuthError(400, "invalid_scope", "the requested scope exceeds the original grant");
   auto resp = IssueTokens(*user, *scope, rotated->token, family, now);
   Wipe(rotated->token);
-  if (!resp.ok()) return OAuthError(500, "server_error", "cannot issue tokens");
+  if (!resp.ok()) {
+    if (resp.status().code() == StatusCode::kPermissionDenied) return InvalidGrant();
+    return OAuthError(500, "server_error", "cannot issue tokens");
+  }
   Audit("token.issued", user->username, source, "success");
   return std::move(resp).value();
 }
@@ -597,7 +622,10 @@ StatusOr<http::HttpResponse> AuthService::IssueTokens(const store::UserRecord& u
     log::Error("auth.issue_failed", {{"error", t.status().message()}});
     return t.status();
   }
-  sessions_->Start(t->jti, family, t->expires_at, now_s);
+  if (!sessions_->Start(t->jti, family, t->expires_at, now_s)) {
+    Wipe(t->token);
+    return PermissionDenied("the login was ended while this token was issued");
+  }
   boost::json::object o;
   o["access_token"] = t->token;
   o["token_type"] = "Bearer";

@@ -118,14 +118,17 @@ class SessionTracker {
 
   // Registers an access token of login `family`, valid until expires_at_s.
   // A new family starts its idle clock now; an existing one keeps its clock.
-  void Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s);
+  // False, registering nothing, for a family that was ended: a refresh that
+  // raced the reuse that ended its login must not bring the login back (the
+  // caller then refuses the token).
+  [[nodiscard]] bool Start(std::string_view jti, std::string_view family, int64_t expires_at_s, int64_t now_s);
   // See above. Records activity when the answer is kLive.
   State Touch(std::string_view jti, int64_t now_s);
   // True if the login had activity within the idle timeout (refresh grant).
   bool ActiveFamily(std::string_view family, int64_t now_s);
   // Ends a login at once (refresh token reuse, logout): its tokens' Touch
   // answers kEnded from now on.
-  void EndFamily(std::string_view family);
+  void EndFamily(std::string_view family, int64_t now_s);
   size_t size() const;
 
  private:
@@ -138,6 +141,9 @@ class SessionTracker {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Token> tokens_;       // jti -> login
   std::unordered_map<std::string, int64_t> families_;   // live login -> last activity (s)
+  // Logins ended by EndFamily -> the last expiry of their tokens then; kept
+  // until that passes, so Start cannot revive them meanwhile.
+  std::unordered_map<std::string, int64_t> ended_;
 };
 
 struct AuthServiceOptions {

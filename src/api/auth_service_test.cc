@@ -458,13 +458,24 @@ TEST(SessionTrackerTest, BoundedAndEndable) {
   SessionTracker::Options o;
   o.max_entries = 16;
   SessionTracker t(o);
-  for (int i = 0; i < 100; ++i) t.Start("j" + std::to_string(i), "f" + std::to_string(i), 10'000, 100 + i);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_TRUE(t.Start("j" + std::to_string(i), "f" + std::to_string(i), 10'000, 100 + i));
+  }
   EXPECT_LE(t.size(), 16u);
   EXPECT_EQ(t.Touch("j99", 200), SessionTracker::State::kLive);
-  t.EndFamily("f99");
+  t.EndFamily("f99", 200);
   EXPECT_EQ(t.Touch("j99", 200), SessionTracker::State::kEnded);
   EXPECT_EQ(t.Touch("j99", 9'000), SessionTracker::State::kEnded) << "an ended login stays ended until expiry";
-  t.Start("x", "fx", 150, 100);
+  // A refresh that raced the reuse cannot bring the login back.
+  EXPECT_FALSE(t.Start("j99b", "f99", 10'000, 201));
+  EXPECT_EQ(t.Touch("j99", 201), SessionTracker::State::kEnded);
+  EXPECT_EQ(t.Touch("j99b", 201), SessionTracker::State::kUnknown) << "never registered";
+  // Filling the table forgets live logins' tokens, never the ended one's.
+  for (int i = 100; i < 200; ++i) {
+    EXPECT_TRUE(t.Start("j" + std::to_string(i), "f" + std::to_string(i), 10'000, 300 + i));
+  }
+  EXPECT_EQ(t.Touch("j99", 600), SessionTracker::State::kEnded);
+  EXPECT_TRUE(t.Start("x", "fx", 150, 100));
   EXPECT_EQ(t.Touch("x", 150), SessionTracker::State::kEnded) << "the token itself expired";
 }
 
