@@ -296,8 +296,17 @@ policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interac
 policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
                                        const store::ResourceVersion& v, const http::HttpRequest& request,
                                        int64_t now_ms, bool instance_level) {
-  if (v.type == "Binary" && v.patients.empty() && !v.json.empty()) {
-    if (std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(v.json)) {
+  if (v.type == "Binary" && !v.json.empty()) {
+    std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(v.json);
+    if (ctx && ctx->type == "Patient") {
+      // The patient is the Binary's own link (stored since it was written;
+      // added here for Binaries stored before that).
+      if (v.patients.empty()) {
+        store::ResourceVersion linked = v;
+        linked.patients = {ctx->id};
+        return DecideStored(caller, interaction, linked, request, now_ms, instance_level);
+      }
+    } else if (ctx) {
       StatusOr<store::ResourceVersion> target = NotFound("the securityContext cannot be followed");
       if (!ctx->type.empty() && store_ != nullptr) target = store_->Read(ctx->type, ctx->id);
       if (!target.ok() || target->deleted) {
@@ -310,9 +319,12 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
                            ctx->type.empty() ? "not a relative reference" : ctx->type + "/" + ctx->id + " is not stored"});
         return d;
       }
-      // One level only: the context's own context is not followed.
+      // One level only: the context's own context is not followed. Any
+      // refusal answers as for a missing Binary: a 403 from the target's
+      // type gate would tell that this Binary exists.
       policy::Decision d = DecideStored(caller, interaction, *target, request, now_ms, instance_level);
       d.trace.insert(d.trace.begin(), {"security-context", true, "decided as " + ctx->type + "/" + ctx->id});
+      if (!d.allowed) d.hide_existence = true;
       return d;
     }
   }

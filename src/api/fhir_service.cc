@@ -428,6 +428,15 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
     AddRequested(call.entry, op.type, op.id);
     return policy::DecisionStatus(gate);
   }
+  if (op.type == "Binary" && op.kind != store::WriteOp::Kind::kDelete && op.patients.empty()) {
+    // A Binary belongs to what its securityContext names (docs/DECISIONS.md):
+    // storing that resource's link makes the audit trail, $everything and
+    // exports see whose it is, and the writer needs that patient's access.
+    // Reads follow the context whatever is stored.
+    if (auto ctx = fhir::BinarySecurityContext(op.resource); ctx && !ctx->type.empty()) {
+      if (auto target = store_->Read(ctx->type, ctx->id); target.ok()) op.patients = target->patients;
+    }
+  }
   // A refused write is recorded with what it targeted (and whose record it
   // was); an allowed one with what the store reports it wrote.
   auto refused = [&](const policy::Decision& d, const store::ResourceVersion* target) {

@@ -621,11 +621,27 @@ TEST_F(FhirServiceTest, BinaryAccessFollowsItsSecurityContext) {
   }
   // Without a securityContext a Binary is shared data, as before.
   EXPECT_EQ(Call("GET", "/fhir/Binary/bin-free", "", other).status, 200);
-  // A Patient context is the Binary's patient link, so it is in the
-  // patient's record (and $everything and exports see it there).
-  auto stored = vault_->store()->Read("Binary", "bin-pat");
-  ASSERT_TRUE(stored.ok());
-  EXPECT_EQ(stored->patients, std::vector<std::string>{"bp1"});
+  // Whose it is, is stored with it (a Patient context, or the stored link of
+  // the resource named), so the audit trail, $everything and exports see it.
+  for (const char* id : {"bin-pat", "bin-doc"}) {
+    auto stored = vault_->store()->Read("Binary", id);
+    ASSERT_TRUE(stored.ok());
+    EXPECT_EQ(stored->patients, std::vector<std::string>{"bp1"}) << id;
+  }
+  // Refused through the context's own type gate, the answer is still the
+  // one for a missing Binary, not a 403 that would confirm it exists.
+  const Headers binary_only = {
+      {"authorization", "Bearer " + Token("bd2", "clinician", "Practitioner/bdoc", "user/Binary.rs")}};
+  auto through_gate = Call("GET", "/fhir/Binary/bin-doc", "", binary_only);
+  auto missing = Call("GET", "/fhir/Binary/no-such-binary", "", binary_only);
+  EXPECT_EQ(through_gate.status, 404);
+  EXPECT_EQ(through_gate.body, missing.body);
+  // And a clinician cannot file a document into an unrelated patient's record.
+  ExpectOutcome(Call("PUT", "/fhir/Binary/bin-new",
+                     R"({"resourceType":"Binary","id":"bin-new","contentType":"text/plain","data":"aGk=",)"
+                     R"("securityContext":{"reference":"DocumentReference/bdr1"}})",
+                     {{"authorization", "Bearer " + Token("bo", "clinician", "Practitioner/bother", "user/*.cruds")}}),
+                403);
 }
 
 }  // namespace

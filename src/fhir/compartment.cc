@@ -152,9 +152,13 @@ std::vector<std::string> PatientCompartment(const boost::json::object& resource)
 std::optional<ResourceRef> BinarySecurityContext(std::string_view binary_json) {
   auto parsed = ParseResource(binary_json, ParseLimits{64, 64u << 20});
   if (!parsed.ok()) return ResourceRef{};  // unreadable: nothing to follow
-  const json::value* rt = parsed->if_contains("resourceType");
-  if (rt == nullptr || rt->as_string() != "Binary") return std::nullopt;
-  const json::value* ctx = parsed->if_contains("securityContext");
+  return BinarySecurityContext(*parsed);
+}
+
+std::optional<ResourceRef> BinarySecurityContext(const boost::json::object& binary) {
+  const json::value* rt = binary.if_contains("resourceType");
+  if (rt == nullptr || !rt->is_string() || rt->get_string() != "Binary") return std::nullopt;
+  const json::value* ctx = binary.if_contains("securityContext");
   if (ctx == nullptr || ctx->is_null()) return std::nullopt;
   const json::object* o = ctx->if_object();
   const json::value* ref = o ? o->if_contains("reference") : nullptr;

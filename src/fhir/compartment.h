@@ -47,6 +47,7 @@ struct ResourceRef {
   std::string id;
 };
 std::optional<ResourceRef> BinarySecurityContext(std::string_view binary_json);
+std::optional<ResourceRef> BinarySecurityContext(const boost::json::object& binary);
 
 // True if resources of `type` can be in a Patient compartment (Patient and the
 // types the CompartmentDefinition lists with parameters).
