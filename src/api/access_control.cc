@@ -49,14 +49,24 @@ std::vector<policy::ScopeGrant> ToGrants(const std::vector<auth::Scope>& scopes)
 
 // A minimal resource carrying only the stored meta.security, so decisions on
 // reads need not parse the body.
-// nullopt when the stored labels do not parse: the store wrote them, so only
-// a damaged database gets here, and the caller must then fail closed.
+// nullopt when the stored labels are not an array of Codings (objects whose
+// system and code, when present, are strings): the store wrote them from
+// validated resources, so only a damaged database gets here, and the caller
+// must then fail closed rather than read them as no labels.
 std::optional<boost::json::object> LabelsOnly(const std::string& security_labels) {
   boost::json::object o;
   if (security_labels.empty()) return o;
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(security_labels, ec);
-  if (ec) return std::nullopt;
+  if (ec || !v.is_array()) return std::nullopt;
+  for (const boost::json::value& coding : v.get_array()) {
+    const boost::json::object* c = coding.if_object();
+    if (c == nullptr) return std::nullopt;
+    for (const char* field : {"system", "code"}) {
+      const boost::json::value* f = c->if_contains(field);
+      if (f != nullptr && !f->is_string()) return std::nullopt;
+    }
+  }
   o["meta"] = boost::json::object{{"security", std::move(v)}};
   return o;
 }

@@ -580,11 +580,16 @@ TEST_F(FhirServiceTest, UnreadableStoredLabelsDenyEveryone) {
   auto caller = access_->Authenticate(req, fhir::NowMillis());
   ASSERT_TRUE(caller.ok());
   EXPECT_TRUE(access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis()).allowed);
-  damaged.security_labels = R"([{"code":"R")";  // cut short
-  policy::Decision d = access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis());
-  EXPECT_FALSE(d.allowed);
-  EXPECT_EQ(d.rule, "sensitivity");
-  EXPECT_TRUE(d.hide_existence);
+  // Cut short, or parsing but not Codings: neither may pass as "no labels".
+  for (const char* labels : {R"([{"code":"R")", "null", "{}", R"([{"code":5}])", R"(["R"])"}) {
+    damaged.security_labels = labels;
+    policy::Decision d = access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis());
+    EXPECT_FALSE(d.allowed) << labels;
+    EXPECT_EQ(d.rule, "sensitivity") << labels;
+    EXPECT_TRUE(d.hide_existence) << labels;
+  }
+  damaged.security_labels = R"([{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"N"}])";
+  EXPECT_TRUE(access_->Decide(**caller, policy::Interaction::kRead, damaged, req, fhir::NowMillis()).allowed);
 }
 
 // A Binary (a scanned letter, a PDF report) is in no compartment, but its

@@ -810,7 +810,13 @@ Status SqliteStore::EnsureVersionIndex() {
   int rc = q.Step();
   if (rc == SQLITE_ROW) return Status::Ok();
   if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "look up the version index");
-  return writer_->Exec(kVersionIndex);
+  Status built = writer_->Exec(kVersionIndex);
+  if (!built.ok() && sqlite3_extended_errcode(writer_->db()) == SQLITE_CONSTRAINT_UNIQUE) {
+    // Two rows for one (type, id, version): only a bug or a damaged file.
+    return DataLoss("the vault holds two copies of one resource version, so its version index cannot be built; "
+                    "restore from a verified backup (" + built.message() + ")");
+  }
+  return built;
 }
 
 Status SqliteStore::BeginBulkLoad() {
