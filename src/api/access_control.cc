@@ -341,6 +341,15 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
   return DecideStored(caller, interaction, v, request, now_ms, instance_level);
 }
 
+std::optional<std::vector<std::string>> AccessControl::BinaryContextLink(store::ResourceStore& store,
+                                                                        const boost::json::object& binary) {
+  std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(binary);
+  if (!ctx || ctx->type.empty() || ctx->type == "Patient") return std::nullopt;
+  auto target = store.Read(ctx->type, ctx->id);
+  if (!target.ok()) return std::nullopt;
+  return target->patients;
+}
+
 policy::Decision AccessControl::DecideStored(const Caller& caller, policy::Interaction interaction,
                                              const store::ResourceVersion& v, const http::HttpRequest& request,
                                              int64_t now_ms, bool instance_level) {

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -118,6 +119,14 @@ class AccessControl {
   // Feeds a committed write to the relationship/consent/label indexes.
   // Call from the commit callback, which runs in commit order.
   void OnCommitted(const store::WriteResult& write);
+
+  // The patient link a Binary about to be written takes from its
+  // securityContext when that names another resource stored in `store`
+  // (docs/DECISIONS.md); nullopt for anything else (no context, a Patient
+  // context, which fhir::PatientCompartment already covers, or a resource
+  // not stored yet). Reads follow the context whatever is stored.
+  static std::optional<std::vector<std::string>> BinaryContextLink(store::ResourceStore& store,
+                                                                   const boost::json::object& binary);
 
   // The author id recorded with versions this caller writes.
   static std::string AuthorOf(const Caller& caller) { return policy::AuthorId(caller.principal); }

@@ -433,9 +433,7 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
     // storing that resource's link makes the audit trail, $everything and
     // exports see whose it is, and the writer needs that patient's access.
     // Reads follow the context whatever is stored.
-    if (auto ctx = fhir::BinarySecurityContext(op.resource); ctx && !ctx->type.empty()) {
-      if (auto target = store_->Read(ctx->type, ctx->id); target.ok()) op.patients = target->patients;
-    }
+    if (auto link = AccessControl::BinaryContextLink(*store_, op.resource)) op.patients = std::move(*link);
   }
   // A refused write is recorded with what it targeted (and whose record it
   // was); an allowed one with what the store reports it wrote.

@@ -8,6 +8,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/access_control.h"
 #include "api/bundle_processor.h"
 #include "api/request_audit.h"
 #include "api/request_context.h"
@@ -235,6 +236,10 @@ class Importer {
       state_.Reject(where, op.status().message());
       state_.CountDirectReject();
       return;
+    }
+    if (op->type == "Binary" && op->patients.empty()) {
+      // Whose document it is, when its securityContext is already stored.
+      if (auto link = AccessControl::BinaryContextLink(*store_, op->resource)) op->patients = std::move(*link);
     }
     pending_.push_back(std::move(*op));
     pending_where_.push_back(std::move(where));

@@ -225,6 +225,27 @@ TEST(ImporterTest, BulkLoadFindsExactlyWhatRowByRowLoadFinds) {
 // A bulk load cut short (the process dies before EndBulkLoad) leaves rows
 // without lookups; the next open builds them, and searches in between are
 // still right.
+// An imported Binary whose securityContext is already stored takes that
+// resource's patient link, like a Binary written through the API.
+TEST(ImporterTest, BinaryTakesTheLinkOfItsStoredSecurityContext) {
+  phivault::testing::TempDir tmp;
+  auto tv = testing::TestVault::Create(tmp);
+  ASSERT_TRUE(tv.vault);
+  ImportOptions opts;
+  opts.auditor = tv.vault->audit_trail();
+  const std::string first = tmp.Sub("first.ndjson"), second = tmp.Sub("second.ndjson");
+  phivault::testing::WriteFile(first, R"({"resourceType":"Patient","id":"bx-p"})" "\n"
+                                      R"({"resourceType":"DocumentReference","id":"bx-d","status":"current",)"
+                                      R"("subject":{"reference":"Patient/bx-p"},"content":[{"attachment":{"url":"Binary/bx"}}]})" "\n");
+  phivault::testing::WriteFile(second, R"({"resourceType":"Binary","id":"bx","contentType":"text/plain","data":"aGk=",)"
+                                       R"("securityContext":{"reference":"DocumentReference/bx-d"}})" "\n");
+  ASSERT_TRUE(ImportFiles(tv.vault->store(), {first}, opts).ok());
+  ASSERT_TRUE(ImportFiles(tv.vault->store(), {second}, opts).ok());
+  auto bin = tv.vault->store()->Read("Binary", "bx");
+  ASSERT_TRUE(bin.ok()) << bin.status().ToString();
+  EXPECT_EQ(bin->patients, std::vector<std::string>{"bx-p"});
+}
+
 TEST(ImporterTest, InterruptedBulkLoadIsIndexedAtNextOpen) {
   phivault::testing::TempDir tmp;
   auto tv = testing::TestVault::Create(tmp);
