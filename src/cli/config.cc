@@ -79,6 +79,10 @@ Status Config::Validate(bool demo) {
   if (header_timeout_seconds < 1 || idle_timeout_seconds < 1 || body_timeout_seconds < 1) {
     return InvalidArgument("header, idle and body timeouts must be at least 1 second");
   }
+  if (min_body_rate != 0 && min_body_rate < 1024) {
+    // A byte a second would earn a trickling client a second a byte.
+    return InvalidArgument("server.min_body_rate must be 0 (no extension) or at least 1024 bytes per second");
+  }
   if (export_retention_seconds < 1) return InvalidArgument("export.retention_seconds must be at least 1");
   if (audit_commit_delay_us < 0 || audit_commit_delay_us > 20000) {
     return InvalidArgument("audit.commit_delay_us must be between 0 and 20000");

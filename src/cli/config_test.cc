@@ -85,6 +85,10 @@ TEST(ConfigTest, RejectsInconsistentSettings) {
   EXPECT_FALSE(cfg.Validate(false).ok()) << "a body deadline of zero refuses every upload";
   cfg.body_timeout_seconds = 30;
   EXPECT_TRUE(cfg.Validate(false).ok());
+  cfg.min_body_rate = 10;
+  EXPECT_FALSE(cfg.Validate(false).ok()) << "so low a rate lets a trickling client keep extending its deadline";
+  cfg.min_body_rate = 0;
+  EXPECT_TRUE(cfg.Validate(false).ok());
 }
 
 TEST(ConfigTest, BadTomlNamesTheLine) {
