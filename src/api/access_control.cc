@@ -189,13 +189,26 @@ StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std
     auto user = accounts_->GetUser(p.subject);
     if (user.ok() && user->disabled) return Status(StatusCode::kUnauthenticated, "the account is disabled");
   }
-  if (builtin && !claims.jti.empty() && !TouchSession(claims.jti, now_ms)) {
+  bool unknown_login = false;
+  if (builtin && !claims.jti.empty() && !TouchSession(claims.jti, now_ms, &unknown_login)) {
     return Status(StatusCode::kUnauthenticated, "the session has ended (inactivity or revocation); sign in again");
+  }
+  if (unknown_login && accounts_ != nullptr) {
+    // A login token the session tracker does not know was issued before a
+    // restart: its login may have been revoked since. The refresh token
+    // records outlive the restart and say so. Checked when the token is
+    // verified, so at most a minute (the caller cache) after the restart.
+    if (const boost::json::value* sid = claims.raw.if_contains("sid"); sid && sid->is_string()) {
+      auto live = accounts_->RefreshFamilyLive(std::string_view(sid->get_string()), now_ms / 1000);
+      if (!live.ok() || !*live) {
+        return Status(StatusCode::kUnauthenticated, "the session has ended (inactivity or revocation); sign in again");
+      }
+    }
   }
   return c;
 }
 
-bool AccessControl::TouchSession(const std::string& jti, int64_t now_ms) {
+bool AccessControl::TouchSession(const std::string& jti, int64_t now_ms, bool* unknown_login) {
   if (config_.sessions != nullptr) {
     switch (config_.sessions->Touch(jti, now_ms / 1000)) {
       case SessionTracker::State::kLive:
@@ -203,6 +216,7 @@ bool AccessControl::TouchSession(const std::string& jti, int64_t now_ms) {
       case SessionTracker::State::kEnded:
         return false;
       case SessionTracker::State::kUnknown:
+        if (unknown_login != nullptr) *unknown_login = true;
         break;
     }
   }

@@ -155,7 +155,9 @@ class AccessControl {
   policy::Decision Decided(policy::Decision d, const Caller& caller, const policy::AccessRequest& r,
                            const http::HttpRequest& request);
 
-  bool TouchSession(const std::string& jti, int64_t now_ms);
+  // `unknown_login` (may be null) is set when the session tracker does not
+  // know the token (a service token, or one issued before a restart).
+  bool TouchSession(const std::string& jti, int64_t now_ms, bool* unknown_login = nullptr);
 
   std::mutex sessions_mu_;
   std::unordered_map<std::string, int64_t> last_seen_ms_;  // jti -> last use

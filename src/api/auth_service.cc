@@ -617,6 +617,7 @@ StatusOr<http::HttpResponse> AuthService::IssueTokens(const store::UserRecord& u
   req.fhir_user = user.fhir_user;
   req.role = user.role;
   req.clearances = user.clearances;
+  req.session_id = family;
   auto t = issuer_->Issue(req, now_s);
   if (!t.ok()) {
     log::Error("auth.issue_failed", {{"error", t.status().message()}});

@@ -545,13 +545,16 @@ TEST_F(FhirServiceTest, RefreshTokenReuseEndsTheLoginsAccessTokensAtOnce) {
     http::testing::Reply reply = http::testing::CallHandler(**auth, std::move(r));
     return reply.status == 200 ? json::parse(reply.body).as_object() : json::object{};
   };
-  auto read_own = [&](const json::object& tokens) {
+  auto read_own_via = [&](FhirService& service, const json::object& tokens) {
     http::HttpRequest r;
     r.method = "GET";
     r.path = r.target = "/fhir/Patient/pat1";
     r.headers = {{"authorization", "Bearer " + std::string(tokens.at("access_token").as_string())}};
-    return http::testing::CallHandler(svc, std::move(r)).status;
+    return http::testing::CallHandler(service, std::move(r)).status;
   };
+  auto read_own = [&](const json::object& tokens) { return read_own_via(svc, tokens); };
+  json::object other_login = token_call("grant_type=password&username=pat1&password=" + password);
+  ASSERT_TRUE(other_login.contains("access_token"));
   json::object login = token_call("grant_type=password&username=pat1&password=" + password);
   ASSERT_TRUE(login.contains("access_token"));
   EXPECT_EQ(read_own(login), 200);
@@ -565,8 +568,20 @@ TEST_F(FhirServiceTest, RefreshTokenReuseEndsTheLoginsAccessTokensAtOnce) {
   EXPECT_TRUE(token_call("grant_type=refresh_token&refresh_token=" + r1).empty());
   EXPECT_EQ(read_own(login), 401) << "cached callers are checked too";
   EXPECT_EQ(read_own(refreshed), 401);
+  EXPECT_EQ(read_own(other_login), 200) << "the user's other login is not affected";
   // A service token the tracker never saw keeps the ordinary idle rule.
   EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
+
+  // After a restart the tracker is empty, but the ended login stays ended:
+  // its refresh token records were revoked, and the token names its login.
+  auto auth2 = AuthService::Create(*accounts, vault_->keyring(), ao);
+  ASSERT_TRUE(auth2.ok());
+  ac.sessions = &(*auth2)->sessions();
+  auto access2 = AccessControl::Create(ac, vault_->keyring(), vault_->store(), accounts->get());
+  ASSERT_TRUE(access2.ok());
+  FhirService restarted(vault_->store(), access2->get(), vault_->audit_trail(), so);
+  EXPECT_EQ(read_own_via(restarted, refreshed), 401);
+  EXPECT_EQ(read_own_via(restarted, other_login), 200);
 }
 
 // Stored labels that do not parse (only a damaged database has them) could

@@ -78,6 +78,10 @@ StatusOr<IssuedToken> TokenIssuer::Issue(const TokenRequest& req, int64_t now_s)
     if (c.empty() || c.size() > 64 || !Printable(c, false)) return InvalidArgument("token request: invalid clearance");
   }
 
+  if (req.session_id.size() > 128 || !Printable(req.session_id, false)) {
+    return InvalidArgument("token request: invalid session id");
+  }
+
   IssuedToken out;
   out.jti = RandomB64(16);
   out.issued_at = now_s;
@@ -98,6 +102,7 @@ StatusOr<IssuedToken> TokenIssuer::Issue(const TokenRequest& req, int64_t now_s)
   if (!req.scope.empty()) claims["scope"] = req.scope;
   if (!req.fhir_user.empty()) claims["fhirUser"] = req.fhir_user;
   if (!req.role.empty()) claims[config_.role_claim] = req.role;
+  if (!req.session_id.empty()) claims["sid"] = req.session_id;
   if (!req.clearances.empty()) {
     boost::json::array clearances;
     for (const std::string& c : req.clearances) clearances.emplace_back(c);

@@ -55,6 +55,10 @@ struct TokenRequest {
   // custom array claim "phivault_clearance" when non-empty. Each must be 1..64
   // printable characters without spaces; at most 64 of them.
   std::vector<std::string> clearances;
+  // The login this token belongs to, emitted as "sid" (OpenID Connect's
+  // session id) when non-empty, so a verifier can ask whether that login
+  // was ended. At most 128 printable characters without spaces.
+  std::string session_id;
 };
 
 // Name of the custom claim that carries TokenRequest::clearances.

@@ -53,6 +53,7 @@ TEST_F(IssuerTest, RoundTripThroughJwks) {
   EXPECT_EQ(c->fhir_user, "Practitioner/p-1");
   EXPECT_EQ(c->jti, t->jti);
   EXPECT_EQ(c->nbf, kNow);
+  EXPECT_EQ(c->raw.if_contains("sid"), nullptr) << "no login, no session id";
   EXPECT_TRUE(Permits(c->scopes, ScopeContext::kUser, "Patient", Interaction::kDelete));
   // Short-lived: 15 minutes plus the verifier's leeway, then rejected.
   EXPECT_TRUE(verifier_->Verify(t->token, kNow + 900 + 59).ok());
@@ -104,6 +105,17 @@ TEST_F(IssuerTest, RejectsBadInputs) {
   EXPECT_FALSE(issuer_->Issue({"", "", "", ""}, kNow).ok());
   EXPECT_FALSE(issuer_->Issue({"a\nb", "", "", ""}, kNow).ok());
   EXPECT_FALSE(issuer_->Issue({"a", "", "Organization/1", ""}, kNow).ok());
+  TokenRequest spaced{"a", "", "", ""};
+  spaced.session_id = "a login";
+  EXPECT_FALSE(issuer_->Issue(spaced, kNow).ok());
+  TokenRequest with_login{"a", "", "", ""};
+  with_login.session_id = "family-7";
+  auto s = issuer_->Issue(with_login, kNow);
+  ASSERT_TRUE(s.ok());
+  auto sc = verifier_->Verify(s->token, kNow);
+  ASSERT_TRUE(sc.ok());
+  ASSERT_NE(sc->raw.if_contains("sid"), nullptr);
+  EXPECT_EQ(sc->raw.at("sid").as_string(), "family-7");
   // Characters needing JSON escapes are escaped correctly.
   auto t = issuer_->Issue({"we\"ird\\sub", "", "", ""}, kNow);
   ASSERT_TRUE(t.ok());

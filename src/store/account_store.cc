@@ -484,6 +484,19 @@ class SqliteAccountStore final : public AccountStore {
     return CountTokens();
   }
 
+  StatusOr<bool> RefreshFamilyLive(std::string_view family, int64_t now_s) override {
+    std::lock_guard lock(mu_);
+    Stmt q;
+    PV_RETURN_IF_ERROR(
+        q.Prepare(db_, "SELECT 1 FROM refresh_tokens WHERE family = ?1 AND family_expires_ms > ?2 LIMIT 1"));
+    q.Bind(1, family);
+    q.Bind(2, now_s * 1000);
+    int rc = q.Step();
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) return SqliteError(rc, "look up a login");
+    return false;
+  }
+
   Status Init(const std::string& vault_id) {
     // Decided by the schema, not by whether the file existed, so a file left
     // empty by a crash during the very first open is initialised next time.

@@ -178,6 +178,11 @@ class AccountStore : public auth::RefreshTokenStore {
   void Prune(int64_t now_s) override = 0;
   // Number of stored refresh token records (tests, metrics).
   virtual StatusOr<int64_t> RefreshTokenCount() = 0;
+  // Whether login `family` still has a refresh token record that has not
+  // reached the login's end: false once it was revoked (reuse, a disabled
+  // account) or expired. Lets a restarted server refuse access tokens of
+  // logins ended before the restart.
+  virtual StatusOr<bool> RefreshFamilyLive(std::string_view family, int64_t now_s) = 0;
 };
 
 struct AccountStoreOptions {

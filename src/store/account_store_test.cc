@@ -251,8 +251,13 @@ TEST_F(AccountStoreTest, RefreshTokenStoreSemantics) {
 
   ASSERT_TRUE(store_->Insert(std::string(32, '\x03'), {"bob", "", "famB", 1000, 5000, false}).ok());
   ASSERT_TRUE(store_->Insert(std::string(32, '\x04'), {"bob", "", "famC", 3000, 5000, false}).ok());
+  EXPECT_TRUE(*store_->RefreshFamilyLive("famB", 2000));
   store_->RevokeFamily("famB");
   EXPECT_EQ(store_->MarkUsed(std::string(32, '\x03')).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(*store_->RefreshFamilyLive("famB", 2000)) << "revoked";
+  EXPECT_TRUE(*store_->RefreshFamilyLive("famA", 2000)) << "a used token still marks a live login";
+  EXPECT_FALSE(*store_->RefreshFamilyLive("famA", 5000)) << "the login reached its end";
+  EXPECT_FALSE(*store_->RefreshFamilyLive("never", 2000));
   // At 2000: the unused famC token lives on; the used famA token stays until its family ends.
   store_->Prune(2000);
   EXPECT_EQ(*store_->RefreshTokenCount(), 2);
