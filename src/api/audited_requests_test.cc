@@ -480,12 +480,7 @@ TEST_F(AuditedRequestsTest, TheAuditApiIsRoutedAuthorizedAndItselfAudited) {
 }
 
 TEST_F(AuditedRequestsTest, SearchesPatchesAndEverythingNameWhatTheyReturnedOrWrote) {
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Observation/o1",
-                 R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},)"
-                 R"("subject":{"reference":"Patient/pat1"}})")
-                .status,
-            201);
+  PutPatientWithObservation("pat1", "o1");
   auto search = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Observation?subject=Patient/pat1").status, 200); });
   ASSERT_EQ(search.size(), 1u);
   EXPECT_EQ(search[0].action, audit::AuditAction::kSearch);

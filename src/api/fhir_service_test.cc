@@ -268,12 +268,7 @@ TEST_F(FhirServiceTest, NoIdentityNoDataButMetadataIsPublic) {
 }
 
 TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing) {
-  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1"})").status, 201);
-  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs1",
-                 R"({"resourceType":"Observation","id":"obs1","status":"final","code":{"text":"x"},)"
-                 R"("subject":{"reference":"Patient/pat1"}})")
-                .status,
-            201);
+  PutPatientWithObservation("pat1", "obs1");
   Headers dr = {{"authorization", "Bearer " + Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds")}};
   auto denied = Call("GET", "/fhir/Observation/obs1", "", dr);
   auto missing = Call("GET", "/fhir/Observation/nope", "", dr);
@@ -319,12 +314,7 @@ class HiddenRecordTest : public FhirServiceTest {
   void SetUp() override {
     FhirServiceTest::SetUp();
     if (HasFatalFailure()) return;
-    ASSERT_EQ(Call("PUT", "/fhir/Patient/pat2", R"({"resourceType":"Patient","id":"pat2"})").status, 201);
-    ASSERT_EQ(Call("PUT", "/fhir/Observation/obs2",
-                   R"({"resourceType":"Observation","id":"obs2","status":"final","code":{"text":"x"},)"
-                   R"("subject":{"reference":"Patient/pat2"}})")
-                  .status,
-              201);
+    PutPatientWithObservation("pat2", "obs2");
   }
 };
 

@@ -70,6 +70,17 @@ class FhirServiceTest : public ::testing::Test {
     return http::testing::CallHandler(*service_, std::move(req));
   }
 
+  // Stores Patient/`patient` and a final Observation `obs` about them.
+  void PutPatientWithObservation(const std::string& patient, const std::string& obs) {
+    ASSERT_EQ(Call("PUT", "/fhir/Patient/" + patient, R"({"resourceType":"Patient","id":")" + patient + R"("})").status,
+              201);
+    ASSERT_EQ(Call("PUT", "/fhir/Observation/" + obs,
+                   R"({"resourceType":"Observation","id":")" + obs +
+                       R"(","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/)" + patient + R"("}})")
+                  .status,
+              201);
+  }
+
   // Stores Patient/`patient` and an active CareTeam `team` that relates
   // `practitioner` (e.g. "Practitioner/dr2") to it.
   void PutPatientInCareOf(const std::string& patient, const std::string& team, const std::string& practitioner) {
