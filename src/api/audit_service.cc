@@ -219,10 +219,7 @@ void AuditService::Handle(http::HttpRequest request, http::Responder respond) {
   }
   auto caller = access_->Authenticate(request, fhir::NowMillis());
   if (!caller.ok()) {
-    const int status = caller.status().code() == StatusCode::kPermissionDenied ? 403 : 401;
-    http::HttpResponse r = OutcomeResponse(status, "error", status == 401 ? "login" : "forbidden",
-                                           caller.status().message());
-    if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+    http::HttpResponse r = AuthenticationFailure(caller.status());
     SetRoute(r, "/audit");
     respond(std::move(r));
     return;

@@ -151,10 +151,8 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
       call.entry.event = "metrics";
       call.fmt = OutputFormat{};
       if (!caller.ok()) {
-        http::HttpResponse r = OutcomeResponse(401, "error", "login", caller.status().message(), call.fmt);
-        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
         call.entry.rule = "identity";
-        return call.Reply(std::move(r), "/metrics");
+        return call.Reply(AuthenticationFailure(caller.status(), call.fmt), "/metrics");
       }
       SetAgent(call.entry, **caller);
       call.entry.rule = "role";
@@ -207,12 +205,8 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
     // served without an identity.
     auto caller = access_->Authenticate(call.req, call.now_ms);
     if (!caller.ok()) {
-      int status = caller.status().code() == StatusCode::kPermissionDenied ? 403 : 401;
-      http::HttpResponse r = OutcomeResponse(status, "error", status == 401 ? "login" : "forbidden",
-                                             caller.status().message(), call.fmt);
-      if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
       call.entry.rule = "identity";
-      call.Reply(std::move(r), "/fhir");
+      call.Reply(AuthenticationFailure(caller.status(), call.fmt), "/fhir");
       return;
     }
     call.caller = std::move(*caller);
@@ -234,10 +228,8 @@ void FhirService::HandleAuditApi(Call& call) {
   call.fmt = OutputFormat{};
   auto caller = access_->Authenticate(call.req, call.now_ms);
   if (!caller.ok()) {
-    http::HttpResponse r = OutcomeResponse(401, "error", "login", caller.status().message(), call.fmt);
-    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
     call.entry.rule = "identity";
-    return call.Reply(std::move(r), kRoute);
+    return call.Reply(AuthenticationFailure(caller.status(), call.fmt), kRoute);
   }
   SetAgent(call.entry, **caller);
   audit_endpoints_->HandleAs(

@@ -251,6 +251,15 @@ http::HttpResponse OutcomeResponse(int status, std::string_view severity, std::s
   return JsonResponse(status, fhir::OperationOutcomeJson(severity, code, diagnostics), fmt);
 }
 
+http::HttpResponse AuthenticationFailure(const Status& status, const OutputFormat& fmt) {
+  if (status.code() == StatusCode::kPermissionDenied) {
+    return OutcomeResponse(403, "error", "forbidden", status.message(), fmt);
+  }
+  http::HttpResponse r = OutcomeResponse(401, "error", "login", status.message(), fmt);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"phivault\"");
+  return r;
+}
+
 http::HttpResponse ErrorResponse(const Status& status, const OutputFormat& fmt) {
   return JsonResponse(fhir::HttpStatusFor(status.code()),
                       fhir::OperationOutcomeJson("error", fhir::IssueCodeFor(status.code()), status.message(),

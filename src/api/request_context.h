@@ -62,6 +62,10 @@ http::HttpResponse JsonResponse(int status, std::string body, const OutputFormat
 http::HttpResponse ErrorResponse(const Status& status, const OutputFormat& fmt = {});
 http::HttpResponse OutcomeResponse(int status, std::string_view severity, std::string_view code,
                                    std::string_view diagnostics, const OutputFormat& fmt = {});
+// The answer to a failed AccessControl::Authenticate: 403 when the caller is
+// known but refused (kPermissionDenied: an unregistered or disabled device),
+// else 401 with the Bearer challenge.
+http::HttpResponse AuthenticationFailure(const Status& status, const OutputFormat& fmt = {});
 void SetRoute(http::HttpResponse& resp, std::string_view route);
 void AddVersionHeaders(http::HttpResponse& resp, int64_t version, int64_t last_updated_ms);
 
