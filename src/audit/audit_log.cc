@@ -319,6 +319,7 @@ Status AuditLog::Recover() {
   uint64_t n = 0;
   std::vector<TreeNode> nodes;
   uint64_t tail_good = 0;
+  bool tail_padding = false;  // only zero padding after tail_good
   bool tail_header_ok = true;
   for (size_t i = 0; i < files.size(); ++i) {
     const bool last = i + 1 == files.size();
@@ -352,7 +353,10 @@ Status AuditLog::Recover() {
                                        {"file", files[i].path}, {"index", std::to_string(n)}});
       return DataLoss("audit: damaged record at index " + std::to_string(n) + " in " + files[i].path);
     }
-    if (last) tail_good = reader->good_offset();
+    if (last) {
+      tail_good = reader->good_offset();
+      tail_padding = reader->padding();
+    }
   }
   size_ = n;
 
@@ -368,6 +372,9 @@ Status AuditLog::Recover() {
       PV_RETURN_IF_ERROR(seg_file_->Sync());
       tail_good = kSegmentHeaderSize;
       log::Warn("audit_segment_header_rewritten", {{"file", seg.path}});
+    } else if (tail_padding) {
+      // The writer's own zero fill, left by a crash: appends go on into it.
+      seg_reserved_ = file_size;
     } else if (file_size > tail_good) {
       PV_RETURN_IF_ERROR(seg_file_->Truncate(tail_good));
       PV_RETURN_IF_ERROR(seg_file_->Sync());
@@ -375,6 +382,7 @@ Status AuditLog::Recover() {
                 {{"file", seg.path}, {"bytes", std::to_string(file_size - tail_good)}, {"entries", std::to_string(n)}});
     }
     seg_offset_ = tail_good;
+    seg_reserved_ = std::max(seg_reserved_, tail_good);
     last_segment_bytes_ = tail_good;
   }
 
@@ -590,6 +598,20 @@ void AuditLog::WriterLoop() {
       if (stopping && !more) break;
     }
   }
+  // A closed log ends at its last record. If this fails the padding stays,
+  // which readers and the next open accept.
+  if (seg_file_ && !seg_needs_repair_) {
+    Status st = TrimSegment();
+    if (!st.ok()) log::Warn("audit_trim_failed", {{"error", st.message()}});
+  }
+}
+
+Status AuditLog::TrimSegment() {
+  if (seg_reserved_ <= seg_offset_) return Status::Ok();
+  PV_RETURN_IF_ERROR(seg_file_->Truncate(seg_offset_));
+  PV_RETURN_IF_ERROR(seg_file_->Sync());
+  seg_reserved_ = seg_offset_;
+  return Status::Ok();
 }
 
 Status AuditLog::PrepareSegment() {
@@ -598,9 +620,12 @@ Status AuditLog::PrepareSegment() {
     // the last durable byte before writing anything else.
     PV_RETURN_IF_ERROR(seg_file_->Truncate(seg_offset_));
     PV_RETURN_IF_ERROR(seg_file_->Sync());
+    seg_reserved_ = seg_offset_;
     seg_needs_repair_ = false;
   }
   if (seg_file_ && seg_offset_ < options_.segment_bytes) return Status::Ok();
+  // Only the segment being appended to carries padding.
+  if (seg_file_) PV_RETURN_IF_ERROR(TrimSegment());
   const uint64_t number = segments_.empty() ? 1 : segments_.back().number + 1;
   const std::string path = dir_ + "/" + SegmentFileName(number);
   PV_ASSIGN_OR_RETURN(auto file, options_.open_file(path));
@@ -611,6 +636,7 @@ Status AuditLog::PrepareSegment() {
   PV_RETURN_IF_ERROR(SyncDirectory(dir_));
   seg_file_ = std::move(file);
   seg_offset_ = kSegmentHeaderSize;
+  seg_reserved_ = kSegmentHeaderSize;
   std::lock_guard<std::mutex> lock(mu_);
   segments_.push_back({number, path, size_});
   last_segment_bytes_ = seg_offset_;
@@ -666,6 +692,15 @@ void AuditLog::CommitBatch(std::vector<Pending>& batch) {
     AppendRecord(&buf, index, sealed);
     leaves.push_back(HashLeaf(sealed));
   }
+  const size_t record_bytes = buf.size();
+  const uint64_t records_end = seg_offset_ + record_bytes;
+  if (options_.preallocate_bytes > 0 && records_end > seg_reserved_) {
+    // The zeros go out with this group, so its own sync makes the new size
+    // durable and the next groups only overwrite.
+    constexpr uint64_t kBlock = 4096;
+    const uint64_t reserve_to = (records_end + options_.preallocate_bytes + kBlock - 1) / kBlock * kBlock;
+    buf.append(static_cast<size_t>(reserve_to - records_end), '\0');
+  }
   st = seg_file_->WriteAt(seg_offset_, buf);
   if (st.ok()) st = seg_file_->Sync();
   if (!st.ok()) {
@@ -675,7 +710,8 @@ void AuditLog::CommitBatch(std::vector<Pending>& batch) {
   }
   // Durable. Extend the tree and the cache before publishing the new size,
   // so a reader never asks the cache for a node it does not yet hold.
-  seg_offset_ += buf.size();
+  seg_reserved_ = std::max(seg_reserved_, seg_offset_ + buf.size());
+  seg_offset_ = records_end;
   std::vector<TreeNode> nodes;
   for (const Hash& h : leaves) range_.Append(h, &nodes);
   for (const TreeNode& n : nodes) store_->Add(n);

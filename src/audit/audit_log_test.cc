@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "audit/publish.h"
 #include "audit/test_util.h"
 #include "audit/verify.h"
 
@@ -140,6 +141,102 @@ TEST_F(AuditLogTest, TornTailIsTruncatedOnOpen) {
   auto v = Verify(tmp_.path(), log->VerifierKey());
   ASSERT_TRUE(v.ok());
   EXPECT_TRUE(v->ok) << v->reason;
+}
+
+// Where the records of a segment end; `padding`: zeros follow them.
+uint64_t RecordsEnd(const std::string& path, bool* padding) {
+  auto r = SegmentReader::Open(path);
+  EXPECT_TRUE(r.ok());
+  Record rec;
+  SegmentReader::Result res;
+  while ((res = (*r)->Next(&rec)) == SegmentReader::Result::kRecord) {
+  }
+  EXPECT_EQ(res, SegmentReader::Result::kEnd);
+  *padding = (*r)->padding();
+  return (*r)->good_offset();
+}
+
+TEST_F(AuditLogTest, SegmentSpaceIsZeroFilledAheadAndTrimmedOnClose) {
+  AuditLogOptions o;
+  o.preallocate_bytes = 64 << 10;
+  const std::string seg = AuditDir() + "/seg-000001.log";
+  std::string live;
+  std::string vkey;
+  {
+    auto log = OpenLog(o);
+    vkey = log->VerifierKey();
+    for (uint64_t i = 0; i < 20; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    live = ReadFile(seg);
+    bool padding = false;
+    const uint64_t end = RecordsEnd(seg, &padding);
+    EXPECT_TRUE(padding);
+    EXPECT_GE(live.size(), end + (64 << 10));
+    EXPECT_EQ(live.find_first_not_of('\0', end), std::string::npos);
+    // The live files verify, and an export carries no padding.
+    auto v = Verify(tmp_.path(), vkey);
+    ASSERT_TRUE(v.ok());
+    EXPECT_TRUE(v->ok) << v->reason;
+    EXPECT_EQ(v->entries, 20u);
+    TempDir out;
+    ASSERT_TRUE(ExportSnapshot(AuditDir(), out.path() + "/x", "").ok());
+    EXPECT_EQ(ReadFile(out.path() + "/x/seg-000001.log"), live.substr(0, end));
+  }
+  // Closing cuts the padding off.
+  const std::string closed = ReadFile(seg);
+  EXPECT_LT(closed.size(), live.size());
+  EXPECT_EQ(closed, live.substr(0, closed.size()));
+  bool padding = true;
+  EXPECT_EQ(RecordsEnd(seg, &padding), closed.size());
+  EXPECT_FALSE(padding);
+
+  // A crash leaves the padding: the log opens with every entry and appends
+  // into it.
+  WriteFile(seg, live);
+  {
+    auto log = OpenLog(o);
+    EXPECT_EQ(log->size(), 20u);
+    for (uint64_t i = 20; i < 25; ++i) ASSERT_EQ(*log->AppendAndWait(Entry(i)), i);
+    EXPECT_EQ(ReadFile(seg).size(), live.size());  // within the reserved space
+    auto all = log->ReadEntries(0, 25);
+    ASSERT_TRUE(all.ok());
+    for (uint64_t i = 0; i < 25; ++i) EXPECT_EQ((*all)[i], Entry(i));
+  }
+  auto v = Verify(tmp_.path(), vkey);
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+  EXPECT_EQ(v->entries, 25u);
+
+  // Nothing hides behind padding: a byte after the zeros is damage.
+  std::string hidden = ReadFile(seg) + std::string(100, '\0') + testing::EncodeRecord(25, "x");
+  WriteFile(seg, hidden);
+  v = Verify(tmp_.path(), vkey);
+  ASSERT_TRUE(v.ok());
+  EXPECT_FALSE(v->ok);
+  EXPECT_EQ(v->first_bad_index, 25u);
+}
+
+TEST_F(AuditLogTest, OnlyTheSegmentBeingAppendedToIsPadded) {
+  AuditLogOptions o;
+  o.segment_bytes = 2048;
+  o.preallocate_bytes = 8192;
+  auto log = OpenLog(o);
+  for (uint64_t i = 0; i < 200; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+  auto segs = ListSegments(AuditDir());
+  ASSERT_TRUE(segs.ok());
+  ASSERT_GT(segs->size(), 5u);
+  for (size_t i = 0; i < segs->size(); ++i) {
+    bool padding = false;
+    const uint64_t end = RecordsEnd((*segs)[i].path, &padding);
+    const bool last = i + 1 == segs->size();
+    EXPECT_EQ(padding, last) << (*segs)[i].path;
+    if (!last) {
+      EXPECT_EQ(ReadFile((*segs)[i].path).size(), end);
+    }
+  }
+  auto v = Verify(AuditDir(), log->VerifierKey());
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+  EXPECT_EQ(v->entries, 200u);
 }
 
 TEST_F(AuditLogTest, HashCacheIsRebuilt) {

@@ -103,7 +103,10 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
       SegmentReader::Result r;
       while ((r = reader->Next(&rec)) == SegmentReader::Result::kRecord) {
       }
-      if (r == SegmentReader::Result::kTorn && reader->header_ok()) len = reader->good_offset();
+      if ((r == SegmentReader::Result::kTorn || (r == SegmentReader::Result::kEnd && reader->padding())) &&
+          reader->header_ok()) {
+        len = reader->good_offset();  // without the writer's zero padding
+      }
     }
     PV_RETURN_IF_ERROR(CopyFile(segments[i].path, to, len));
   }

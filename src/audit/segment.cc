@@ -177,9 +177,35 @@ bool SegmentReader::Fill(size_t n) {
   return true;
 }
 
+bool SegmentReader::RestIsZero() {
+  while (true) {
+    for (size_t i = pos_; i < len_; ++i) {
+      if (buf_[i] != 0) return false;
+    }
+    pos_ = len_;
+    if (!Fill(1)) return true;
+  }
+}
+
 SegmentReader::Result SegmentReader::Next(Record* out) {
   if (!header_ok_) return Result::kCorrupt;
+  if (padding_) return Result::kEnd;
+  if (bad_padding_) return Result::kCorrupt;
   if (!Fill(1)) return Result::kEnd;
+  // No record starts with as many zero bytes as its header holds (the CRC of
+  // a zero length and index is not zero), so zeros here are padding, or
+  // damage if anything but zeros follows them.
+  (void)Fill(kRecordHeaderSize);  // fewer bytes at the end of the file are checked below
+  const size_t have = std::min(len_ - pos_, kRecordHeaderSize);
+  if (std::all_of(buf_.data() + pos_, buf_.data() + pos_ + have, [](char c) { return c == 0; })) {
+    // RestIsZero consumes the file, so the answer is kept for repeat calls.
+    if (RestIsZero()) {
+      padding_ = true;
+      return Result::kEnd;
+    }
+    bad_padding_ = true;
+    return Result::kCorrupt;
+  }
   if (!Fill(kRecordHeaderSize)) return Result::kTorn;
   const char* h = buf_.data() + pos_;
   const uint32_t len = GetLe32(h);

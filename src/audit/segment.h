@@ -5,6 +5,9 @@
 //   record        length L (u32 LE) | entry index (u64 LE) |
 //                 CRC-32C over the 12 bytes before it and the payload (u32 LE) |
 //                 payload: the sealed entry, L bytes
+//   padding       zero bytes to the end of the file: space the writer filled
+//                 ahead of its records so that a group commit's fdatasync
+//                 does not also have to write the inode (see audit_log.h)
 //
 // The CRC is not a security measure (anyone can recompute it): it tells a
 // torn or rotted record from a good one during crash recovery, and lets
@@ -70,7 +73,11 @@ class SegmentReader {
   uint64_t first_index() const { return first_index_; }
   // kTorn: the file ends inside a record (crash mid-write). kCorrupt: a
   // complete record with a bad length or CRC. After either, Next() repeats it.
+  // kEnd also when only zero padding follows the last record (padding()
+  // then says so); zeros followed by anything else are kCorrupt, so nothing
+  // can hide behind padding.
   Result Next(Record* out);
+  bool padding() const { return padding_; }
   // End of the last good record: where a torn tail is cut.
   uint64_t good_offset() const { return good_offset_; }
 
@@ -78,6 +85,8 @@ class SegmentReader {
   SegmentReader() = default;
   // Makes `n` bytes available at buf_[pos_]; false at end of file.
   bool Fill(size_t n);
+  // True if every byte from the read position to the end of file is zero.
+  bool RestIsZero();
 
   int fd_ = -1;
   bool header_ok_ = false;
@@ -88,6 +97,8 @@ class SegmentReader {
   size_t pos_ = 0;
   size_t len_ = 0;
   bool eof_ = false;
+  bool padding_ = false;
+  bool bad_padding_ = false;
 };
 
 }  // namespace phivault::audit
