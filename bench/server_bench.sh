@@ -12,6 +12,7 @@
 #   5. reads the server's RSS while it serves TOTAL resources.
 # Each wrk measurement is repeated ROUNDS times; mean and stdev are reported.
 # AUDIT_DELAY_US sets the server's --audit-commit-delay-us (default 2000).
+# wrk opens every connection from 127.0.0.1, so the per-address cap is lifted.
 # Usage: bench/server_bench.sh BUILD_DIR [OUT_JSON]
 set -euo pipefail
 build=${1:?build dir}
@@ -57,7 +58,7 @@ loaded=$(echo "$import_out" | sed -n 's/.*: \([0-9]*\) loaded.*/\1/p' | tail -1)
 
 start_audited() {
   "$bin" serve --data "$work/vault" --key-file "$work/key" --listen "127.0.0.1:$port" --log-level warn \
-    ${AUDIT_DELAY_US:+--audit-commit-delay-us "$AUDIT_DELAY_US"} \
+    ${AUDIT_DELAY_US:+--audit-commit-delay-us "$AUDIT_DELAY_US"} --max-connections-per-address 0 \
     >> "$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done

@@ -115,6 +115,10 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("server.threads").value<int64_t>()) cfg->threads = static_cast<int>(*v);
   if (auto v = t.at_path("server.max_body_bytes").value<int64_t>()) cfg->max_body_bytes = static_cast<size_t>(*v);
   if (auto v = t.at_path("server.max_connections").value<int64_t>()) cfg->max_connections = static_cast<size_t>(*v);
+  if (auto v = t.at_path("server.max_connections_per_address").value<int64_t>()) {
+    if (*v < 0) return InvalidArgument("server.max_connections_per_address must be 0 (no limit) or more");
+    cfg->max_connections_per_address = static_cast<size_t>(*v);
+  }
   if (auto v = t.at_path("server.header_timeout_seconds").value<int64_t>()) cfg->header_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("server.idle_timeout_seconds").value<int64_t>()) cfg->idle_timeout_seconds = static_cast<int>(*v);
   if (auto v = t.at_path("server.body_timeout_seconds").value<int64_t>()) cfg->body_timeout_seconds = static_cast<int>(*v);
@@ -169,6 +173,8 @@ void ConfigFlags::AddServerFlags(CLI::App* app) {
   app->add_option("--threads", threads_, "network threads (default: one per core)");
   app->add_option("--max-body-bytes", max_body_bytes_, "largest request body accepted (default 16 MiB)");
   app->add_option("--max-connections", max_connections_, "concurrent connections (default 1024)");
+  app->add_option("--max-connections-per-address", max_connections_per_address_,
+                  "concurrent connections from one client IP address (default 256, 0 = no limit)");
   app->add_option("--header-timeout", header_timeout_, "seconds a client has to send its headers (default 10)");
   app->add_option("--idle-timeout", idle_timeout_, "seconds an idle keep-alive connection stays open (default 60)");
   app->add_option("--body-timeout", body_timeout_,
@@ -204,6 +210,7 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (threads_) cfg->threads = *threads_;
   if (max_body_bytes_) cfg->max_body_bytes = *max_body_bytes_;
   if (max_connections_) cfg->max_connections = *max_connections_;
+  if (max_connections_per_address_) cfg->max_connections_per_address = *max_connections_per_address_;
   if (header_timeout_) cfg->header_timeout_seconds = *header_timeout_;
   if (idle_timeout_) cfg->idle_timeout_seconds = *idle_timeout_;
   if (body_timeout_) cfg->body_timeout_seconds = *body_timeout_;

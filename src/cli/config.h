@@ -66,6 +66,7 @@ struct Config {
   int threads = 0;
   size_t max_body_bytes = 16u << 20;
   size_t max_connections = 1024;
+  size_t max_connections_per_address = 256;  // 0 = no limit
   int header_timeout_seconds = 10;
   int idle_timeout_seconds = 60;
   int body_timeout_seconds = 30;             // plus 1 s per min_body_rate bytes received
@@ -112,7 +113,7 @@ class ConfigFlags {
   std::optional<int> threads_, header_timeout_, idle_timeout_, body_timeout_;
   std::optional<size_t> min_body_rate_;
   std::optional<int64_t> audit_commit_delay_us_;
-  std::optional<size_t> max_body_bytes_, max_connections_;
+  std::optional<size_t> max_body_bytes_, max_connections_, max_connections_per_address_;
 };
 
 }  // namespace phivault::cli

@@ -17,6 +17,7 @@ listen = "0.0.0.0:8443"
 max_body_bytes = 1048576
 body_timeout_seconds = 45
 min_body_rate = 4096
+max_connections_per_address = 32
 [tls]
 cert = "/etc/c.pem"
 key = "/etc/k.pem"
@@ -41,6 +42,7 @@ level = "warn"
   EXPECT_EQ(cfg.max_body_bytes, 1048576u);
   EXPECT_EQ(cfg.body_timeout_seconds, 45);
   EXPECT_EQ(cfg.min_body_rate, 4096u);
+  EXPECT_EQ(cfg.max_connections_per_address, 32u);
   EXPECT_EQ(cfg.log_level, log::Level::kWarn);
   EXPECT_EQ(cfg.session_idle_seconds, 600);
   EXPECT_EQ(cfg.export_retention_seconds, 7200);

@@ -205,6 +205,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   ho.threads = cfg.threads;
   ho.max_body_bytes = cfg.max_body_bytes;
   ho.max_connections = cfg.max_connections;
+  ho.max_connections_per_address = cfg.max_connections_per_address;
   ho.header_timeout = std::chrono::seconds(cfg.header_timeout_seconds);
   ho.idle_timeout = std::chrono::seconds(cfg.idle_timeout_seconds);
   ho.body_timeout = std::chrono::seconds(cfg.body_timeout_seconds);

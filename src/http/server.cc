@@ -260,8 +260,13 @@ struct Core {
 
   std::atomic<bool> stopping{false};
   std::atomic<size_t> connections{0};
-  std::atomic<int64_t> last_limit_warning_ms{-1000000};
-  std::atomic<uint64_t> suppressed_limit_warnings{0};
+  // Connections closed at accept: over max_connections, and over
+  // max_connections_per_address.
+  struct Refusals {
+    std::atomic<int64_t> last_warning_ms{-1000000};
+    std::atomic<uint64_t> unreported{0};
+  };
+  Refusals over_total, over_per_address;
   std::atomic<int64_t> last_accept_warning_ms{-1000000};
 
   std::mutex mu;
@@ -270,6 +275,8 @@ struct Core {
   size_t in_flight = 0;   // guarded by mu: requests handed to the handler, response not yet written
   uint64_t next_id = 0;   // guarded by mu
   std::unordered_map<uint64_t, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
+  // Open connections per client IP address (max_connections_per_address).
+  std::unordered_map<std::string, size_t> per_address;  // guarded by mu
 
   HttpResponse RenderError(int status, std::string_view message) const {
     if (options.error_renderer) return options.error_renderer(status, message);
@@ -286,6 +293,19 @@ struct Core {
                        "Time from a complete request header to the response written, by route template.",
                        {{"route", route}})
         .Observe(seconds);
+  }
+
+  // Closes a connection refused at accept; at most once a second calls
+  // `warn` with the number refused since its last call.
+  template <class Warn>
+  void Refuse(tcp::socket& socket, Refusals& r, Warn warn) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    const uint64_t unreported = r.unreported.fetch_add(1) + 1;
+    if (RateLimit(r.last_warning_ms)) {
+      r.unreported.fetch_sub(unreported);
+      warn(std::to_string(unreported));
+    }
   }
 
   // True at most once a second; counts the suppressed ones.
@@ -327,12 +347,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   enum class State { kStart, kIdle, kReadingHeader, kReadingBody, kHandling, kRejecting, kWriting, kClosing, kClosed };
 
  public:
-  Session(std::shared_ptr<Core> core, tcp::socket&& socket, uint64_t id, std::string remote)
+  // `address`: the key this connection is counted under in
+  // core->per_address (empty: not counted).
+  Session(std::shared_ptr<Core> core, tcp::socket&& socket, uint64_t id, std::string remote, std::string address)
       : core_(std::move(core)),
         stream_(MakeStream(std::move(socket), *core_)),
         executor_(stream_.get_executor()),
         id_(id),
-        remote_(std::move(remote)) {
+        remote_(std::move(remote)),
+        address_(std::move(address)) {
     // Bytes the parser has not consumed yet: a whole header, or the line of
     // a chunk (size and extensions) or trailer being read. Beast limits the
     // header only; without a cap, a chunk line that never ends would grow
@@ -346,6 +369,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     core_->open_connections->Add(-1);
     std::lock_guard lock(core_->mu);
     core_->sessions.erase(id_);
+    if (!address_.empty()) {
+      auto it = core_->per_address.find(address_);
+      if (it != core_->per_address.end() && --it->second == 0) core_->per_address.erase(it);
+    }
   }
 
   void Start() {
@@ -641,6 +668,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   const net::any_io_executor executor_;  // the connection's strand
   const uint64_t id_;
   const std::string remote_;
+  const std::string address_;
 
   // Everything below is touched only on the strand.
   State state_ = State::kStart;
@@ -720,37 +748,53 @@ class Listener : public std::enable_shared_from_this<Listener> {
       return;
     }
     if (core_->connections.load() >= core_->options.max_connections) {
-      beast::error_code ignored;
-      socket.close(ignored);
-      uint64_t suppressed = core_->suppressed_limit_warnings.fetch_add(1) + 1;
-      if (core_->RateLimit(core_->last_limit_warning_ms)) {
-        core_->suppressed_limit_warnings.fetch_sub(suppressed);
-        log::Warn("http_connection_limit",
-                  {{"max_connections", std::to_string(core_->options.max_connections)},
-                   {"rejected", std::to_string(suppressed)},
-                   {"action", "raise max_connections or add capacity"}});
-      }
+      core_->Refuse(socket, core_->over_total, [&](std::string rejected) {
+        log::Warn("http_connection_limit", {{"max_connections", std::to_string(core_->options.max_connections)},
+                                            {"rejected", std::move(rejected)},
+                                            {"action", "raise max_connections or add capacity"}});
+      });
       return Accept();
     }
     beast::error_code opt_ec;
     socket.set_option(tcp::no_delay(true), opt_ec);
     auto remote = socket.remote_endpoint(opt_ec);
     std::string remote_str = opt_ec ? "unknown" : EndpointString(remote);
-    core_->connections.fetch_add(1);
-    core_->open_connections->Add(1);
-    uint64_t id;
+    const size_t per_address_limit = core_->options.max_connections_per_address;
+    std::string address = opt_ec || per_address_limit == 0 ? std::string() : remote.address().to_string();
+    uint64_t id = 0;
+    bool refused = false;
     {
       std::lock_guard lock(core_->mu);
-      id = core_->next_id++;
+      if (!address.empty()) {
+        size_t& open = core_->per_address[address];
+        refused = open >= per_address_limit;
+        if (!refused) ++open;
+      }
+      if (!refused) id = core_->next_id++;
     }
+    if (refused) {
+      // One client (or everyone behind one proxy) must not take every
+      // connection the server has.
+      core_->Refuse(socket, core_->over_per_address, [&](std::string rejected) {
+        log::Warn("http_connection_limit_per_address",
+                  {{"address", address},
+                   {"max_connections_per_address", std::to_string(per_address_limit)},
+                   {"rejected", std::move(rejected)},
+                   {"action", "behind a reverse proxy, raise max_connections_per_address"}});
+      });
+      return Accept();
+    }
+    core_->connections.fetch_add(1);
+    core_->open_connections->Add(1);
     std::shared_ptr<SessionBase> session;
     if (core_->ssl_ctx) {
       auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(core_, std::move(socket), id,
-                                                                             std::move(remote_str));
+                                                                             std::move(remote_str), address);
       s->Start();
       session = std::move(s);
     } else {
-      auto s = std::make_shared<Session<beast::tcp_stream>>(core_, std::move(socket), id, std::move(remote_str));
+      auto s = std::make_shared<Session<beast::tcp_stream>>(core_, std::move(socket), id, std::move(remote_str),
+                                                            address);
       s->Start();
       session = std::move(s);
     }

@@ -48,6 +48,44 @@ class ServerTest : public ::testing::Test {
     return prom;
   }
 
+  // Starts a server with `o`, under which a third open connection is one
+  // too many: two are served, a third is closed on arrival, and once one of
+  // the two goes away a new one is served.
+  void ExpectLimitOfTwoConnections(ServerOptions o) {
+    StartServer(std::move(o));
+    auto c1 = std::make_unique<RawConn>(port());
+    RawConn c2(port());
+    beast_ec ec;
+    ASSERT_EQ(c1->Roundtrip(MakeRequest(bhttp::verb::get, "/1"), &ec).result_int(), 200);
+    ASSERT_EQ(c2.Roundtrip(MakeRequest(bhttp::verb::get, "/2"), &ec).result_int(), 200);
+    ExpectRefusedConnection();
+    c1.reset();  // frees a slot once the server sees the close
+    EXPECT_TRUE(NewConnectionServed());
+    EXPECT_EQ(handler_.calls(), 3);
+  }
+  // A new connection that the server closes on arrival: no answer.
+  void ExpectRefusedConnection() {
+    RawConn c(port(), 5s);  // TCP connect succeeds (backlog), then the server closes it
+    ASSERT_TRUE(c.connected());
+    (void)c.Send("GET /refused HTTP/1.1\r\nHost: h\r\n\r\n");
+    beast_ec ec;
+    std::string got = c.ReadAll(&ec);
+    EXPECT_TRUE(got.empty()) << got;
+    EXPECT_TRUE(ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) << ec.message();
+  }
+  // True once a new connection is served, retrying for about a second (a
+  // closed client's slot is freed when the server notices the close).
+  bool NewConnectionServed() {
+    for (int i = 0; i < 50; ++i) {
+      std::this_thread::sleep_for(20ms);
+      RawConn c(port(), 2s);
+      beast_ec ec;
+      auto r = c.Roundtrip(MakeRequest(bhttp::verb::get, "/new"), &ec);
+      if (!ec && r.result_int() == 200) return true;
+    }
+    return false;
+  }
+
   metrics::Registry registry_;
   TestHandler handler_;
   std::unique_ptr<Server> server_;
@@ -471,32 +509,14 @@ TEST_F(ServerTest, IdleKeepAliveConnectionIsClosedAfterIdleTimeout) {
 TEST_F(ServerTest, MaxConnectionsIsEnforced) {
   ServerOptions o = Options();
   o.max_connections = 2;
-  StartServer(o);
-  auto c1 = std::make_unique<RawConn>(port());
-  RawConn c2(port());
-  beast_ec ec;
-  ASSERT_EQ(c1->Roundtrip(MakeRequest(bhttp::verb::get, "/1"), &ec).result_int(), 200);
-  ASSERT_EQ(c2.Roundtrip(MakeRequest(bhttp::verb::get, "/2"), &ec).result_int(), 200);
-  {
-    RawConn c3(port(), 5s);  // TCP connect succeeds (backlog), then the server closes it
-    ASSERT_TRUE(c3.connected());
-    (void)c3.Send("GET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
-    beast_ec ec3;
-    std::string got = c3.ReadAll(&ec3);
-    EXPECT_TRUE(got.empty()) << got;
-    EXPECT_TRUE(ec3 == boost::asio::error::eof || ec3 == boost::asio::error::connection_reset) << ec3.message();
-  }
-  c1.reset();  // frees a slot
-  bool served = false;
-  for (int i = 0; i < 50 && !served; ++i) {
-    std::this_thread::sleep_for(20ms);
-    RawConn c4(port(), 2s);
-    beast_ec ec4;
-    auto r = c4.Roundtrip(MakeRequest(bhttp::verb::get, "/4"), &ec4);
-    served = !ec4 && r.result_int() == 200;
-  }
-  EXPECT_TRUE(served);
-  EXPECT_EQ(handler_.calls(), 3);
+  ExpectLimitOfTwoConnections(o);
+}
+
+TEST_F(ServerTest, ConnectionsPerAddressAreCapped) {
+  ServerOptions o = Options();
+  o.max_connections = 100;  // room left: the address is what is full
+  o.max_connections_per_address = 2;
+  ExpectLimitOfTwoConnections(o);
 }
 
 TEST_F(ServerTest, GracefulShutdownFinishesInFlightAndRefusesNew) {
