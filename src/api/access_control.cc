@@ -320,6 +320,25 @@ policy::Decision AccessControl::DecideType(const Caller& caller, policy::Interac
 policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction interaction,
                                        const store::ResourceVersion& v, const http::HttpRequest& request,
                                        int64_t now_ms, bool instance_level) {
+  if (v.deleted && store_ != nullptr) {
+    // A tombstone keeps the patient link of what it deleted, but not its
+    // security labels or its body (a Binary's securityContext). Decided on
+    // its own, a deleted restricted record would answer 410 to callers who
+    // were never allowed to know it existed: decide it as that version.
+    StatusOr<store::ResourceVersion> deleted_version = NotFound("no version before the deletion");
+    if (v.version > 1) deleted_version = store_->ReadVersion(v.type, v.id, v.version - 1);
+    if (!deleted_version.ok() || deleted_version->deleted) {
+      policy::Decision d;  // fail closed: what it was can no longer be told
+      d.rule = "deleted";
+      d.reason = "denied: the deleted version cannot be read";
+      d.hide_existence = true;
+      d.trace.push_back({"deleted", false, "version " + std::to_string(v.version - 1) + " is not readable"});
+      return d;
+    }
+    policy::Decision d = Decide(caller, interaction, *deleted_version, request, now_ms, instance_level);
+    d.trace.insert(d.trace.begin(), {"deleted", true, "decided as version " + std::to_string(v.version - 1)});
+    return d;
+  }
   if (v.type == "Binary" && !v.json.empty()) {
     std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(v.json);
     if (ctx && ctx->type == "Patient") {

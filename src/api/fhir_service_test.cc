@@ -654,5 +654,47 @@ TEST_F(FhirServiceTest, BinaryAccessFollowsItsSecurityContext) {
                 403);
 }
 
+// A tombstone is decided as the version it deleted: its labels and a
+// Binary's securityContext are not stored with it, and a 410 to someone who
+// could never read the record would tell them it existed.
+TEST_F(FhirServiceTest, DeletedRecordsAreDecidedAsWhatTheyDeleted) {
+  PutPatientInCareOf("dp1", "dct1", "Practitioner/ddoc");
+  const Headers cleared = {{"authorization", "Bearer " + Token("backend", "system", "", "system/*.cruds", {"R"})}};
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/dsecret",
+                 R"({"resourceType":"Observation","id":"dsecret","status":"final","code":{"text":"x"},)"
+                 R"("meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality",)"
+                 R"("code":"R"}]},"subject":{"reference":"Patient/dp1"}})",
+                 cleared)
+                .status,
+            201);
+  // A Binary whose context is stored only after it, so it stores no link.
+  ASSERT_EQ(Call("PUT", "/fhir/Binary/dbin",
+                 R"({"resourceType":"Binary","id":"dbin","contentType":"text/plain","data":"aGk=",)"
+                 R"("securityContext":{"reference":"DocumentReference/ddr"}})")
+                .status,
+            201);
+  ASSERT_EQ(Call("PUT", "/fhir/DocumentReference/ddr",
+                 R"({"resourceType":"DocumentReference","id":"ddr","status":"current",)"
+                 R"("subject":{"reference":"Patient/dp1"},"content":[{"attachment":{"url":"Binary/dbin"}}]})")
+                .status,
+            201);
+  ASSERT_EQ(Call("DELETE", "/fhir/Observation/dsecret", "", cleared).status, 200);
+  ASSERT_EQ(Call("DELETE", "/fhir/Binary/dbin").status, 200);
+
+  const Headers related = {{"authorization", "Bearer " + Token("dd", "clinician", "Practitioner/ddoc", "user/*.rs")}};
+  const Headers other = {{"authorization", "Bearer " + Token("do", "clinician", "Practitioner/dother", "user/*.rs")}};
+  // Related but not cleared for R: the deleted record looks missing.
+  auto hidden = Call("GET", "/fhir/Observation/dsecret", "", related);
+  EXPECT_EQ(hidden.status, 404);
+  EXPECT_EQ(hidden.body, Call("GET", "/fhir/Observation/never-stored", "", related).body);
+  ExpectOutcome(Call("GET", "/fhir/Observation/dsecret", "", cleared), 410);
+  // The deleted Binary follows its context: gone for the related clinician,
+  // missing for everyone else.
+  ExpectOutcome(Call("GET", "/fhir/Binary/dbin", "", related), 410);
+  auto other_binary = Call("GET", "/fhir/Binary/dbin", "", other);
+  EXPECT_EQ(other_binary.status, 404);
+  EXPECT_EQ(other_binary.body, Call("GET", "/fhir/Binary/never-stored", "", other).body);
+}
+
 }  // namespace
 }  // namespace phivault::api
