@@ -5,7 +5,8 @@
 // accepted or rejected cleanly. Invariants checked:
 //   * a note that verifies under the fuzz key has a canonical body
 //     (FormatTreeHead(parse(text)) == text), so no two spellings verify;
-//   * a parsed verifier key prints back to the same string.
+//   * a parsed verifier key prints back to the same string;
+//   * a segment's padding holds only zeros, to the end of the file.
 // The first input byte selects the target; the seed corpus in
 // fuzz/corpus/audit_checkpoint has a valid note signed by the fuzz key.
 #include <sys/mman.h>
@@ -115,9 +116,19 @@ void FuzzSegment(std::string_view in) {
   if (r.ok()) {
     Record rec;
     int n = 0;
-    while ((*r)->Next(&rec) == SegmentReader::Result::kRecord && n++ < 100000) {
+    SegmentReader::Result res;
+    while ((res = (*r)->Next(&rec)) == SegmentReader::Result::kRecord && n++ < 100000) {
       if (rec.payload.size() > kMaxRecordBytes) std::abort();
       (void)HashLeaf(rec.payload);
+    }
+    // Padding is zeros to the end of the file and nothing else, and the
+    // reader's answer after the last record does not change when asked again.
+    if (res != SegmentReader::Result::kRecord) {
+      if ((*r)->padding()) {
+        if (res != SegmentReader::Result::kEnd || (*r)->good_offset() > data.size()) std::abort();
+        if (data.find_first_not_of('\0', (*r)->good_offset()) != std::string::npos) std::abort();
+      }
+      if ((*r)->Next(&rec) != res) std::abort();
     }
   }
   ::close(fd);

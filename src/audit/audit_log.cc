@@ -360,32 +360,6 @@ Status AuditLog::Recover() {
   }
   size_ = n;
 
-  // Reopen the last segment for appending and cut off a torn tail: those
-  // records were never acknowledged (their sync had not returned).
-  if (!segments_.empty()) {
-    const Segment& seg = segments_.back();
-    PV_ASSIGN_OR_RETURN(seg_file_, options_.open_file(seg.path));
-    PV_ASSIGN_OR_RETURN(uint64_t file_size, FileSize(seg.path));
-    if (!tail_header_ok) {
-      PV_RETURN_IF_ERROR(seg_file_->Truncate(0));
-      PV_RETURN_IF_ERROR(seg_file_->WriteAt(0, EncodeSegmentHeader(n)));
-      PV_RETURN_IF_ERROR(seg_file_->Sync());
-      tail_good = kSegmentHeaderSize;
-      log::Warn("audit_segment_header_rewritten", {{"file", seg.path}});
-    } else if (tail_padding) {
-      // The writer's own zero fill, left by a crash: appends go on into it.
-      seg_reserved_ = file_size;
-    } else if (file_size > tail_good) {
-      PV_RETURN_IF_ERROR(seg_file_->Truncate(tail_good));
-      PV_RETURN_IF_ERROR(seg_file_->Sync());
-      log::Warn("audit_torn_tail_truncated",
-                {{"file", seg.path}, {"bytes", std::to_string(file_size - tail_good)}, {"entries", std::to_string(n)}});
-    }
-    seg_offset_ = tail_good;
-    seg_reserved_ = std::max(seg_reserved_, tail_good);
-    last_segment_bytes_ = tail_good;
-  }
-
   PV_RETURN_IF_ERROR(store_->Flush());
   store_->ReleaseCheckBuffers();
   for (int l = 0; l < kMaxLevels; ++l) {
@@ -411,6 +385,34 @@ Status AuditLog::Recover() {
       return DataLoss("audit: records do not match the latest checkpoint; run `phivault audit verify`");
     }
   }
+  // Reopen the last segment for appending and cut off a torn tail: those
+  // records were never acknowledged (their sync had not returned). Only
+  // now, after the checkpoint check: a damaged record with acknowledged
+  // ones after it must stay on disk as evidence, not be cut off first.
+  if (!segments_.empty()) {
+    const Segment& seg = segments_.back();
+    PV_ASSIGN_OR_RETURN(seg_file_, options_.open_file(seg.path));
+    PV_ASSIGN_OR_RETURN(uint64_t file_size, FileSize(seg.path));
+    if (!tail_header_ok) {
+      PV_RETURN_IF_ERROR(seg_file_->Truncate(0));
+      PV_RETURN_IF_ERROR(seg_file_->WriteAt(0, EncodeSegmentHeader(n)));
+      PV_RETURN_IF_ERROR(seg_file_->Sync());
+      tail_good = kSegmentHeaderSize;
+      log::Warn("audit_segment_header_rewritten", {{"file", seg.path}});
+    } else if (tail_padding) {
+      // The writer's own zero fill, left by a crash: appends go on into it.
+      seg_reserved_ = file_size;
+    } else if (file_size > tail_good) {
+      PV_RETURN_IF_ERROR(seg_file_->Truncate(tail_good));
+      PV_RETURN_IF_ERROR(seg_file_->Sync());
+      log::Warn("audit_torn_tail_truncated",
+                {{"file", seg.path}, {"bytes", std::to_string(file_size - tail_good)}, {"entries", std::to_string(n)}});
+    }
+    seg_offset_ = tail_good;
+    seg_reserved_ = std::max(seg_reserved_, tail_good);
+    last_segment_bytes_ = tail_good;
+  }
+
   root_ = range_.Root();
   return Status::Ok();
 }
@@ -598,31 +600,28 @@ void AuditLog::WriterLoop() {
       if (stopping && !more) break;
     }
   }
-  // A closed log ends at its last record. If this fails the padding stays,
-  // which readers and the next open accept.
-  if (seg_file_ && !seg_needs_repair_) {
+  // A closed log ends at its last record, without padding or the records
+  // of a failed batch (whose callers were told it failed). If this fails,
+  // the next open cuts a torn tail and keeps padding.
+  if (seg_file_) {
     Status st = TrimSegment();
     if (!st.ok()) log::Warn("audit_trim_failed", {{"error", st.message()}});
   }
 }
 
 Status AuditLog::TrimSegment() {
-  if (seg_reserved_ <= seg_offset_) return Status::Ok();
+  if (seg_reserved_ <= seg_offset_ && !seg_needs_repair_) return Status::Ok();
   PV_RETURN_IF_ERROR(seg_file_->Truncate(seg_offset_));
   PV_RETURN_IF_ERROR(seg_file_->Sync());
   seg_reserved_ = seg_offset_;
+  seg_needs_repair_ = false;
   return Status::Ok();
 }
 
 Status AuditLog::PrepareSegment() {
-  if (seg_needs_repair_) {
-    // A failed batch may have left part of its records behind: cut back to
-    // the last durable byte before writing anything else.
-    PV_RETURN_IF_ERROR(seg_file_->Truncate(seg_offset_));
-    PV_RETURN_IF_ERROR(seg_file_->Sync());
-    seg_reserved_ = seg_offset_;
-    seg_needs_repair_ = false;
-  }
+  // A failed batch may have left part of its records behind: cut back to
+  // the last durable byte before writing anything else.
+  if (seg_needs_repair_) PV_RETURN_IF_ERROR(TrimSegment());
   if (seg_file_ && seg_offset_ < options_.segment_bytes) return Status::Ok();
   // Only the segment being appended to carries padding.
   if (seg_file_) PV_RETURN_IF_ERROR(TrimSegment());
@@ -698,7 +697,8 @@ void AuditLog::CommitBatch(std::vector<Pending>& batch) {
     // The zeros go out with this group, so its own sync makes the new size
     // durable and the next groups only overwrite.
     constexpr uint64_t kBlock = 4096;
-    const uint64_t reserve_to = (records_end + options_.preallocate_bytes + kBlock - 1) / kBlock * kBlock;
+    const uint64_t ahead = std::min<uint64_t>(options_.preallocate_bytes, kMaxPaddingBytes - 2 * kBlock);
+    const uint64_t reserve_to = (records_end + ahead + kBlock - 1) / kBlock * kBlock;
     buf.append(static_cast<size_t>(reserve_to - records_end), '\0');
   }
   st = seg_file_->WriteAt(seg_offset_, buf);

@@ -85,6 +85,7 @@ struct AuditLogOptions {
   // fdatasync skip the inode update an append needs: on ext4 it costs about
   // 40% less CPU and time per sync. Readers take trailing zeros as padding;
   // a segment is cut back to its records when the log rotates or closes.
+  // At most kMaxPaddingBytes (64 MiB) is used.
   uint64_t preallocate_bytes = 1u << 20;
   size_t max_pending = 1u << 20;   // queued entries before Append refuses (ResourceExhausted)
   size_t max_entry_bytes = 1u << 20;

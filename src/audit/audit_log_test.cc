@@ -474,6 +474,71 @@ TEST_F(AuditLogTest, RefusesToOpenWhenCheckpointCoversLostEntries) {
   EXPECT_EQ(log.status().code(), StatusCode::kDataLoss);
 }
 
+// A damaged record before acknowledged ones in the last segment refuses the
+// open, and the file is left as it was: the evidence must not be cut off.
+TEST_F(AuditLogTest, DamageBeforeCheckpointedEntriesIsLeftOnDisk) {
+  {
+    auto log = OpenLog();
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    ASSERT_TRUE(log->SignCheckpoint().ok());
+  }
+  const std::string path = AuditDir() + "/seg-000001.log";
+  auto seg = testing::ReadSegment(path);
+  seg.records[4].back() ^= 1;  // bit rot in the payload: the CRC no longer matches
+  testing::WriteSegment(path, seg);
+  const std::string damaged = ReadFile(path);
+  auto log = AuditLog::Open(tmp_.path(), *keyring_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(ReadFile(path), damaged);
+}
+
+// Records of a group whose sync failed were answered as failed: closing the
+// log cuts them off, so the next open does not count them.
+TEST_F(AuditLogTest, FailedGroupIsCutOffWhenTheLogCloses) {
+  auto faults = std::make_shared<Faults>();
+  AuditLogOptions o;
+  o.open_file = testing::FaultyOpener(faults);
+  {
+    auto log = OpenLog(o);
+    ASSERT_EQ(*log->AppendAndWait(Entry(0)), 0u);
+    faults->fail_syncs = true;
+    EXPECT_FALSE(log->AppendAndWait(Entry(1)).ok());
+    faults->fail_syncs = false;
+  }
+  auto log = OpenLog();
+  EXPECT_EQ(log->size(), 1u);
+}
+
+TEST_F(AuditLogTest, ReaderBoundsPaddingAndTellsItFromDamage) {
+  {
+    auto log = OpenLog();
+    ASSERT_TRUE(log->AppendAndWait(Entry(0)).ok());
+  }
+  const std::string path = AuditDir() + "/seg-000001.log";
+  bool padding = false;
+  const uint64_t end = RecordsEnd(path, &padding);
+  ASSERT_FALSE(padding);
+  auto last_result = [&] {
+    auto r = SegmentReader::Open(path);
+    EXPECT_TRUE(r.ok());
+    Record rec;
+    SegmentReader::Result res;
+    while ((res = (*r)->Next(&rec)) == SegmentReader::Result::kRecord) {
+    }
+    return res;
+  };
+  // Fewer zeros than a record header still end the records.
+  std::filesystem::resize_file(path, end + 5);
+  EXPECT_EQ(last_result(), SegmentReader::Result::kEnd);
+  // The most padding a reader accepts, as a sparse file...
+  std::filesystem::resize_file(path, end + kMaxPaddingBytes);
+  EXPECT_EQ(last_result(), SegmentReader::Result::kEnd);
+  // ...and beyond it, which no writer leaves: damage, not hours of reading.
+  std::filesystem::resize_file(path, end + kMaxPaddingBytes + 4096);
+  EXPECT_EQ(last_result(), SegmentReader::Result::kCorrupt);
+}
+
 TEST_F(AuditLogTest, EntriesAreBoundToTheirPosition) {
   {
     auto log = OpenLog();

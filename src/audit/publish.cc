@@ -35,6 +35,9 @@
 namespace phivault::audit {
 namespace {
 
+// Reads of a live log's last segment before a damaged tail is taken as real.
+constexpr int kLiveTailReads = 5;
+
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
@@ -98,14 +101,23 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
       // The segment being appended to: stop after the last complete record.
       // A bad record is copied (and everything after it up to the end of
       // what was complete when we looked): hiding it would hide tampering.
-      PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[i].path));
-      Record rec;
-      SegmentReader::Result r;
-      while ((r = reader->Next(&rec)) == SegmentReader::Result::kRecord) {
-      }
-      if ((r == SegmentReader::Result::kTorn || (r == SegmentReader::Result::kEnd && reader->padding())) &&
-          reader->header_ok()) {
-        len = reader->good_offset();  // without the writer's zero padding
+      // A group commit writing over the padding looks damaged for an
+      // instant, so a damaged tail is read again before it is copied as found.
+      for (int attempt = 1;; ++attempt) {
+        PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[i].path));
+        Record rec;
+        SegmentReader::Result r;
+        while ((r = reader->Next(&rec)) == SegmentReader::Result::kRecord) {
+        }
+        if (r == SegmentReader::Result::kCorrupt && attempt < kLiveTailReads) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+          continue;
+        }
+        if ((r == SegmentReader::Result::kTorn || (r == SegmentReader::Result::kEnd && reader->padding())) &&
+            reader->header_ok()) {
+          len = reader->good_offset();  // without the writer's zero padding
+        }
+        break;
       }
     }
     PV_RETURN_IF_ERROR(CopyFile(segments[i].path, to, len));

@@ -170,6 +170,7 @@ bool SegmentReader::Fill(size_t n) {
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       eof_ = true;  // read errors end the stream too: the caller sees kTorn
+      read_error_ = got < 0;
       return len_ - pos_ >= n;
     }
     len_ += static_cast<size_t>(got);
@@ -178,12 +179,16 @@ bool SegmentReader::Fill(size_t n) {
 }
 
 bool SegmentReader::RestIsZero() {
+  // Bounded: a sparse file of terabytes of zeros must not keep a verifier
+  // reading for hours.
+  const uint64_t start = file_offset_ + pos_;
   while (true) {
     for (size_t i = pos_; i < len_; ++i) {
       if (buf_[i] != 0) return false;
     }
     pos_ = len_;
-    if (!Fill(1)) return true;
+    if (file_offset_ + pos_ - start > kMaxPaddingBytes) return false;
+    if (!Fill(1)) return !read_error_;
   }
 }
 

@@ -38,6 +38,9 @@ inline constexpr size_t kRecordHeaderSize = 16;
 // Largest payload accepted from disk or from a caller; audit entries are a
 // few hundred bytes, this only bounds what a hostile file can make us buffer.
 inline constexpr uint32_t kMaxRecordBytes = 4u << 20;
+// Longest zero padding a reader accepts after the last record (the writer
+// pads at most AuditLogOptions::preallocate_bytes plus one block).
+inline constexpr uint64_t kMaxPaddingBytes = 64ull << 20;
 
 uint32_t Crc32c(uint32_t crc, const void* data, size_t n);
 
@@ -74,8 +77,10 @@ class SegmentReader {
   // kTorn: the file ends inside a record (crash mid-write). kCorrupt: a
   // complete record with a bad length or CRC. After either, Next() repeats it.
   // kEnd also when only zero padding follows the last record (padding()
-  // then says so); zeros followed by anything else are kCorrupt, so nothing
-  // can hide behind padding.
+  // then says so); zeros followed by anything else, more than
+  // kMaxPaddingBytes of them, or a read error among them are kCorrupt, so
+  // nothing can hide behind padding. A segment being written to can show
+  // a record over padding half written: readers of a live log re-read.
   Result Next(Record* out);
   bool padding() const { return padding_; }
   // End of the last good record: where a torn tail is cut.
@@ -99,6 +104,7 @@ class SegmentReader {
   bool eof_ = false;
   bool padding_ = false;
   bool bad_padding_ = false;
+  bool read_error_ = false;
 };
 
 }  // namespace phivault::audit
