@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   api::FhirService service((*vault)->store(), access->get(), &unaudited, so);
   http::ServerOptions ho;
   ho.port = static_cast<uint16_t>(std::stoi(argv[3]));
+  ho.max_connections_per_address = 0;  // wrk connects from one address, as to `phivault serve` in the benchmark
   auto server = http::Server::Start(ho, &service);
   if (!server.ok()) {
     std::fprintf(stderr, "%s\n", server.status().ToString().c_str());

@@ -327,6 +327,11 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
     // were never allowed to know it existed: decide it as that version.
     StatusOr<store::ResourceVersion> deleted_version = NotFound("no version before the deletion");
     if (v.version > 1) deleted_version = store_->ReadVersion(v.type, v.id, v.version - 1);
+    if (!deleted_version.ok() && deleted_version.status().code() != StatusCode::kNotFound) {
+      log::Error("access.deleted_version_unreadable",
+                 {{"type", v.type}, {"error", deleted_version.status().message()},
+                  {"action", "if this persists the database is damaged; restore from a verified backup"}});
+    }
     if (!deleted_version.ok() || deleted_version->deleted) {
       policy::Decision d;  // fail closed: what it was can no longer be told
       d.rule = "deleted";
@@ -335,6 +340,9 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
       d.trace.push_back({"deleted", false, "version " + std::to_string(v.version - 1) + " is not readable"});
       return d;
     }
+    // Who deleted it stays the author: a device may not bring back at the
+    // same id a record that somebody else deleted.
+    deleted_version->author = v.author;
     policy::Decision d = Decide(caller, interaction, *deleted_version, request, now_ms, instance_level);
     d.trace.insert(d.trace.begin(), {"deleted", true, "decided as version " + std::to_string(v.version - 1)});
     return d;

@@ -475,6 +475,17 @@ TEST_F(FhirServiceTest, ExternalIssuerTokensAndDeviceCertificates) {
   EXPECT_EQ(call(dr).status, 200);
   dr.path = "/fhir/Observation/by-nurse";
   EXPECT_EQ(call(dr).status, 404) << "devices read back only what they wrote";
+  // Once somebody else deletes its Observation, the device neither learns
+  // that nor brings it back at the same id.
+  ASSERT_EQ(Call("DELETE", "/fhir/Observation/" + own_id).status, 200);
+  dr.path = "/fhir/Observation/" + own_id;
+  EXPECT_EQ(call(dr).status, 404);
+  http::HttpRequest again = d;
+  again.method = "PUT";
+  again.path = "/fhir/Observation/" + own_id;
+  again.body = R"({"resourceType":"Observation","id":")" + own_id +
+               R"(","status":"final","code":{"text":"hr"},"subject":{"reference":"Patient/bound"}})";
+  EXPECT_EQ(call(again).status, 404);
   dr.client_cert_sha256 = std::string(64, 'b');  // unregistered certificate
   EXPECT_EQ(call(dr).status, 401);
 

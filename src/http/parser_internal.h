@@ -1,14 +1,18 @@
 // Internal to src/http: the Beast-level request parsing steps shared by
 // ParseHttpRequest (request_parser.cc) and the Server (server.cc), so that the
-// fuzzer exercises exactly what the server runs. Not part of the public API.
+// fuzzer exercises exactly what the server runs, and the server's per-address
+// connection key (tested on its own). Not part of the public API.
 //
 // Thread-safety: pure functions over caller-owned objects. Never throw.
 #ifndef PHIVAULT_HTTP_PARSER_INTERNAL_H_
 #define PHIVAULT_HTTP_PARSER_INTERNAL_H_
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/system/error_code.hpp>
+
+#include <string>
 
 #include "common/status.h"
 #include "http/server.h"
@@ -36,6 +40,12 @@ Status StatusForReadError(const boost::system::error_code& ec, bool* just_close)
 // for the caller.
 // REQUIRES: parser.is_done().
 StatusOr<HttpRequest> BuildRequest(BeastParser& parser);
+
+// The key a connection counts under for ServerOptions::
+// max_connections_per_address: an IPv4 address (also when IPv4-mapped), or
+// the /64 prefix of an IPv6 one, which one subscriber gets and can rotate
+// through at will.
+std::string ConnectionAddressKey(const boost::asio::ip::address& address);
 
 }  // namespace phivault::http::internal
 

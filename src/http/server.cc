@@ -760,7 +760,8 @@ class Listener : public std::enable_shared_from_this<Listener> {
     auto remote = socket.remote_endpoint(opt_ec);
     std::string remote_str = opt_ec ? "unknown" : EndpointString(remote);
     const size_t per_address_limit = core_->options.max_connections_per_address;
-    std::string address = opt_ec || per_address_limit == 0 ? std::string() : remote.address().to_string();
+    std::string address =
+        opt_ec || per_address_limit == 0 ? std::string() : internal::ConnectionAddressKey(remote.address());
     uint64_t id = 0;
     bool refused = false;
     {
@@ -843,6 +844,15 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Shutdown(); }
 
 uint16_t Server::port() const { return impl_->listener->port(); }
+
+std::string internal::ConnectionAddressKey(const net::ip::address& address) {
+  if (!address.is_v6()) return address.to_string();
+  const net::ip::address_v6 v6 = address.to_v6();
+  if (v6.is_v4_mapped()) return net::ip::make_address_v4(net::ip::v4_mapped, v6).to_string();
+  net::ip::address_v6::bytes_type bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return net::ip::address_v6(bytes).to_string() + "/64";
+}
 
 StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options, Handler* handler) {
   if (handler == nullptr) return InvalidArgument("http server needs a handler");

@@ -53,8 +53,9 @@ struct ServerOptions {
   size_t max_header_bytes = 16 << 10;       // 431 beyond (request line + header fields)
   size_t max_header_count = 100;            // 431 beyond
   size_t max_connections = 1024;            // further accepts are closed immediately (warning, rate-limited)
-  // The same for each client IP address (0 = no limit). Behind a reverse
-  // proxy every client shares the proxy's address: raise it there.
+  // The same for each client IPv4 address or IPv6 /64 (0 = no limit).
+  // Behind a reverse proxy every client shares the proxy's address: raise
+  // it there.
   size_t max_connections_per_address = 256;
   std::chrono::seconds header_timeout{10};  // whole header (and TLS handshake) must arrive within this (slow-loris)
   std::chrono::seconds idle_timeout{60};    // keep-alive idle; each body read; the whole response write

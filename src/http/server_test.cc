@@ -10,6 +10,7 @@
 
 #include "common/metrics.h"
 #include "http/http_test_util.h"
+#include "http/parser_internal.h"
 
 namespace phivault::http {
 namespace {
@@ -517,6 +518,17 @@ TEST_F(ServerTest, ConnectionsPerAddressAreCapped) {
   o.max_connections = 100;  // room left: the address is what is full
   o.max_connections_per_address = 2;
   ExpectLimitOfTwoConnections(o);
+}
+
+TEST(ConnectionAddressKeyTest, IPv6CountsPerSlash64) {
+  using boost::asio::ip::make_address;
+  EXPECT_EQ(internal::ConnectionAddressKey(make_address("192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(internal::ConnectionAddressKey(make_address("::ffff:192.0.2.7")), "192.0.2.7");
+  EXPECT_EQ(internal::ConnectionAddressKey(make_address("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+  EXPECT_EQ(internal::ConnectionAddressKey(make_address("2001:db8:1:2:bbbb:cccc:dddd:eeee")),
+            internal::ConnectionAddressKey(make_address("2001:db8:1:2::9")));
+  EXPECT_NE(internal::ConnectionAddressKey(make_address("2001:db8:1:3::1")),
+            internal::ConnectionAddressKey(make_address("2001:db8:1:2::1")));
 }
 
 TEST_F(ServerTest, GracefulShutdownFinishesInFlightAndRefusesNew) {
