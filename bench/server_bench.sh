@@ -10,6 +10,8 @@
 #      (build/bench/unaudited_server, benchmark builds only) on the same data,
 #      alternating with `phivault serve` (the vault lock allows one at a time);
 #   5. reads the server's RSS while it serves TOTAL resources.
+# It also reports the machine's idle CPU share during the 64-connection GETs:
+# a server that waits on its audit syncs leaves the CPUs idle.
 # Each wrk measurement is repeated ROUNDS times; mean and stdev are reported.
 # AUDIT_DELAY_US sets the server's --audit-commit-delay-us (default 2000).
 # wrk opens every connection from 127.0.0.1, so the per-address cap is lifted.
@@ -112,13 +114,18 @@ wrk_run() {
   p99=$(echo "$o" | awk '$1=="99%" {print $2}')
   echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
 }
+# All-CPU counters "idle total" from /proc/stat, and the idle share (%) between two readings.
+cpu_counters() { awk '/^cpu / {print $5+$6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
+idle_pct() { awk -v i0="$1" -v t0="$2" -v i1="$3" -v t1="$4" 'BEGIN { printf "%.1f", (t1 > t0 ? 100*(i1-i0)/(t1-t0) : 0) }'; }
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v); print v } else { sub(/s/,"",v); print v*1000 } }'; }
 stats() { awk '{ s+=$1; ss+=$1*$1; n++ } END { m=s/n; v=ss/n-m*m; if (v<0) v=0; printf "%.1f %.1f\n", m, sqrt(v) }'; }
 
 reads=(); nginx_r=(); posts=(); p50s=(); p99s=(); wp50s=(); wp99s=()
-reads256=(); un64=(); un256=()
+reads256=(); un64=(); un256=(); idle_a=(); idle_u=()
 for r in $(seq "$rounds"); do
+  read -r i0 t0 < <(cpu_counters)
   read -r a b c < <(wrk_run "http://127.0.0.1:$port/fhir/Patient/$patient" 64); reads+=("$a"); p50s+=("$b"); p99s+=("$c")
+  read -r i1 t1 < <(cpu_counters); idle_a+=("$(idle_pct "$i0" "$t0" "$i1" "$t1")")
   read -r a _ _ < <(wrk_run "http://127.0.0.1:$port/fhir/Patient/$patient" 256); reads256+=("$a")
   read -r a _ _ < <(wrk_run "http://127.0.0.1:$nginx_port/patient.json" 64); nginx_r+=("$a")
   read -r a b c < <(wrk_run "http://127.0.0.1:$port/fhir/Observation" 32 "$work/post.lua"); posts+=("$a"); wp50s+=("$b"); wp99s+=("$c")
@@ -126,7 +133,9 @@ for r in $(seq "$rounds"); do
   hwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   if [[ -x "$unaudited_bin" ]]; then
     stop_server; start_unaudited
+    read -r i0 t0 < <(cpu_counters)
     read -r a _ _ < <(wrk_run "http://127.0.0.1:$unaudited_port/fhir/Patient/$patient" 64); un64+=("$a")
+    read -r i1 t1 < <(cpu_counters); idle_u+=("$(idle_pct "$i0" "$t0" "$i1" "$t1")")
     read -r a _ _ < <(wrk_run "http://127.0.0.1:$unaudited_port/fhir/Patient/$patient" 256); un256+=("$a")
     stop_server; start_audited
   fi
@@ -141,11 +150,13 @@ read -r wp50_mean _ < <(printf '%s\n' "${wp50s[@]}" | stats)
 read -r wp99_mean _ < <(printf '%s\n' "${wp99s[@]}" | stats)
 ratio=$(awk -v a="$read_mean" -v b="$nginx_mean" 'BEGIN { printf "%.2f", a/b }')
 read -r r256_mean r256_sd < <(printf '%s\n' "${reads256[@]}" | stats)
+read -r idle_a_mean _ < <(printf '%s\n' "${idle_a[@]}" | stats)
 if (( ${#un64[@]} > 0 )); then
   read -r un64_mean un64_sd < <(printf '%s\n' "${un64[@]}" | stats)
   read -r un256_mean un256_sd < <(printf '%s\n' "${un256[@]}" | stats)
+  read -r idle_u_mean _ < <(printf '%s\n' "${idle_u[@]}" | stats)
 else
-  un64_mean=0; un64_sd=0; un256_mean=0; un256_sd=0
+  un64_mean=0; un64_sd=0; un256_mean=0; un256_sd=0; idle_u_mean=0
 fi
 audit64=$(awk -v a="$read_mean" -v b="$un64_mean" 'BEGIN { printf "%.2f", (b > 0 ? a/b : 0) }')
 audit256=$(awk -v a="$r256_mean" -v b="$un256_mean" 'BEGIN { printf "%.2f", (b > 0 ? a/b : 0) }')
@@ -158,6 +169,7 @@ cat > "$out_json" <<JSON
   "read_patient_rps_256_connections": {"mean": $r256_mean, "stdev": $r256_sd},
   "unaudited_read_rps": {"c64": {"mean": $un64_mean, "stdev": $un64_sd}, "c256": {"mean": $un256_mean, "stdev": $un256_sd}},
   "audited_vs_unaudited_ratio": {"c64": $audit64, "c256": $audit256},
+  "idle_cpu_pct_c64": {"audited": $idle_a_mean, "unaudited": $idle_u_mean},
   "nginx_same_bytes_rps": {"mean": $nginx_mean, "stdev": $nginx_sd},
   "read_vs_nginx_ratio": $ratio,
   "durable_create_observation_rps": {"mean": $post_mean, "stdev": $post_sd, "p50_ms": $wp50_mean, "p99_ms": $wp99_mean, "connections": 32},
@@ -176,6 +188,7 @@ printf '%-40s %12s %10s\n' "read / nginx" "$ratio" ">=0.5"
 printf '%-40s %12s %10s\n' "GET Patient (req/s, 256 conns)" "$r256_mean±$r256_sd" ""
 printf '%-40s %12s %10s\n' "unaudited GET, 64 / 256 conns" "$un64_mean / $un256_mean" ""
 printf '%-40s %12s %10s\n' "audited / unaudited, 64 / 256 conns" "$audit64 / $audit256" ">=0.8"
+printf '%-40s %12s %10s\n' "idle CPU % at 64 conns, audited / unaud." "$idle_a_mean / $idle_u_mean" ""
 printf '%-40s %12s %10s\n' "GET p50 / p99 (ms)" "$p50_mean / $p99_mean" ""
 printf '%-40s %12s %10s\n' "durable POST (req/s, 32 conns)" "$post_mean±$post_sd" ">=5000"
 printf '%-40s %12s %10s\n' "POST p50 / p99 (ms)" "$wp50_mean / $wp99_mean" ""
