@@ -108,6 +108,12 @@ class RawConn {
     return ReadResponse(ec);
   }
   tcp::socket& socket() { return sock_; }
+  // Closes with a TCP reset instead of a FIN.
+  void Reset() {
+    beast::error_code ignored;
+    sock_.set_option(net::socket_base::linger(true, 0), ignored);
+    sock_.close(ignored);
+  }
 
  private:
   net::io_context ioc_;

@@ -1,7 +1,8 @@
 // Internal to src/http: the Beast-level request parsing steps shared by
 // ParseHttpRequest (request_parser.cc) and the Server (server.cc), so that the
 // fuzzer exercises exactly what the server runs, and the server's per-address
-// connection key (tested on its own). Not part of the public API.
+// connection key (tested on its own), and a fault hook for the server's
+// tests. Not part of the public API.
 //
 // Thread-safety: pure functions over caller-owned objects. Never throw.
 #ifndef PHIVAULT_HTTP_PARSER_INTERNAL_H_
@@ -46,6 +47,10 @@ StatusOr<HttpRequest> BuildRequest(BeastParser& parser);
 // the /64 prefix of an IPv6 one, which one subscriber gets and can rotate
 // through at will.
 std::string ConnectionAddressKey(const boost::asio::ip::address& address);
+
+// Tests only: the next `n` sessions the server builds fail as if out of
+// memory (their constructor throws std::bad_alloc).
+void FailNextSessionsForTesting(int n);
 
 }  // namespace phivault::http::internal
 

@@ -35,6 +35,7 @@
 #include <ctime>
 #include <future>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -56,6 +57,15 @@ using tcp = net::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// internal::FailNextSessionsForTesting: sessions still to fail.
+std::atomic<int> session_faults{0};
+bool TakeSessionFault() {
+  int n = session_faults.load(std::memory_order_relaxed);
+  while (n > 0 && !session_faults.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+  }
+  return n > 0;
+}
 
 constexpr std::string_view kTls12Ciphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -278,6 +288,19 @@ struct Core {
   // Open connections per client IP address (max_connections_per_address).
   std::unordered_map<std::string, size_t> per_address;  // guarded by mu
 
+  // Undoes what OnAccept counted for connection `id` (counted under
+  // per_address[address], or not at all when `address` is empty).
+  void ReleaseConnection(uint64_t id, const std::string& address) {
+    connections.fetch_sub(1);
+    open_connections->Add(-1);
+    std::lock_guard lock(mu);
+    sessions.erase(id);
+    if (!address.empty()) {
+      auto it = per_address.find(address);
+      if (it != per_address.end() && --it->second == 0) per_address.erase(it);
+    }
+  }
+
   HttpResponse RenderError(int status, std::string_view message) const {
     if (options.error_renderer) return options.error_renderer(status, message);
     return DefaultErrorResponse(status, message);
@@ -362,18 +385,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // the buffer for as long as the peer keeps sending, before any
     // authentication. Full buffer: buffer_overflow, and the connection closes.
     buffer_.max_size(opts().max_header_bytes + kMaxUnparsedBeyondHeader);
+    if (TakeSessionFault()) throw std::bad_alloc();
   }
 
-  ~Session() override {
-    core_->connections.fetch_sub(1);
-    core_->open_connections->Add(-1);
-    std::lock_guard lock(core_->mu);
-    core_->sessions.erase(id_);
-    if (!address_.empty()) {
-      auto it = core_->per_address.find(address_);
-      if (it != core_->per_address.end() && --it->second == 0) core_->per_address.erase(it);
-    }
-  }
+  ~Session() override { core_->ReleaseConnection(id_, address_); }
+
+  uint64_t id() const { return id_; }
 
   void Start() {
     net::dispatch(executor_, [self = this->shared_from_this()] { self->DoStart(); });
@@ -787,23 +804,49 @@ class Listener : public std::enable_shared_from_this<Listener> {
     }
     core_->connections.fetch_add(1);
     core_->open_connections->Add(1);
-    std::shared_ptr<SessionBase> session;
-    if (core_->ssl_ctx) {
-      auto s = std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(core_, std::move(socket), id,
-                                                                             std::move(remote_str), address);
-      s->Start();
-      session = std::move(s);
-    } else {
-      auto s = std::make_shared<Session<beast::tcp_stream>>(core_, std::move(socket), id, std::move(remote_str),
-                                                            address);
-      s->Start();
-      session = std::move(s);
-    }
-    {
-      std::lock_guard lock(core_->mu);
-      core_->sessions.emplace(id, session);
+    try {
+      if (core_->ssl_ctx) {
+        StartSession(NewSession<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), id, std::move(remote_str),
+                                                                      address));
+      } else {
+        StartSession(NewSession<beast::tcp_stream>(std::move(socket), id, std::move(remote_str), address));
+      }
+    } catch (const std::exception& e) {
+      // Registering or starting a built session failed (no memory): its
+      // destructor has given the slot back. Keep accepting either way.
+      if (core_->RateLimit(core_->last_accept_warning_ms)) {
+        log::Warn("http_session_failed", {{"error", e.what()}, {"action", "check the server's memory"}});
+      }
     }
     Accept();
+  }
+
+  // Null if the session could not be built (e.g. no memory for its TLS
+  // state): the socket closes, and the counts do not keep its slot.
+  template <class Stream>
+  std::shared_ptr<Session<Stream>> NewSession(tcp::socket&& socket, uint64_t id, std::string remote,
+                                              const std::string& address) {
+    try {
+      return std::make_shared<Session<Stream>>(core_, std::move(socket), id, std::move(remote), address);
+    } catch (const std::exception& e) {
+      core_->ReleaseConnection(id, address);
+      if (core_->RateLimit(core_->last_accept_warning_ms)) {
+        log::Warn("http_session_failed", {{"error", e.what()}, {"action", "check the server's memory"}});
+      }
+      return nullptr;
+    }
+  }
+
+  // Registered before it starts, so that a shutdown racing the accept
+  // (CloseSessions) sees every session that may already be running.
+  template <class S>
+  void StartSession(std::shared_ptr<S> session) {
+    if (!session) return;
+    {
+      std::lock_guard lock(core_->mu);
+      core_->sessions.emplace(session->id(), session);
+    }
+    session->Start();
   }
 
   std::shared_ptr<Core> core_;
@@ -844,6 +887,8 @@ Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { Shutdown(); }
 
 uint16_t Server::port() const { return impl_->listener->port(); }
+
+void internal::FailNextSessionsForTesting(int n) { session_faults.store(n); }
 
 std::string internal::ConnectionAddressKey(const net::ip::address& address) {
   if (!address.is_v6()) return address.to_string();

@@ -54,15 +54,29 @@ class ServerTest : public ::testing::Test {
   // the two goes away a new one is served.
   void ExpectLimitOfTwoConnections(ServerOptions o) {
     StartServer(std::move(o));
-    auto c1 = std::make_unique<RawConn>(port());
-    RawConn c2(port());
-    beast_ec ec;
-    ASSERT_EQ(c1->Roundtrip(MakeRequest(bhttp::verb::get, "/1"), &ec).result_int(), 200);
-    ASSERT_EQ(c2.Roundtrip(MakeRequest(bhttp::verb::get, "/2"), &ec).result_int(), 200);
+    ExpectLimitOfTwoConnectionsOnRunningServer();
+    EXPECT_EQ(handler_.calls(), 3);
+  }
+  // Two connections served at once (retrying for about a second, while the
+  // server notices earlier clients' closes), a third refused, and a slot
+  // freed when one of the two closes.
+  void ExpectLimitOfTwoConnectionsOnRunningServer() {
+    std::unique_ptr<RawConn> c1, c2;
+    for (int i = 0; i < 50; ++i) {
+      c1 = std::make_unique<RawConn>(port(), 2s);
+      c2 = std::make_unique<RawConn>(port(), 2s);
+      beast_ec ec1, ec2;
+      const bool ok1 = c1->Roundtrip(MakeRequest(bhttp::verb::get, "/1"), &ec1).result_int() == 200 && !ec1;
+      const bool ok2 = c2->Roundtrip(MakeRequest(bhttp::verb::get, "/2"), &ec2).result_int() == 200 && !ec2;
+      if (ok1 && ok2) break;
+      c1.reset();
+      c2.reset();
+      std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_TRUE(c1 && c2) << "two connections were never served at once";
     ExpectRefusedConnection();
     c1.reset();  // frees a slot once the server sees the close
     EXPECT_TRUE(NewConnectionServed());
-    EXPECT_EQ(handler_.calls(), 3);
   }
   // A new connection that the server closes on arrival: no answer.
   void ExpectRefusedConnection() {
@@ -518,6 +532,42 @@ TEST_F(ServerTest, ConnectionsPerAddressAreCapped) {
   o.max_connections = 100;  // room left: the address is what is full
   o.max_connections_per_address = 2;
   ExpectLimitOfTwoConnections(o);
+}
+
+// Connections that end as soon as they are accepted (half of them reset)
+// must each give their slot back, or the caps would slowly lock every
+// client out.
+TEST_F(ServerTest, ConnectionsThatEndAtOnceGiveTheirSlotsBack) {
+  ServerOptions o = Options();
+  o.max_connections = 4;
+  o.max_connections_per_address = 2;
+  o.threads = 2;
+  StartServer(std::move(o));
+  for (int i = 0; i < 300; ++i) {
+    RawConn c(port(), 2s);
+    if (!c.connected()) continue;
+    if (i % 2 == 0) c.Reset();
+  }
+  ExpectLimitOfTwoConnectionsOnRunningServer();
+}
+
+// A session that cannot be built (no memory for it) closes its connection
+// and gives back both its per-address and its total slot.
+TEST_F(ServerTest, SessionsThatFailToBuildGiveTheirSlotsBack) {
+  ServerOptions o = Options();
+  o.max_connections = 3;
+  o.max_connections_per_address = 2;
+  StartServer(std::move(o));
+  internal::FailNextSessionsForTesting(5);
+  for (int i = 0; i < 5; ++i) {
+    RawConn c(port(), 5s);
+    ASSERT_TRUE(c.connected());
+    beast_ec ec;
+    std::string got = c.ReadAll(&ec);  // closed without an answer
+    EXPECT_TRUE(got.empty()) << got;
+  }
+  internal::FailNextSessionsForTesting(0);
+  ExpectLimitOfTwoConnectionsOnRunningServer();
 }
 
 TEST(ConnectionAddressKeyTest, IPv6CountsPerSlash64) {
