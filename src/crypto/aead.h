@@ -9,7 +9,10 @@
 // record, which page) so a ciphertext moved elsewhere fails to open.
 //
 // Thread-safety: all methods are const and safe to call concurrently.
-// Lifetime: holds a copy of the key in locked memory, wiped on destruction.
+// Lifetime: holds a copy of the key in locked memory, and its expanded key
+// schedule in up to four reusable cipher contexts (ordinary heap, as
+// OpenSSL allocates them); all are wiped on destruction. Keep instances
+// only as long as the key is in use (see the store's bounded key cache).
 #ifndef PHIVAULT_CRYPTO_AEAD_H_
 #define PHIVAULT_CRYPTO_AEAD_H_
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstring>
 #include <set>
 #include <string>
@@ -103,6 +104,81 @@ TEST(AeadTest, NoncesAreUniqueAcrossThreads) {
   // Two instances with the same key start at independent random points.
   auto other = MakeAead(SecureBytes::Random(32));
   EXPECT_EQ(all.count(other->Seal("", "").substr(0, Aead::kNonceSize)), 0u);
+}
+
+// The McGrew-Viega GCM specification's Test Case 16 (AES-256, 96-bit IV,
+// with AAD), in the sealed form nonce || ciphertext || tag.
+TEST(AeadTest, OpensTheGcmSpecificationVector) {
+  auto aead = MakeAead(SecureBytes::From(FromHex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")));
+  const std::string sealed = FromHex(
+      "cafebabefacedbaddecaf888"
+      "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0a"
+      "bcc9f662"
+      "76fc6ece0f4e1768cddf8853bb2d551b");
+  const std::string aad = FromHex("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+  auto opened = aead->Open(sealed, aad);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  EXPECT_EQ(*opened, FromHex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e24"
+                             "49a6b525b16aedf5aa0de657ba637b39"));
+}
+
+// One context, reused call after call on one thread: a failed open must not
+// leave state (tag, AAD, direction) that lets a later call pass or fail
+// wrongly.
+TEST(AeadTest, ReusedContextCarriesNothingBetweenCalls) {
+  auto aead = MakeAead(SecureBytes::Random(32));
+  const std::string a = aead->Seal("first record", "aad-a");
+  const std::string b = aead->Seal("second record", "aad-b");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_FALSE(aead->Open(a, "aad-b").ok());  // wrong aad
+    auto good = aead->Open(a, "aad-a");
+    ASSERT_TRUE(good.ok());
+    EXPECT_EQ(*good, "first record");
+    // b's body under a's tag, and a's body under b's tag: both refused.
+    std::string mixed = b.substr(0, b.size() - Aead::kTagSize) + a.substr(a.size() - Aead::kTagSize);
+    EXPECT_FALSE(aead->Open(mixed, "aad-b").ok());
+    const std::string c = aead->Seal("third record", "aad-c");
+    auto opened = aead->Open(c, "aad-c");
+    ASSERT_TRUE(opened.ok());
+    EXPECT_EQ(*opened, "third record");
+    EXPECT_FALSE(aead->Open(c.substr(0, c.size() - 1), "aad-c").ok());  // tag cut short
+  }
+}
+
+// Each key keeps its expanded schedule in reusable contexts: interleaving
+// keys, directions, failures and threads must never let one call run under
+// another call's key or leftover state.
+TEST(AeadTest, InterleavedKeysDirectionsAndFailures) {
+  auto k1 = SecureBytes::Random(32);
+  auto k2 = SecureBytes::Random(32);
+  auto a1 = MakeAead(k1);
+  auto a2 = MakeAead(k2);
+  auto a1_again = MakeAead(k1);
+  constexpr int kThreads = 4;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const std::string pt = "record " + std::to_string(t) + "/" + std::to_string(i);
+        const std::string s1 = a1->Seal(pt, "aad1");
+        const std::string s2 = a2->Seal(pt, "aad2");
+        // A failed open (wrong key, then wrong aad) leaves its context usable.
+        if (a2->Open(s1, "aad1").ok() || a1->Open(s1, "aad2").ok()) ++failures;
+        auto o1 = a1_again->Open(s1, "aad1");
+        auto o2 = a2->Open(s2, "aad2");
+        if (!o1.ok() || *o1 != pt || !o2.ok() || *o2 != pt) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  // A key made after another is destroyed does not inherit its schedule.
+  const std::string sealed = a2->Seal("x", "");
+  a2.reset();
+  auto a3 = MakeAead(SecureBytes::Random(32));
+  EXPECT_FALSE(a3->Open(sealed, "").ok());
+  EXPECT_TRUE(MakeAead(k2)->Open(sealed, "").ok());
 }
 
 TEST(AeadTest, InPlaceRoundTripAndTamper) {
