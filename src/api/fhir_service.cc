@@ -877,6 +877,9 @@ void FhirService::Metrics(Call& call) {
   text += "# HELP phivault_store_patient_keys Patients with a data key.\n";
   text += "# TYPE phivault_store_patient_keys gauge\nphivault_store_patient_keys " +
           std::to_string(s.patients_with_keys) + "\n";
+  text += "# HELP phivault_store_cached_patient_keys Patient data keys unwrapped in memory.\n";
+  text += "# TYPE phivault_store_cached_patient_keys gauge\nphivault_store_cached_patient_keys " +
+          std::to_string(s.cached_patient_keys) + "\n";
   text += "# HELP phivault_store_file_bytes Size of the database and WAL files.\n";
   text += "# TYPE phivault_store_file_bytes gauge\nphivault_store_file_bytes " + std::to_string(s.file_bytes) + "\n";
   text += "# HELP phivault_store_group_commits_total Write transactions (one fsync each) since start.\n";

@@ -185,6 +185,7 @@ struct StoreStats {
   int64_t group_commits = 0;  // transactions (fsyncs) since open
   int64_t committed_ops = 0;  // writes applied by those transactions since open
   int64_t patients_with_keys = 0;
+  int64_t cached_patient_keys = 0;  // unwrapped in memory now
   int64_t file_bytes = 0;
 };
 

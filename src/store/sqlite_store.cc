@@ -209,6 +209,48 @@ std::string SecurityLabelsOf(const boost::json::object& resource) {
 // every version it commits (after COMMIT succeeds); readers put what they read
 // from the database only if it is not older than what is cached, so a reader
 // that raced a commit can never re-insert a stale version.
+// Unwrapped patient data keys, most recently used first, at most `capacity`.
+// Each holds its key in locked memory and its expanded schedule in cipher
+// contexts, so the cache is bounded by patients in recent use, not by every
+// patient the process has ever touched; an evicted key is unwrapped again
+// from patient_keys when next needed. Thread-safe.
+class PatientKeyCache {
+ public:
+  explicit PatientKeyCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+  std::shared_ptr<const crypto::Aead> Get(const std::string& owner) {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(owner);
+    if (it == map_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second.second);
+    return it->second.first;
+  }
+  void Put(const std::string& owner, std::shared_ptr<const crypto::Aead> key) {
+    std::lock_guard lk(mu_);
+    if (auto it = map_.find(owner); it != map_.end()) {
+      order_.splice(order_.begin(), order_, it->second.second);
+      return;  // the same wrapped key, unwrapped twice: keep the first
+    }
+    order_.push_front(owner);
+    map_.emplace(owner, std::make_pair(std::move(key), order_.begin()));
+    if (map_.size() > capacity_) {
+      map_.erase(order_.back());
+      order_.pop_back();
+    }
+  }
+  size_t size() {
+    std::lock_guard lk(mu_);
+    return map_.size();
+  }
+
+ private:
+  const size_t capacity_;
+  std::mutex mu_;
+  std::list<std::string> order_;  // guarded by mu_
+  std::unordered_map<std::string, std::pair<std::shared_ptr<const crypto::Aead>, std::list<std::string>::iterator>>
+      map_;  // guarded by mu_
+};
+
 class VersionCache {
  public:
   explicit VersionCache(size_t budget) : budget_(budget) {}
@@ -314,7 +356,10 @@ constexpr std::chrono::milliseconds kAckIdleFlush{1000};
 class SqliteStore final : public ResourceStore {
  public:
   SqliteStore(SqliteStoreOptions options, const crypto::Keyring* keyring)
-      : options_(std::move(options)), keyring_(keyring), cache_(options_.cache_bytes) {}
+      : options_(std::move(options)),
+        keyring_(keyring),
+        key_cache_(options_.max_cached_patient_keys),
+        cache_(options_.cache_bytes) {}
   ~SqliteStore() override { Close(); }
 
   Status Init();
@@ -405,8 +450,7 @@ class SqliteStore final : public ResourceStore {
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_;
 
-  std::mutex keys_mu_;
-  std::unordered_map<std::string, std::shared_ptr<const crypto::Aead>> key_cache_;
+  PatientKeyCache key_cache_;
   std::shared_ptr<const crypto::Aead> shared_key_;
   // Keys created in the group being applied; published only after COMMIT.
   // A savepoint rolled back also takes back the keys (and cached versions)
@@ -638,9 +682,7 @@ void SqliteStore::ReleaseReader(std::unique_ptr<Connection> c) {
 StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForRead(Connection& conn, const std::string& owner) {
   if (owner.empty()) return shared_key_;
   {
-    std::lock_guard lk(keys_mu_);
-    auto it = key_cache_.find(owner);
-    if (it != key_cache_.end()) return it->second;
+    if (auto key = key_cache_.Get(owner)) return key;
   }
   PV_STMT(q, conn, "SELECT wrapped FROM patient_keys WHERE patient_id = ?1");
   q.Bind(1, owner);
@@ -650,8 +692,7 @@ StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForRead(Connection
   PV_ASSIGN_OR_RETURN(SecureBytes dek, keyring_->UnwrapDataKey(q.Blob(0), PatientKeyContext(owner)));
   PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> aead, crypto::Aead::New(dek));
   std::shared_ptr<const crypto::Aead> shared(std::move(aead));
-  std::lock_guard lk(keys_mu_);
-  key_cache_.emplace(owner, shared);
+  key_cache_.Put(owner, shared);
   return shared;
 }
 
@@ -1304,8 +1345,7 @@ void SqliteStore::ApplyGroup(std::vector<PendingBatch>& group, std::vector<int64
       cache_.Put(key, std::move(v), true);
     }
     group_versions_.clear();
-    std::lock_guard lk(keys_mu_);
-    for (auto& [owner, key] : group_new_keys_) key_cache_.emplace(owner, key);
+    for (auto& [owner, key] : group_new_keys_) key_cache_.Put(owner, key);
     group_new_keys_.clear();
     group_new_key_order_.clear();
   }
@@ -1512,6 +1552,7 @@ StoreStats SqliteStore::Stats() {
   };
   s.versions = count("SELECT COALESCE(MAX(seq), 0) FROM resource_versions");
   s.patients_with_keys = count("SELECT COUNT(*) FROM patient_keys");
+  s.cached_patient_keys = static_cast<int64_t>(key_cache_.size());
   struct stat st;
   if (::stat(db_path_.c_str(), &st) == 0) s.file_bytes = st.st_size;
   std::string wal = db_path_ + "-wal";

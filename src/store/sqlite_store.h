@@ -49,6 +49,9 @@ struct SqliteStoreOptions {
   // or the write would stay unaudited (and retried) forever. A batch whose
   // record is larger stores nothing and fails with TooLarge.
   size_t max_audit_record_bytes = 1u << 20;
+  // Unwrapped patient data keys kept in memory (least recently used
+  // evicted; an evicted key is unwrapped again when next needed).
+  size_t max_cached_patient_keys = 4096;
 };
 
 // Opens (or with options.create, creates) DIR/vault.db. Fails with

@@ -39,10 +39,9 @@ class StoreTest : public ::testing::Test {
     store_ = std::move(*s);
   }
 
-  void Reopen() {
+  void Reopen(SqliteStoreOptions o = {}) {
     if (store_) store_->Close();
     store_.reset();
-    SqliteStoreOptions o;
     o.data_dir = data_;
     auto s = OpenSqliteStore(o, keyring_.get());
     ASSERT_TRUE(s.ok()) << s.status().ToString();
@@ -482,6 +481,34 @@ TEST_F(StoreTest, ConcurrentWritersShareGroupCommitsAndAllLand) {
   Reopen();
   EXPECT_TRUE(store_->Read("Observation", "t7-49").ok());
   EXPECT_EQ(store_->Stats().patients_with_keys, kThreads);
+}
+
+// Unwrapped patient keys are bounded: a key evicted from memory is
+// unwrapped again for reads and for further writes, never replaced.
+TEST_F(StoreTest, PatientKeyCacheIsBoundedAndEvictedKeysStillWork) {
+  SqliteStoreOptions small;
+  small.max_cached_patient_keys = 3;
+  small.cache_bytes = 0;  // every read opens the sealed body with its patient's key
+  Reopen(small);
+  constexpr int kPatients = 10;
+  for (int p = 0; p < kPatients; ++p) {
+    const std::string pt = "pt" + std::to_string(p);
+    ASSERT_TRUE(Commit1(Put("Observation", "o" + std::to_string(p), R"({"resourceType":"Observation"})", {pt})).status.ok());
+  }
+  EXPECT_EQ(store_->Stats().cached_patient_keys, 3);
+  for (int round = 0; round < 2; ++round) {
+    for (int p = 0; p < kPatients; ++p) {
+      auto r = store_->Read("Observation", "o" + std::to_string(p));
+      ASSERT_TRUE(r.ok()) << p << ": " << r.status().ToString();
+    }
+  }
+  // A second write for the first patient, whose key was evicted long ago.
+  ASSERT_TRUE(Commit1(Put("Observation", "o0b", R"({"resourceType":"Observation"})", {"pt0"})).status.ok());
+  EXPECT_LE(store_->Stats().cached_patient_keys, 3);
+  Reopen();
+  for (int p = 0; p < kPatients; ++p) EXPECT_TRUE(store_->Read("Observation", "o" + std::to_string(p)).ok()) << p;
+  EXPECT_TRUE(store_->Read("Observation", "o0b").ok());
+  EXPECT_EQ(store_->Stats().patients_with_keys, kPatients);
 }
 
 TEST_F(StoreTest, SurvivesReopenAndRejectsAnotherVaultsKeys) {
