@@ -15,7 +15,9 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "common/testing/temp_dir.h"
@@ -287,6 +289,32 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
 }
 
 // With tls.cert/tls.key the server speaks HTTPS only, TLS 1.2 or newer.
+// The core file size limit of a running process, as /proc reports it
+// ("Max core file size  SOFT  HARD  bytes"): "0 0" when dumps are off.
+std::string CoreLimits(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Max core file size", 0) != 0) continue;
+    std::istringstream fields(line.substr(18));
+    std::string soft, hard;
+    fields >> soft >> hard;
+    return soft + " " + hard;
+  }
+  return "?";
+}
+
+// A core file would put decrypted records and keys on disk: the server
+// runs with core dumps off unless the operator allows them.
+TEST_F(E2eTest, ServerDumpsNoCoreUnlessAllowed) {
+  ASSERT_NE(Serve(), 0) << ReadFile(log_);
+  EXPECT_EQ(CoreLimits(server_), "0 0");
+  EXPECT_EQ(Stop(), 0);
+  // Allowed, the server keeps the limits it inherited (this test's own).
+  ASSERT_NE(Serve({"--allow-core-dumps"}), 0) << ReadFile(log_);
+  EXPECT_EQ(CoreLimits(server_), CoreLimits(getpid()));
+  EXPECT_EQ(Stop(), 0);
+}
+
 TEST_F(E2eTest, ServesHttpsOnlyWhenACertificateIsConfigured) {
   std::string cert = tmp_.Sub("cert.pem"), key = tmp_.Sub("key.pem");
   std::string gen = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "

@@ -107,6 +107,7 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   str("key_file", &cfg->key.key_file);
   str("passphrase_file", &cfg->key.passphrase_file);
   str("key_env", &cfg->key.key_env);
+  if (auto v = t.at_path("allow_core_dumps").value<bool>()) cfg->allow_core_dumps = *v;
   str("server.listen", &cfg->listen);
   str("server.base_url", &cfg->base_url);
   str("tls.cert", &cfg->tls_cert);
@@ -165,6 +166,8 @@ void ConfigFlags::AddVaultFlags(CLI::App* app) {
   app->add_option("--passphrase-file", passphrase_file_, "file with a passphrase (Argon2id), mode 0600");
   app->add_option("--key-env", key_env_, "environment variable holding the master key as 64 hex characters");
   app->add_option("--log-level", log_level_, "debug, info, warn or error");
+  app->add_flag("--allow-core-dumps", allow_core_dumps_,
+                "let the process dump core (off by default: a core file holds decrypted records and keys)");
 }
 
 void ConfigFlags::AddServerFlags(CLI::App* app) {
@@ -222,6 +225,7 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (log_level_) {
     PV_ASSIGN_OR_RETURN(cfg->log_level, ParseLevel(*log_level_));
   }
+  if (allow_core_dumps_) cfg->allow_core_dumps = true;
   if (siem_collector_) cfg->siem.collector = *siem_collector_;
   if (siem_ca_) cfg->siem.ca_file = *siem_ca_;
   if (siem_server_name_) cfg->siem.server_name = *siem_server_name_;

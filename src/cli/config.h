@@ -33,6 +33,7 @@
 //                                               # for a group to gather under load (0..20000)
 //   [log]
 //   level = "info"
+//   # allow_core_dumps = true                  # top level; off by default: a core holds plaintext
 #ifndef PHIVAULT_CLI_CONFIG_H_
 #define PHIVAULT_CLI_CONFIG_H_
 
@@ -78,6 +79,9 @@ struct Config {
   // Bulk $export files and manifests are deleted this long after the export completes.
   int64_t export_retention_seconds = 60 * 60;
   log::Level log_level = log::Level::kInfo;
+  // Core dumps copy decrypted records and keys to disk, so the binary
+  // disables them unless this is set (debugging without patient data).
+  bool allow_core_dumps = false;
   SiemConfig siem;
   // Like PostgreSQL's commit_delay: under load the audit writer waits up to
   // this long for about as many entries as its last group before one fsync
@@ -112,6 +116,7 @@ class ConfigFlags {
       oidc_role_claim_, siem_collector_, siem_ca_, siem_server_name_, siem_client_cert_, siem_client_key_;
   std::optional<int> threads_, header_timeout_, idle_timeout_, body_timeout_;
   std::optional<size_t> min_body_rate_;
+  bool allow_core_dumps_ = false;
   std::optional<int64_t> audit_commit_delay_us_;
   std::optional<size_t> max_body_bytes_, max_connections_, max_connections_per_address_;
 };

@@ -12,6 +12,7 @@ TEST(ConfigTest, TomlFileThenValidate) {
   std::string path = tmp.Sub("phivault.toml");
   testing::WriteFile(path, R"(data = "/srv/vault"
 key_file = "/etc/phivault/master.key"
+allow_core_dumps = true
 [server]
 listen = "0.0.0.0:8443"
 max_body_bytes = 1048576
@@ -39,6 +40,7 @@ level = "warn"
   ASSERT_TRUE(LoadConfigFile(path, &cfg).ok());
   EXPECT_EQ(cfg.data_dir, "/srv/vault");
   EXPECT_EQ(cfg.key.key_file, "/etc/phivault/master.key");
+  EXPECT_TRUE(cfg.allow_core_dumps);
   EXPECT_EQ(cfg.max_body_bytes, 1048576u);
   EXPECT_EQ(cfg.body_timeout_seconds, 45);
   EXPECT_EQ(cfg.min_body_rate, 4096u);
@@ -62,6 +64,7 @@ level = "warn"
 
 TEST(ConfigTest, RejectsInconsistentSettings) {
   Config cfg;
+  EXPECT_FALSE(cfg.allow_core_dumps) << "core dumps must be off by default";
   EXPECT_FALSE(cfg.Validate(false).ok()) << "no data dir";
   cfg.data_dir = "/x";
   cfg.key.key_file = "/k";

@@ -41,6 +41,7 @@
 #include "cli/config.h"
 #include "cli/key_commands.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "fhir/operation_outcome.h"
 #include "http/server.h"
 
@@ -50,6 +51,14 @@
 
 namespace phivault::cli {
 namespace {
+
+void HardenProcess(bool allow_core_dumps) {
+  if (allow_core_dumps) return;
+  if (Status s = DisableCoreDumps(); !s.ok()) {
+    log::Warn("core_dumps_not_disabled",
+              {{"error", s.message()}, {"action", "set LimitCORE=0 for the service, or disable core dumps system-wide"}});
+  }
+}
 
 int Fail(const Status& s) {
   std::fprintf(stderr, "phivault: %s\n", s.message().c_str());
@@ -498,13 +507,16 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
 
-  if (int rc = RunKeyGenerate(key_cmds); rc >= 0) return rc;  // needs no config
+  // Before any key exists in memory; `keys generate` reads no config.
+  if (key_cmds.generate != nullptr && key_cmds.generate->parsed()) HardenProcess(false);
+  if (int rc = RunKeyGenerate(key_cmds); rc >= 0) return rc;
   if (!config_file.empty()) {
     Status s = LoadConfigFile(config_file, &cfg);
     if (!s.ok()) return Fail(s);
   }
   if (Status s = flags.ApplyTo(&cfg); !s.ok()) return Fail(s);
   log::SetMinLevel(cfg.log_level);
+  HardenProcess(cfg.allow_core_dumps);
   if (int rc = RunAuditCommands(audit_cmds, cfg); rc >= 0) return rc;  // before Validate: verify needs no master key
   if (int rc = RunBackupCommands(backup_cmds, cfg); rc >= 0) return rc;  // validates itself: verify has no --data
   if (Status s = cfg.Validate(demo->parsed()); !s.ok()) return Fail(s);
