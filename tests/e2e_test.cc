@@ -288,7 +288,6 @@ TEST_F(E2eTest, ImportServeStopAndNothingReadableAtRestOrInLogs) {
   EXPECT_EQ(Stop(), 0);
 }
 
-// With tls.cert/tls.key the server speaks HTTPS only, TLS 1.2 or newer.
 // The core file size limit of a running process, as /proc reports it
 // ("Max core file size  SOFT  HARD  bytes"): "0 0" when dumps are off.
 std::string CoreLimits(pid_t pid) {
@@ -315,6 +314,7 @@ TEST_F(E2eTest, ServerDumpsNoCoreUnlessAllowed) {
   EXPECT_EQ(Stop(), 0);
 }
 
+// With tls.cert/tls.key the server speaks HTTPS only, TLS 1.2 or newer.
 TEST_F(E2eTest, ServesHttpsOnlyWhenACertificateIsConfigured) {
   std::string cert = tmp_.Sub("cert.pem"), key = tmp_.Sub("key.pem");
   std::string gen = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost "

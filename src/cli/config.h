@@ -8,6 +8,7 @@
 // Example phivault.toml:
 //   data = "/var/lib/phivault"
 //   key_file = "/etc/phivault/master.key"     # or passphrase_file / key_env
+//   # allow_core_dumps = true                  # off by default: a core file holds plaintext
 //   [server]
 //   listen = "0.0.0.0:8443"
 //   base_url = "https://vault.example.org"
@@ -33,7 +34,6 @@
 //                                               # for a group to gather under load (0..20000)
 //   [log]
 //   level = "info"
-//   # allow_core_dumps = true                  # top level; off by default: a core holds plaintext
 #ifndef PHIVAULT_CLI_CONFIG_H_
 #define PHIVAULT_CLI_CONFIG_H_
 

@@ -205,10 +205,6 @@ std::string SecurityLabelsOf(const boost::json::object& resource) {
   return boost::json::serialize(*security);
 }
 
-// An LRU of decrypted latest versions keyed by type and id. The writer puts
-// every version it commits (after COMMIT succeeds); readers put what they read
-// from the database only if it is not older than what is cached, so a reader
-// that raced a commit can never re-insert a stale version.
 // Unwrapped patient data keys, most recently used first, at most `capacity`.
 // Each holds its key in locked memory and its expanded schedule in cipher
 // contexts, so the cache is bounded by patients in recent use, not by every
@@ -226,6 +222,7 @@ class PatientKeyCache {
     return it->second.first;
   }
   void Put(const std::string& owner, std::shared_ptr<const crypto::Aead> key) {
+    std::shared_ptr<const crypto::Aead> evicted;  // wiped after the lock is released
     std::lock_guard lk(mu_);
     if (auto it = map_.find(owner); it != map_.end()) {
       order_.splice(order_.begin(), order_, it->second.second);
@@ -234,7 +231,9 @@ class PatientKeyCache {
     order_.push_front(owner);
     map_.emplace(owner, std::make_pair(std::move(key), order_.begin()));
     if (map_.size() > capacity_) {
-      map_.erase(order_.back());
+      auto last = map_.find(order_.back());
+      evicted = std::move(last->second.first);
+      map_.erase(last);
       order_.pop_back();
     }
   }
@@ -251,6 +250,10 @@ class PatientKeyCache {
       map_;  // guarded by mu_
 };
 
+// An LRU of decrypted latest versions keyed by type and id. The writer puts
+// every version it commits (after COMMIT succeeds); readers put what they read
+// from the database only if it is not older than what is cached, so a reader
+// that raced a commit can never re-insert a stale version.
 class VersionCache {
  public:
   explicit VersionCache(size_t budget) : budget_(budget) {}
