@@ -22,6 +22,7 @@
 #include "fhir/time.h"
 #include "store/body_codec.h"
 #include "store/encrypted_vfs.h"
+#include "store/patient_key_cache.h"
 #include "store/sqlite_search.h"
 #include "store/sqlite_util.h"
 
@@ -204,51 +205,6 @@ std::string SecurityLabelsOf(const boost::json::object& resource) {
   if (!security || !security->is_array() || security->get_array().empty()) return {};
   return boost::json::serialize(*security);
 }
-
-// Unwrapped patient data keys, most recently used first, at most `capacity`.
-// Each holds its key in locked memory and its expanded schedule in cipher
-// contexts, so the cache is bounded by patients in recent use, not by every
-// patient the process has ever touched; an evicted key is unwrapped again
-// from patient_keys when next needed. Thread-safe.
-class PatientKeyCache {
- public:
-  explicit PatientKeyCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
-
-  std::shared_ptr<const crypto::Aead> Get(const std::string& owner) {
-    std::lock_guard lk(mu_);
-    auto it = map_.find(owner);
-    if (it == map_.end()) return nullptr;
-    order_.splice(order_.begin(), order_, it->second.second);
-    return it->second.first;
-  }
-  void Put(const std::string& owner, std::shared_ptr<const crypto::Aead> key) {
-    std::shared_ptr<const crypto::Aead> evicted;  // wiped after the lock is released
-    std::lock_guard lk(mu_);
-    if (auto it = map_.find(owner); it != map_.end()) {
-      order_.splice(order_.begin(), order_, it->second.second);
-      return;  // the same wrapped key, unwrapped twice: keep the first
-    }
-    order_.push_front(owner);
-    map_.emplace(owner, std::make_pair(std::move(key), order_.begin()));
-    if (map_.size() > capacity_) {
-      auto last = map_.find(order_.back());
-      evicted = std::move(last->second.first);
-      map_.erase(last);
-      order_.pop_back();
-    }
-  }
-  size_t size() {
-    std::lock_guard lk(mu_);
-    return map_.size();
-  }
-
- private:
-  const size_t capacity_;
-  std::mutex mu_;
-  std::list<std::string> order_;  // guarded by mu_
-  std::unordered_map<std::string, std::pair<std::shared_ptr<const crypto::Aead>, std::list<std::string>::iterator>>
-      map_;  // guarded by mu_
-};
 
 // An LRU of decrypted latest versions keyed by type and id. The writer puts
 // every version it commits (after COMMIT succeeds); readers put what they read
