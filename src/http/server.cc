@@ -814,9 +814,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     } catch (const std::exception& e) {
       // Registering or starting a built session failed (no memory): its
       // destructor has given the slot back. Keep accepting either way.
-      if (core_->RateLimit(core_->last_accept_warning_ms)) {
-        log::Warn("http_session_failed", {{"error", e.what()}, {"action", "check the server's memory"}});
-      }
+      WarnSessionFailed(e);
     }
     Accept();
   }
@@ -830,10 +828,14 @@ class Listener : public std::enable_shared_from_this<Listener> {
       return std::make_shared<Session<Stream>>(core_, std::move(socket), id, std::move(remote), address);
     } catch (const std::exception& e) {
       core_->ReleaseConnection(id, address);
-      if (core_->RateLimit(core_->last_accept_warning_ms)) {
-        log::Warn("http_session_failed", {{"error", e.what()}, {"action", "check the server's memory"}});
-      }
+      WarnSessionFailed(e);
       return nullptr;
+    }
+  }
+
+  void WarnSessionFailed(const std::exception& e) {
+    if (core_->RateLimit(core_->last_accept_warning_ms)) {
+      log::Warn("http_session_failed", {{"error", e.what()}, {"action", "check the server's memory"}});
     }
   }
 

@@ -640,9 +640,7 @@ void SqliteStore::ReleaseReader(std::unique_ptr<Connection> c) {
 
 StatusOr<std::shared_ptr<const crypto::Aead>> SqliteStore::KeyForRead(Connection& conn, const std::string& owner) {
   if (owner.empty()) return shared_key_;
-  {
-    if (auto key = key_cache_.Get(owner)) return key;
-  }
+  if (auto key = key_cache_.Get(owner)) return key;
   PV_STMT(q, conn, "SELECT wrapped FROM patient_keys WHERE patient_id = ?1");
   q.Bind(1, owner);
   int rc = q.Step();
