@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -14,6 +15,8 @@
 #include "api/testing/service_fixture.h"
 #include "api/request_audit.h"
 #include "audit/entry.h"
+#include "audit/segment.h"
+#include "audit/test_util.h"
 
 namespace phivault::api {
 namespace {
@@ -256,6 +259,78 @@ TEST_F(AuditedRequestsTest, BundleEntryListsEveryWriteAndEveryReadItReturned) {
   EXPECT_EQ(entries[0].resources[0].type, "Observation");
   EXPECT_EQ(entries[0].resources[1], (audit::AuditResource{"Patient", "pat1", "1", ""}));
   EXPECT_EQ(entries[0].patients, std::vector<std::string>{"pat1"});
+}
+
+// An open checks the audit history before the latest checkpoint in the
+// background (the log grows without bound; checking it all first would keep
+// the vault down for minutes). A rewritten entry found by that check stops
+// every request that needs the log, readiness with it, and the vault then
+// refuses to open until the log is restored.
+TEST_F(AuditedRequestsTest, RewrittenAuditHistoryFoundAfterOpenStopsService) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","name":[{"family":"Qwertyson"}]})")
+                .status,
+            201);
+  ASSERT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
+  service_.reset();
+  access_.reset();
+  vault_.reset();  // closing signs a checkpoint over every entry
+
+  const std::string seg_path = audit::AuditLog::AuditDir(cfg_.data_dir) + "/seg-000001.log";
+  auto seg = audit::testing::ReadSegment(seg_path);
+  ASSERT_GE(seg.records.size(), 3u);
+  std::string payload(seg.payloads[1]);
+  payload[payload.size() / 2] ^= 1;
+  seg.records[1] = audit::testing::EncodeRecord(**audit::ReadSegmentFirstIndex(seg_path) + 1, payload);
+  audit::testing::WriteSegment(seg_path, seg);
+
+  // Hold the check until the service is up, as on a log large enough for
+  // the check to take a while.
+  std::mutex m;
+  std::condition_variable cv;
+  bool go = false;
+  cfg_.audit.before_history_check = [&] {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return go; });
+  };
+  auto release = [&] {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      go = true;
+    }
+    cv.notify_all();
+  };
+  struct ReleaseOnExit {
+    std::function<void()> f;
+    ~ReleaseOnExit() { f(); }
+  } release_on_exit{release};
+  auto v = Vault::Open(cfg_);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  vault_ = std::move(*v);
+  AccessConfig ac;
+  ac.builtin_issuer = testing::TestVault::kIssuer;
+  ac.builtin_audience = testing::TestVault::kAudience;
+  auto access = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
+  ASSERT_TRUE(access.ok()) << access.status().ToString();
+  access_ = std::move(*access);
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200) << "serving while the history is checked";
+
+  release();
+  EXPECT_EQ(vault_->audit_log()->WaitForHistoryCheck().code(), StatusCode::kDataLoss);
+  auto r = Call("GET", "/fhir/Patient/pat1");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.body.find("Qwertyson"), std::string::npos) << "health data left unaudited";
+  EXPECT_EQ(Call("GET", "/readyz").status, 503);
+  service_.reset();
+  access_.reset();
+  vault_.reset();
+  cfg_.audit.before_history_check = nullptr;
+  auto again = Vault::Open(cfg_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), StatusCode::kDataLoss);
 }
 
 TEST_F(AuditedRequestsTest, NothingIsServedWhileTheLogCannotBeWrittenAndServiceResumesByItself) {

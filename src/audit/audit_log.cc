@@ -1,7 +1,9 @@
 #include "audit/audit_log.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "audit/segment.h"
@@ -20,6 +23,8 @@ namespace phivault::audit {
 namespace {
 
 constexpr uint64_t kSparseStep = 1024;  // ReadEntries scans at most this many records to find its start
+// Present while the history failed its check (see Recover()).
+constexpr std::string_view kHistoryDamagedFile = "history-damaged";
 constexpr size_t kMaxReadEntries = 10000;
 constexpr int kMaxLevels = 64;
 
@@ -195,6 +200,16 @@ class AuditLog::FileHashStore : public HashStore {
     return Status::Ok();
   }
   uint64_t mismatches() const { return mismatches_; }
+
+  // Rewrites one node where it stands. Only for nodes of the checked
+  // history, which the writer never touches: it appends beyond them.
+  Status Overwrite(const TreeNode& n) {
+    const int fd = fds_[n.level].load();
+    if (fd < 0) return Unavailable("audit: hash cache level missing");
+    const ssize_t w = ::pwrite(fd, n.hash.data(), kHashSize, static_cast<off_t>(n.index * kHashSize));
+    if (w != static_cast<ssize_t>(kHashSize)) return Unavailable(Errno("audit: cannot repair hash cache", Path(n.level)));
+    return Status::Ok();
+  }
   void ReleaseCheckBuffers() {
     for (auto& c : check_) c = Level{};
   }
@@ -297,8 +312,12 @@ StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& data_dir, 
   log->store_ = std::make_unique<FileHashStore>(log->dir_ + "/tree");
   PV_RETURN_IF_ERROR(log->store_->Init());
   PV_RETURN_IF_ERROR(log->Recover());
+  if (log->history_plan_.size > 0) log->history_ = HistoryState::kChecking;
   log->completer_ = std::thread([p = log.get()] { p->CompleterLoop(); });
   log->writer_ = std::thread([p = log.get()] { p->WriterLoop(); });
+  if (log->history_plan_.size > 0) {
+    log->history_thread_ = std::thread([p = log.get()] { p->HistoryCheckLoop(); });
+  }
   return log;
 }
 
@@ -310,18 +329,39 @@ Status AuditLog::Recover() {
       return DataLoss("audit: segment file " + SegmentFileName(i + 1) + " is missing");
     }
   }
-  // Scan every record: framing, CRC and index sequence. Every leaf is
-  // rehashed and the tree rebuilt in memory, and the hash cache is checked
-  // against it node by node: the cache serves proofs and the border signs
-  // new roots, so it must never be trusted blindly (bit rot, a crash between
-  // a segment sync and a cache write, a hand-edited file). This costs one
-  // SHA-256 pass over the log per open.
-  uint64_t n = 0;
+  PV_RETURN_IF_ERROR(LoadCheckpoints());
+  std::optional<TreeHead> head;
+  if (have_checkpoint_) {
+    PV_ASSIGN_OR_RETURN(head, ParseTreeHead(latest_note_.substr(0, latest_note_.rfind("\n\n") + 1)));
+  }
+  // Scan the records for framing, CRC and index sequence, rehash the
+  // leaves, extend the tree and check the hash cache against it node by
+  // node: the cache serves proofs and its border signs new roots, so it is
+  // never trusted blindly (bit rot, a crash between a segment sync and a
+  // cache write, a hand-edited file). Normally only the segments from the
+  // one holding the latest checkpoint's size on are scanned here, starting
+  // from the cached border, which the signed root authenticates; the
+  // history before it is rehashed in the background (HistoryCheckLoop).
+  // A history check that failed leaves a marker, so that a restart cannot
+  // skip the check again: the next open rehashes everything and refuses
+  // while the damage is there. Removed below once a full check passes
+  // (say, after the audit directory was restored from a backup).
+  const std::string damaged_marker = dir_ + "/" + std::string(kHistoryDamagedFile);
+  const bool marked_damaged = ::access(damaged_marker.c_str(), F_OK) == 0;
+  bool tail_only = false;
+  if (head && head->size > 0 && options_.history_check == AuditLogOptions::HistoryCheck::kBackground &&
+      !marked_damaged) {
+    PV_ASSIGN_OR_RETURN(tail_only, PlanTailScan(files, *head));
+  }
+  const uint64_t hash_from = tail_only ? head->size : 0;
+  const size_t first_scanned = segments_.size();  // PlanTailScan adds those before the checkpoint's
+  uint64_t n = tail_only ? history_plan_.segments.back().first_index : 0;
+  sparse_first_ = (n + kSparseStep - 1) / kSparseStep;
   std::vector<TreeNode> nodes;
   uint64_t tail_good = 0;
   bool tail_padding = false;  // only zero padding after tail_good
   bool tail_header_ok = true;
-  for (size_t i = 0; i < files.size(); ++i) {
+  for (size_t i = first_scanned; i < files.size(); ++i) {
     const bool last = i + 1 == files.size();
     PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(files[i].path));
     if (!reader->header_ok() || reader->first_index() != n) {
@@ -343,9 +383,11 @@ Status AuditLog::Recover() {
         return DataLoss("audit: record out of sequence at index " + std::to_string(n));
       }
       if (n % kSparseStep == 0) sparse_.push_back({static_cast<uint32_t>(segments_.size() - 1), r.offset});
-      nodes.clear();
-      range_.Append(HashLeaf(r.payload), &nodes);
-      for (const TreeNode& node : nodes) PV_RETURN_IF_ERROR(store_->Reconcile(node));
+      if (n >= hash_from) {
+        nodes.clear();
+        range_.Append(HashLeaf(r.payload), &nodes);
+        for (const TreeNode& node : nodes) PV_RETURN_IF_ERROR(store_->Reconcile(node));
+      }
       ++n;
     }
     if (res != SegmentReader::Result::kEnd && !last) {
@@ -369,18 +411,17 @@ Status AuditLog::Recover() {
   if (store_->mismatches() > 0) {
     log::Warn("audit_hash_cache_repaired", {{"nodes", std::to_string(store_->mismatches())}});
   }
-  PV_RETURN_IF_ERROR(LoadCheckpoints());
-  if (have_checkpoint_) {
-    PV_ASSIGN_OR_RETURN(TreeHead head, ParseTreeHead(latest_note_.substr(0, latest_note_.rfind("\n\n") + 1)));
-    if (head.size > size_) {
+  if (head) {
+    if (head->size > size_) {
       log::Error("audit_open_failed", {{"reason", "log shorter than its latest checkpoint"},
-                                       {"entries", std::to_string(size_)}, {"checkpoint", std::to_string(head.size)}});
+                                       {"entries", std::to_string(size_)}, {"checkpoint", std::to_string(head->size)}});
       return DataLoss("audit: log has " + std::to_string(size_) + " entries, its checkpoint covers " +
-                      std::to_string(head.size));
+                      std::to_string(head->size));
     }
-    // The records must reproduce the last signed root.
-    auto root = RootAt(*store_, head.size);
-    if (!root.ok() || *root != head.root) {
+    // The records (or, with the history still to check, the border they
+    // extend) must reproduce the last signed root.
+    auto root = RootAt(*store_, head->size);
+    if (!root.ok() || *root != head->root) {
       log::Error("audit_open_failed", {{"reason", "records do not match the latest checkpoint"}, {"dir", dir_}});
       return DataLoss("audit: records do not match the latest checkpoint; run `phivault audit verify`");
     }
@@ -414,7 +455,40 @@ Status AuditLog::Recover() {
   }
 
   root_ = range_.Root();
+  if (marked_damaged) {
+    if (::unlink(damaged_marker.c_str()) != 0) return Internal(Errno("audit: cannot remove", damaged_marker));
+    PV_RETURN_IF_ERROR(SyncDirectory(dir_));
+    log::Warn("audit_history_damage_cleared", {{"entries", std::to_string(size_)},
+                                               {"reason", "a full check of the records passed"}});
+  }
   return Status::Ok();
+}
+
+StatusOr<bool> AuditLog::PlanTailScan(const std::vector<SegmentFile>& files, const TreeHead& head) {
+  // The background check compares every node of the history with the
+  // cache and repairs it in place, so every one must be there.
+  for (int l = 0; l < kMaxLevels; ++l) {
+    if (store_->count(l) < (head.size >> l)) return false;
+  }
+  auto border = CompactRange::FromStore(*store_, head.size);
+  if (!border.ok() || border->Root() != head.root) return false;
+  // Segment headers name their first index: find the one holding entry
+  // head.size without reading any record. Anything odd here is left to
+  // the full scan, which names the damage.
+  std::vector<Segment> segments;
+  for (const SegmentFile& f : files) {
+    PV_ASSIGN_OR_RETURN(std::optional<uint64_t> header, ReadSegmentFirstIndex(f.path));
+    if (!header) return false;
+    const uint64_t first = *header;
+    if (segments.empty() ? first != 0 : first <= segments.back().first_index) return false;
+    if (first > head.size) break;
+    segments.push_back({f.number, f.path, first});
+  }
+  if (segments.empty()) return false;
+  segments_.assign(segments.begin(), segments.end() - 1);
+  history_plan_ = HistoryPlan{std::move(segments), head.size, head.root};
+  range_ = std::move(*border);
+  return true;
 }
 
 Status AuditLog::LoadCheckpoints() {
@@ -459,6 +533,8 @@ Status AuditLog::LoadCheckpoints() {
 }
 
 AuditLog::~AuditLog() {
+  history_stop_.store(true, std::memory_order_relaxed);
+  if (history_thread_.joinable()) history_thread_.join();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -501,6 +577,152 @@ void AuditLog::CompleterLoop() {
   }
 }
 
+// ------------------------------------------------------- history check
+
+void AuditLog::HistoryCheckLoop() {
+  // Serving comes first: the check may take minutes on a year's log, and
+  // nothing waits for it. (Per-thread nice value on Linux.)
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 10);
+  if (options_.before_history_check) options_.before_history_check();
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<SparseEntry> sparse;
+  uint64_t repaired = 0;
+  bool cancelled = false;
+  Status st = CheckHistory(&sparse, &repaired, &cancelled);
+  if (st.ok() && sparse.size() != sparse_first_) st = Internal("audit: history index does not meet the tail's");
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (!st.ok() && !cancelled) {
+    // Before anyone is told: a restart must not skip the check again.
+    Status marked = MarkHistoryDamaged(st);
+    if (!marked.ok()) log::Error("audit_history_mark_failed", {{"error", marked.message()}});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (st.ok()) {
+      sparse_.insert(sparse_.begin(), sparse.begin(), sparse.end());
+      sparse_first_ = 0;
+      history_ = HistoryState::kVerified;
+    } else if (cancelled) {
+      history_ = HistoryState::kVerified;  // closing: nothing waits any more, nothing is claimed
+    } else {
+      history_ = HistoryState::kDamaged;
+      history_error_ = st;
+    }
+  }
+  history_cv_.notify_all();
+  if (st.ok()) {
+    if (repaired > 0) log::Warn("audit_hash_cache_repaired", {{"nodes", std::to_string(repaired)}});
+    log::Info("audit_history_verified",
+              {{"entries", std::to_string(history_plan_.size)}, {"ms", std::to_string(ms.count())}});
+  } else if (!cancelled) {
+    log::Error("audit_history_damaged",
+               {{"error", st.message()},
+                {"action", "requests fail with 503; run `phivault audit verify` and restore the audit directory"}});
+  }
+  history_plan_.segments.clear();
+}
+
+Status AuditLog::MarkHistoryDamaged(const Status& why) {
+  const std::string path = dir_ + "/" + std::string(kHistoryDamagedFile);
+  PV_ASSIGN_OR_RETURN(auto file, OpenPosixWritableFile(path));
+  PV_RETURN_IF_ERROR(file->Truncate(0));
+  PV_RETURN_IF_ERROR(file->WriteAt(0, why.message() + "\n"));
+  PV_RETURN_IF_ERROR(file->Sync());
+  return SyncDirectory(dir_);
+}
+
+Status AuditLog::CheckHistory(std::vector<SparseEntry>* sparse, uint64_t* repaired, bool* cancelled) {
+  // Nodes that differ from the records are rewritten only once the records
+  // have reproduced the signed root: until then the cached nodes may be the
+  // only trace of what a rewritten record hashed to. Bounded memory: past
+  // kMaxRepairs a pass applies what it has and the check runs again.
+  constexpr size_t kMaxRepairs = 1u << 20;
+  for (;;) {
+    std::vector<TreeNode> repairs;
+    bool more = false;
+    sparse->clear();
+    PV_RETURN_IF_ERROR(CheckHistoryPass(sparse, &repairs, kMaxRepairs, &more, cancelled));
+    for (const TreeNode& node : repairs) PV_RETURN_IF_ERROR(store_->Overwrite(node));
+    *repaired += repairs.size();
+    if (!more) return Status::Ok();
+  }
+}
+
+Status AuditLog::CheckHistoryPass(std::vector<SparseEntry>* sparse, std::vector<TreeNode>* repairs,
+                                  size_t max_repairs, bool* more, bool* cancelled) {
+  const HistoryPlan& plan = history_plan_;
+  const size_t last = plan.segments.size() - 1;  // the one holding entry plan.size, or starting there
+  CompactRange range;
+  std::vector<TreeNode> nodes;
+  // Cached nodes are read in runs per level, like Reconcile.
+  struct Run {
+    uint64_t start = 0;
+    std::vector<Hash> nodes;
+  };
+  std::vector<Run> runs(kMaxLevels);
+  uint64_t n = 0;
+  for (size_t i = 0; i <= last; ++i) {
+    const Segment& seg = plan.segments[i];
+    PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(seg.path));
+    if (!reader->header_ok() || reader->first_index() != n) {
+      return DataLoss("audit: bad segment header in " + seg.path);
+    }
+    // Earlier segments are read to their end (the next header must follow
+    // on); the last only up to the checkpoint.
+    Record r;
+    SegmentReader::Result res = SegmentReader::Result::kEnd;
+    while ((i < last || n < plan.size) && (res = reader->Next(&r)) == SegmentReader::Result::kRecord) {
+      if (r.index != n) return DataLoss("audit: record out of sequence at index " + std::to_string(n));
+      if (n >= plan.size) return DataLoss("audit: " + seg.path + " runs past the next segment's first entry");
+      if (i < last && n % kSparseStep == 0) sparse->push_back({static_cast<uint32_t>(i), r.offset});
+      nodes.clear();
+      range.Append(HashLeaf(r.payload), &nodes);
+      for (const TreeNode& node : nodes) {
+        Run& run = runs[node.level];
+        if (node.index < run.start || node.index >= run.start + run.nodes.size()) {
+          // Open checked that the cache holds every node of the history.
+          const uint64_t have = plan.size >> node.level;
+          PV_RETURN_IF_ERROR(store_->ReadNodes(node.level, node.index,
+                                               std::min<uint64_t>(have - node.index, 16384), &run.nodes));
+          run.start = node.index;
+        }
+        if (run.nodes[node.index - run.start] != node.hash) {
+          if (repairs->size() < max_repairs) {
+            repairs->push_back(node);
+          } else {
+            *more = true;
+          }
+        }
+      }
+      ++n;
+      if (n % 4096 == 0 && history_stop_.load(std::memory_order_relaxed)) {
+        *cancelled = true;
+        return Unavailable("audit: log closing");
+      }
+    }
+    if (i < last && res != SegmentReader::Result::kEnd) {
+      return DataLoss("audit: damaged record at index " + std::to_string(n) + " in " + seg.path);
+    }
+  }
+  if (n != plan.size) {
+    return DataLoss("audit: log has " + std::to_string(n) + " entries before the last segment scanned at open, " +
+                    "its checkpoint covers " + std::to_string(plan.size));
+  }
+  if (range.Root() != plan.root) return DataLoss("audit: records do not match the latest checkpoint");
+  return Status::Ok();
+}
+
+AuditLog::HistoryState AuditLog::history_state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return history_;
+}
+
+Status AuditLog::WaitForHistoryCheck() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  history_cv_.wait(lock, [&] { return history_ != HistoryState::kChecking; });
+  return history_ == HistoryState::kDamaged ? history_error_ : Status::Ok();
+}
+
 // ----------------------------------------------------------------- append
 
 std::string EntryAad(std::string_view vault_id, uint64_t index) {
@@ -522,6 +744,11 @@ void AuditLog::Append(std::string entry, DurableCallback durable) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (history_ == HistoryState::kDamaged) {
+      SecureWipe(entry.data(), entry.size());
+      durable(Unavailable("audit: the log's history failed its check: " + history_error_.message()));
+      return;
+    }
     if (!stop_ && queue_.size() < options_.max_pending) {
       queue_.push_back({std::move(entry), std::move(durable)});
       if (queue_.size() == 1 || queue_.size() == gather_target_) cv_.notify_one();
@@ -790,7 +1017,7 @@ bool AuditLog::healthy() const {
   const int64_t started = write_started_ms_.load(std::memory_order_relaxed);
   if (started != 0 && SteadyNowMs() - started > options_.stall_after.count()) return false;
   std::lock_guard<std::mutex> lock(mu_);
-  return healthy_ && queue_.size() < options_.max_pending;
+  return healthy_ && history_ != HistoryState::kDamaged && queue_.size() < options_.max_pending;
 }
 
 StatusOr<std::string> AuditLog::Root(uint64_t size) const {
@@ -826,17 +1053,27 @@ StatusOr<std::vector<std::string>> AuditLog::ConsistencyProof(uint64_t size1, ui
 StatusOr<std::vector<std::string>> AuditLog::ReadEntries(uint64_t start, uint64_t end) const {
   std::vector<Segment> segments;
   SparseEntry from;
+  uint64_t index;  // of the record at `from`
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (start > end || end > size_) return InvalidArgument("audit: range beyond the log");
     if (end - start > kMaxReadEntries) return InvalidArgument("audit: at most 10000 entries per read");
     if (start == end) return std::vector<std::string>{};
-    if (start / kSparseStep >= sparse_.size()) return Internal("audit: record index incomplete");
     segments = segments_;
-    from = sparse_[start / kSparseStep];
+    const uint64_t slot = start / kSparseStep;
+    if (slot >= sparse_first_) {
+      if (slot - sparse_first_ >= sparse_.size()) return Internal("audit: record index incomplete");
+      from = sparse_[slot - sparse_first_];
+      index = slot * kSparseStep;
+    } else {
+      // Not indexed until the history check is done: scan the segment.
+      auto after = std::upper_bound(segments.begin(), segments.end(), start,
+                                    [](uint64_t i, const Segment& s) { return i < s.first_index; });
+      from = {static_cast<uint32_t>(after - segments.begin() - 1), 0};
+      index = segments[from.segment].first_index;
+    }
   }
   std::vector<std::string> out;
-  uint64_t index = start / kSparseStep * kSparseStep;
   for (size_t s = from.segment; s < segments.size() && index < end; ++s) {
     PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[s].path, s == from.segment ? from.offset : 0));
     Record r;

@@ -21,7 +21,8 @@
 // batch first cuts the segment back to its last durable byte and retries, so
 // service resumes on its own once the disk works again. Open() recovers from
 // a crash: a torn record at the tail of the last segment is truncated and the
-// hash cache is rebuilt from the records.
+// hash cache is checked against the records and repaired; the records before
+// the latest checkpoint are checked in the background (HistoryState).
 //
 // Thread-safety: every public method is safe to call from any thread.
 // Callbacks run, in append order, on a completion thread (or, for immediate
@@ -48,6 +49,7 @@
 
 #include "audit/checkpoint.h"
 #include "audit/merkle.h"
+#include "audit/segment.h"
 #include "common/status.h"
 #include "crypto/aead.h"
 #include "crypto/keyring.h"
@@ -93,6 +95,18 @@ struct AuditLogOptions {
   // healthy() false while it lasts: a hung disk (NFS, iSCSI, a dying drive)
   // must take the node out of the load balancer, not hold every request.
   std::chrono::milliseconds stall_after{5000};
+  // Where Open() checks the records before the latest signed checkpoint.
+  // kBackground: Open() checks only the records after it, against the
+  // cached tree border that reproduces its signed root, and a low-priority
+  // thread rehashes the history while the log serves (see HistoryState).
+  // Opening then costs one segment, not one pass over a log that grows by
+  // millions of entries a week. kAtOpen: Open() rehashes everything first.
+  // Open() falls back to kAtOpen when there is no checkpoint or the cache
+  // does not reproduce it.
+  enum class HistoryCheck { kBackground, kAtOpen };
+  HistoryCheck history_check = HistoryCheck::kBackground;
+  // Tests: runs on the history thread before the background check starts.
+  std::function<void()> before_history_check;
 };
 
 class AuditLog {
@@ -103,7 +117,8 @@ class AuditLog {
   // DataLoss if the files are inconsistent in a way recovery must not paper
   // over (a bad record before the tail, a gap in segment numbers, fewer
   // entries than the latest checkpoint covers, a checkpoint that does not
-  // verify).
+  // verify). With HistoryCheck::kBackground, damage before the latest
+  // checkpoint is found after Open() returns: see HistoryState.
   static StatusOr<std::unique_ptr<AuditLog>> Open(const std::string& data_dir, const crypto::Keyring& keyring,
                                                   AuditLogOptions options = {});
   ~AuditLog();
@@ -119,8 +134,22 @@ class AuditLog {
 
   uint64_t size() const;   // durable entries
   // False between a failed write and the next good one, while a group write
-  // has run longer than stall_after, and while the queue is full.
+  // has run longer than stall_after, while the queue is full, and for good
+  // once the history check has failed.
   bool healthy() const;
+
+  // The check of the records before the latest checkpoint found at open.
+  // kChecking: a background check runs (AuditLogOptions::history_check);
+  // proofs over older entries may come from a damaged cache and then fail
+  // to verify until it repairs them. kDamaged: the records do not reproduce
+  // the signed root or are unreadable, as an open with kAtOpen would have
+  // refused (DataLoss); from then on every Append fails with Unavailable, so
+  // nothing is served unaudited on a log that lost its integrity, and
+  // `phivault audit verify` names the first bad entry.
+  enum class HistoryState { kVerified, kChecking, kDamaged };
+  HistoryState history_state() const;
+  // Blocks until no history check runs; its result (the DataLoss for kDamaged).
+  Status WaitForHistoryCheck() const;
   const std::string& origin() const { return origin_; }
   std::string VerifierKey() const { return signer_->VerifierKeyString(); }
 
@@ -175,8 +204,28 @@ class AuditLog {
     uint64_t base = 0;
     Status error;
   };
+  // What Recover() left for the background history check.
+  struct HistoryPlan {
+    std::vector<Segment> segments;  // those holding entries [0, size)
+    uint64_t size = 0;              // entries the latest checkpoint covers
+    Hash root{};                    // its signed root
+  };
   Status Recover();
+  // True if only the segments from the one holding entry head.size on need
+  // scanning at open: the cache holds the whole history and its border
+  // reproduces the signed root. Then segments_ holds those before it,
+  // range_ the border, and history_plan_ what the background check covers.
+  StatusOr<bool> PlanTailScan(const std::vector<SegmentFile>& files, const TreeHead& head);
   Status LoadCheckpoints();
+  void HistoryCheckLoop();
+  // `cancelled`: stopped because the log is closing (the status then says
+  // nothing about the history).
+  Status CheckHistory(std::vector<SparseEntry>* sparse, uint64_t* repaired, bool* cancelled);
+  Status CheckHistoryPass(std::vector<SparseEntry>* sparse, std::vector<TreeNode>* repairs, size_t max_repairs,
+                          bool* more, bool* cancelled);
+  // Leaves DIR/audit/history-damaged, which makes the next Open() check
+  // everything first.
+  Status MarkHistoryDamaged(const Status& why);
   void WriterLoop();
   void CompleterLoop();
   void Complete(Completion c);
@@ -205,8 +254,15 @@ class AuditLog {
   Hash root_{};
   std::vector<Segment> segments_;
   uint64_t last_segment_bytes_ = 0;  // durable bytes of segments_.back()
-  std::vector<SparseEntry> sparse_;  // record position of every kSparseStep-th index
+  // Record position of every kSparseStep-th index, from index
+  // sparse_first_ * kSparseStep on (0 once the history check has indexed the
+  // older segments; ReadEntries scans a segment from its start before).
+  std::vector<SparseEntry> sparse_;
+  uint64_t sparse_first_ = 0;
   bool healthy_ = true;
+  HistoryState history_ = HistoryState::kVerified;
+  Status history_error_;
+  mutable std::condition_variable history_cv_;
   // Steady-clock ms at which the running group write began; 0 when none runs.
   std::atomic<int64_t> write_started_ms_{0};
 
@@ -228,6 +284,10 @@ class AuditLog {
   std::chrono::steady_clock::time_point latest_time_{};
 
   std::thread writer_;
+
+  HistoryPlan history_plan_;  // history thread only (and Open)
+  std::atomic<bool> history_stop_{false};
+  std::thread history_thread_;
 
   std::mutex done_mu_;
   std::condition_variable done_cv_;

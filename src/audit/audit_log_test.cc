@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <cstdio>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -249,17 +253,269 @@ TEST_F(AuditLogTest, HashCacheIsRebuilt) {
   std::string root_before;
   {
     auto log = OpenLog();
+    // Without a cache there is no border to trust: open rehashed everything.
+    EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kVerified);
     root_before = *log->Root(100);
   }
   std::string l0 = ReadFile(AuditDir() + "/tree/level-00.hash");
   l0[5 * 32] ^= 1;
   WriteFile(AuditDir() + "/tree/level-00.hash", l0);
   auto log = OpenLog();
+  // The flipped node is not on the border at 100, so open trusts the border
+  // and the background check finds and rewrites the node.
+  ASSERT_TRUE(log->WaitForHistoryCheck().ok());
   EXPECT_EQ(*log->Root(100), root_before);
   auto leaf = log->LeafHash(5);
   auto proof = log->InclusionProof(5, 100);
   ASSERT_TRUE(leaf.ok() && proof.ok());
   EXPECT_TRUE(VerifyInclusion(5, 100, *leaf, *proof, root_before).ok());
+}
+
+// A latch the history thread waits on, so a test sees the log while its
+// history is still being checked.
+struct Gate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = false;
+  void Wait() {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return open; });
+  }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+class AuditHistoryTest : public AuditLogTest {
+ protected:
+  // 3,000 entries over many small segments, closed with a final checkpoint.
+  void SetUp() override {
+    AuditLogTest::SetUp();
+    auto log = OpenLog(Small());
+    // In groups of 25, so that segments fill and roll over between groups.
+    for (uint64_t i = 0; i < kEntries; i += 25) {
+      std::vector<std::future<bool>> done;
+      for (uint64_t j = i; j < i + 25; ++j) {
+        auto p = std::make_shared<std::promise<bool>>();
+        done.push_back(p->get_future());
+        log->Append(Entry(j), [p](StatusOr<uint64_t> r) { p->set_value(r.ok()); });
+      }
+      for (auto& f : done) ASSERT_TRUE(f.get());
+    }
+    root_ = *log->Root(kEntries);
+  }
+  static AuditLogOptions Small() {
+    AuditLogOptions o;
+    o.segment_bytes = 8 * 1024;
+    return o;
+  }
+  std::string Segment(int n) const {
+    char name[32];
+    std::snprintf(name, sizeof(name), "/seg-%06d.log", n);
+    return AuditDir() + name;
+  }
+  static constexpr uint64_t kEntries = 3000;
+  std::string root_;
+};
+
+TEST_F(AuditHistoryTest, OpenScansOnlyTheTailAndChecksTheHistoryInTheBackground) {
+  ASSERT_TRUE(std::filesystem::exists(Segment(20)));
+  Gate gate;
+  AuditLogOptions o = Small();
+  o.before_history_check = [&] { gate.Wait(); };
+  auto log = OpenLog(o);
+  ASSERT_NE(log, nullptr);
+  // A failed ASSERT below returns early: the gate must open before the log
+  // closes, or its destructor would wait for the history thread forever.
+  struct OpenOnExit {
+    Gate& g;
+    std::unique_ptr<AuditLog>& log;
+    ~OpenOnExit() {
+      g.Open();
+      log.reset();
+    }
+  } open_on_exit{gate, log};
+  EXPECT_EQ(log->size(), kEntries);
+  EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kChecking);
+  // While unchecked: older entries are found by scanning their segment, the
+  // tree answers from the border, and new entries are appended.
+  EXPECT_TRUE(log->healthy());
+  for (uint64_t start : {0ul, 5ul, 1023ul, 1024ul, 2047ul, 2990ul}) {
+    auto e = log->ReadEntries(start, start + 10);
+    ASSERT_TRUE(e.ok()) << start << ": " << e.status().ToString();
+    for (uint64_t i = 0; i < 10; ++i) EXPECT_EQ((*e)[i], Entry(start + i));
+  }
+  EXPECT_EQ(*log->Root(kEntries), root_);
+  auto appended = log->AppendAndWait(Entry(kEntries));
+  ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+  EXPECT_EQ(*appended, kEntries);
+  gate.Open();
+  ASSERT_TRUE(log->WaitForHistoryCheck().ok());
+  EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kVerified);
+  for (uint64_t start : {0ul, 1024ul, 2995ul}) {
+    auto e = log->ReadEntries(start, start + 6);
+    ASSERT_TRUE(e.ok()) << start << ": " << e.status().ToString();
+    for (uint64_t i = 0; i < 6; ++i) EXPECT_EQ((*e)[i], Entry(start + i));
+  }
+  auto v = Verify(AuditDir(), log->VerifierKey());
+  ASSERT_TRUE(v.ok());
+  EXPECT_TRUE(v->ok) << v->reason;
+}
+
+// A record of the history rewritten with a valid CRC: the open that trusts
+// the border succeeds, the background check finds the rewrite, and from
+// then on nothing is appended (so nothing is served unaudited). The cached
+// nodes that still hash the original record are kept, and the damage is
+// marked on disk, so the next open checks everything first and refuses.
+TEST_F(AuditHistoryTest, RewrittenHistoryStopsTheLogOnceFound) {
+  auto seg = testing::ReadSegment(Segment(2));
+  std::string payload(seg.payloads[3]);
+  payload[payload.size() / 2] ^= 1;
+  seg.records[3] = testing::EncodeRecord(**ReadSegmentFirstIndex(Segment(2)) + 3, payload);
+  testing::WriteSegment(Segment(2), seg);
+  const std::string cache = ReadFile(AuditDir() + "/tree/level-00.hash");
+  {
+    auto log = OpenLog(Small());
+    Status st = log->WaitForHistoryCheck();
+    EXPECT_EQ(st.code(), StatusCode::kDataLoss) << st.ToString();
+    EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kDamaged);
+    EXPECT_FALSE(log->healthy());
+    auto appended = log->AppendAndWait(Entry(kEntries));
+    EXPECT_EQ(appended.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(log->size(), kEntries);
+  }
+  EXPECT_EQ(ReadFile(AuditDir() + "/tree/level-00.hash"), cache) << "evidence of the original record kept";
+  EXPECT_TRUE(std::filesystem::exists(AuditDir() + "/history-damaged"));
+  for (auto check : {AuditLogOptions::HistoryCheck::kBackground, AuditLogOptions::HistoryCheck::kAtOpen}) {
+    AuditLogOptions o = Small();
+    o.history_check = check;
+    auto refused = AuditLog::Open(tmp_.path(), *keyring_, o);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), StatusCode::kDataLoss);
+  }
+}
+
+// An open that checks first refuses a rewritten history before serving.
+TEST_F(AuditHistoryTest, CheckAtOpenRefusesARewrittenHistory) {
+  auto seg = testing::ReadSegment(Segment(3));
+  std::string payload(seg.payloads[0]);
+  payload[0] ^= 1;
+  seg.records[0] = testing::EncodeRecord(**ReadSegmentFirstIndex(Segment(3)), payload);
+  testing::WriteSegment(Segment(3), seg);
+  AuditLogOptions o = Small();
+  o.history_check = AuditLogOptions::HistoryCheck::kAtOpen;
+  auto refused = AuditLog::Open(tmp_.path(), *keyring_, o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kDataLoss);
+}
+
+// A record the CRC rejects in an older segment: the same, found by the
+// background check. The cache border is intact, so only the marker keeps
+// the next open from serving again; once the segment is restored, a full
+// check passes and clears it.
+TEST_F(AuditHistoryTest, DamagedHistoryRecordIsFoundInTheBackgroundAndRemembered) {
+  const std::string original = ReadFile(Segment(1));
+  auto seg = testing::ReadSegment(Segment(1));
+  seg.records[7].back() ^= 1;
+  testing::WriteSegment(Segment(1), seg);
+  {
+    auto log = OpenLog(Small());
+    EXPECT_EQ(log->WaitForHistoryCheck().code(), StatusCode::kDataLoss);
+    EXPECT_FALSE(log->healthy());
+  }
+  auto refused = AuditLog::Open(tmp_.path(), *keyring_, Small());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kDataLoss);
+
+  WriteFile(Segment(1), original);  // restored from a backup
+  auto log = OpenLog(Small());
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kVerified);
+  EXPECT_FALSE(std::filesystem::exists(AuditDir() + "/history-damaged"));
+  EXPECT_TRUE(log->AppendAndWait(Entry(kEntries)).ok());
+}
+
+// The latest checkpoint falls exactly where a segment starts, and entries
+// after it were never checkpointed (a crash): the history ends with the
+// segment before, which is read to its end.
+TEST_F(AuditLogTest, CheckpointOnASegmentBoundary) {
+  AuditLogOptions o;
+  o.segment_bytes = 1;  // every group starts a segment
+  o.checkpoint_interval = std::chrono::hours(1);
+  const std::string copy = tmp_.path() + "/crashed";
+  {
+    auto log = OpenLog(o);
+    for (uint64_t i = 0; i < 10; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    ASSERT_TRUE(log->SignCheckpoint().ok());
+    for (uint64_t i = 10; i < 15; ++i) ASSERT_TRUE(log->AppendAndWait(Entry(i)).ok());
+    // The files as a crash now would leave them: no checkpoint past 10.
+    std::filesystem::create_directories(copy);
+    std::filesystem::copy(AuditDir(), AuditLog::AuditDir(copy), std::filesystem::copy_options::recursive);
+  }
+  ASSERT_EQ(**ReadSegmentFirstIndex(AuditLog::AuditDir(copy) + "/seg-000011.log"), 10u);
+  auto log = AuditLog::Open(copy, *keyring_, o);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ((*log)->size(), 15u);
+  Status st = (*log)->WaitForHistoryCheck();
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  EXPECT_TRUE((*log)->healthy());
+  auto e = (*log)->ReadEntries(0, 15);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_EQ((*e)[9], Entry(9));
+  EXPECT_EQ((*e)[14], Entry(14));
+}
+
+// Cached nodes of the history that are wrong (bit rot) are rewritten by the
+// background check; proofs then verify against the signed root.
+TEST_F(AuditHistoryTest, BackgroundCheckRepairsTheHashCache) {
+  const std::string l0_path = AuditDir() + "/tree/level-00.hash";
+  const std::string l3_path = AuditDir() + "/tree/level-03.hash";
+  const std::string l0 = ReadFile(l0_path);
+  const std::string l3 = ReadFile(l3_path);
+  std::string bad0 = l0, bad3 = l3;
+  bad0[100 * 32 + 7] ^= 1;  // leaf 100
+  bad3[40 * 32] ^= 1;       // leaves 320..327
+  WriteFile(l0_path, bad0);
+  WriteFile(l3_path, bad3);
+  auto log = OpenLog(Small());
+  ASSERT_TRUE(log->WaitForHistoryCheck().ok());
+  EXPECT_EQ(ReadFile(l0_path).substr(0, l0.size()), l0);
+  EXPECT_EQ(ReadFile(l3_path).substr(0, l3.size()), l3);
+  for (uint64_t i : {100ul, 323ul}) {
+    auto leaf = log->LeafHash(i);
+    auto proof = log->InclusionProof(i, kEntries);
+    ASSERT_TRUE(leaf.ok() && proof.ok());
+    EXPECT_TRUE(VerifyInclusion(i, kEntries, *leaf, *proof, root_).ok()) << i;
+  }
+}
+
+// A cache that does not reproduce the signed root at its border, or lacks
+// nodes of the history, is not trusted: open rehashes everything (no
+// background check follows) and repairs it.
+TEST_F(AuditHistoryTest, UntrustedCacheFallsBackToAFullScan) {
+  const std::string l11_path = AuditDir() + "/tree/level-11.hash";  // 2048 of 3000: on the border
+  std::string l11 = ReadFile(l11_path);
+  ASSERT_EQ(l11.size(), 32u);
+  l11[0] ^= 1;
+  WriteFile(l11_path, l11);
+  {
+    auto log = OpenLog(Small());
+    EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kVerified);
+    EXPECT_EQ(*log->Root(kEntries), root_);
+  }
+  EXPECT_EQ(ReadFile(l11_path), std::string(l11).replace(0, 1, 1, static_cast<char>(l11[0] ^ 1)));
+  // A short level: the border may be whole, but the check needs every node.
+  std::filesystem::resize_file(AuditDir() + "/tree/level-01.hash", 100 * 32);
+  auto log = OpenLog(Small());
+  EXPECT_EQ(log->history_state(), AuditLog::HistoryState::kVerified);
+  EXPECT_EQ(std::filesystem::file_size(AuditDir() + "/tree/level-01.hash"), (kEntries / 2) * 32);
+  auto e = log->ReadEntries(5, 6);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ((*e)[0], Entry(5));
 }
 
 TEST_F(AuditLogTest, SegmentsRollOver) {

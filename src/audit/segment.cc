@@ -122,6 +122,22 @@ StatusOr<std::vector<SegmentFile>> ListSegments(const std::string& dir) {
   return out;
 }
 
+StatusOr<std::optional<uint64_t>> ReadSegmentFirstIndex(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound("audit: cannot open " + path + ": " + std::strerror(errno));
+  char header[kSegmentHeaderSize];
+  ssize_t got;
+  do {
+    got = ::pread(fd, header, sizeof(header), 0);
+  } while (got < 0 && errno == EINTR);
+  ::close(fd);
+  if (got != static_cast<ssize_t>(sizeof(header)) ||
+      std::memcmp(header, kSegmentMagic.data(), kSegmentMagic.size()) != 0) {
+    return std::optional<uint64_t>();
+  }
+  return std::optional<uint64_t>(GetLe64(header + 8));
+}
+
 StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(const std::string& path, uint64_t start_offset) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFound("audit: cannot open " + path + ": " + std::strerror(errno));

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,11 @@ struct SegmentFile {
 };
 // Every seg-NNNNNN.log in `dir`, sorted by number. Other names are ignored.
 StatusOr<std::vector<SegmentFile>> ListSegments(const std::string& dir);
+
+// The first entry index a segment's header names, read without buffering
+// any record (open scans every header of a long log); nullopt for a short
+// or wrong header. NotFound if the file cannot be opened.
+StatusOr<std::optional<uint64_t>> ReadSegmentFirstIndex(const std::string& path);
 
 struct Record {
   uint64_t offset = 0;        // of the record header in the file

@@ -39,6 +39,8 @@ Status ValidateSiem(const SiemConfig& siem) {
 api::VaultConfig Config::Vault() const {
   api::VaultConfig v{data_dir, key};
   v.audit.max_gather = std::chrono::microseconds(audit_commit_delay_us);
+  v.audit.history_check = audit_history_check == "at-open" ? audit::AuditLogOptions::HistoryCheck::kAtOpen
+                                                            : audit::AuditLogOptions::HistoryCheck::kBackground;
   return v;
 }
 
@@ -87,6 +89,9 @@ Status Config::Validate(bool demo) {
   if (audit_commit_delay_us < 0 || audit_commit_delay_us > 20000) {
     return InvalidArgument("audit.commit_delay_us must be between 0 and 20000");
   }
+  if (audit_history_check != "background" && audit_history_check != "at-open") {
+    return InvalidArgument("audit.history_check must be \"background\" or \"at-open\"");
+  }
   PV_RETURN_IF_ERROR(ValidateSiem(siem));
   std::string h;
   uint16_t p;
@@ -130,6 +135,7 @@ Status LoadConfigFile(const std::string& path, Config* cfg) {
   if (auto v = t.at_path("auth.session_idle_seconds").value<int64_t>()) cfg->session_idle_seconds = *v;
   if (auto v = t.at_path("export.retention_seconds").value<int64_t>()) cfg->export_retention_seconds = *v;
   if (auto v = t.at_path("audit.commit_delay_us").value<int64_t>()) cfg->audit_commit_delay_us = *v;
+  str("audit.history_check", &cfg->audit_history_check);
   if (const toml::array* issuers = t.at_path("auth.issuers").as_array()) {
     for (const toml::node& n : *issuers) {
       const toml::table* it = n.as_table();
@@ -168,6 +174,8 @@ void ConfigFlags::AddVaultFlags(CLI::App* app) {
   app->add_option("--log-level", log_level_, "debug, info, warn or error");
   app->add_flag("--allow-core-dumps", allow_core_dumps_,
                 "let the process dump core (off by default: a core file holds decrypted records and keys)");
+  app->add_option("--audit-history-check", audit_history_check_,
+                  "background (default): check the audit log's older records while serving; at-open: before");
 }
 
 void ConfigFlags::AddServerFlags(CLI::App* app) {
@@ -219,6 +227,7 @@ Status ConfigFlags::ApplyTo(Config* cfg) const {
   if (body_timeout_) cfg->body_timeout_seconds = *body_timeout_;
   if (min_body_rate_) cfg->min_body_rate = *min_body_rate_;
   if (audit_commit_delay_us_) cfg->audit_commit_delay_us = *audit_commit_delay_us_;
+  if (audit_history_check_) cfg->audit_history_check = *audit_history_check_;
   if (tls_cert_) cfg->tls_cert = *tls_cert_;
   if (tls_key_) cfg->tls_key = *tls_key_;
   if (tls_client_ca_) cfg->tls_client_ca = *tls_client_ca_;

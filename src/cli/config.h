@@ -32,6 +32,7 @@
 //   [audit]
 //   commit_delay_us = 2000                      # group commit: how long the audit writer may wait
 //                                               # for a group to gather under load (0..20000)
+//   history_check = "background"                # or "at-open": rehash the whole log before serving
 //   [log]
 //   level = "info"
 #ifndef PHIVAULT_CLI_CONFIG_H_
@@ -88,6 +89,12 @@ struct Config {
   // covers them all. 0 syncs whatever is pending at once. An idle log never
   // waits. See bench/README.md for how it moves audited throughput.
   int64_t audit_commit_delay_us = 2000;
+  // "background": open checks only the audit records after the latest
+  // signed checkpoint and rehashes the older ones while serving (a damaged
+  // history found then stops every audited request with 503). "at-open":
+  // rehash the whole log before serving, which grows with the log (about
+  // 1.5 s per million entries). See docs/AUDIT-LOG-FORMAT.md.
+  std::string audit_history_check = "background";
 
   api::VaultConfig Vault() const;
   std::string BaseUrl() const;
@@ -113,7 +120,8 @@ class ConfigFlags {
  private:
   std::optional<std::string> data_dir_, key_file_, passphrase_file_, key_env_, listen_, base_url_, tls_cert_, tls_key_,
       tls_client_ca_, log_level_, oidc_issuer_, oidc_audience_, oidc_jwks_file_, oidc_jwks_url_, oidc_ca_file_,
-      oidc_role_claim_, siem_collector_, siem_ca_, siem_server_name_, siem_client_cert_, siem_client_key_;
+      oidc_role_claim_, siem_collector_, siem_ca_, siem_server_name_, siem_client_cert_, siem_client_key_,
+      audit_history_check_;
   std::optional<int> threads_, header_timeout_, idle_timeout_, body_timeout_;
   std::optional<size_t> min_body_rate_;
   bool allow_core_dumps_ = false;

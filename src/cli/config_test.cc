@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <CLI/CLI.hpp>
+
 #include "common/testing/temp_dir.h"
 
 namespace phivault::cli {
@@ -28,6 +30,7 @@ session_idle_seconds = 600
 retention_seconds = 7200
 [audit]
 commit_delay_us = 500
+history_check = "at-open"
 [[auth.issuers]]
 issuer = "https://idp.example.org"
 audience = "https://vault.example.org/fhir"
@@ -49,6 +52,7 @@ level = "warn"
   EXPECT_EQ(cfg.session_idle_seconds, 600);
   EXPECT_EQ(cfg.export_retention_seconds, 7200);
   EXPECT_EQ(cfg.Vault().audit.max_gather, std::chrono::microseconds(500));
+  EXPECT_EQ(cfg.Vault().audit.history_check, audit::AuditLogOptions::HistoryCheck::kAtOpen);
   ASSERT_EQ(cfg.issuers.size(), 1u);
   EXPECT_EQ(cfg.issuers[0].issuer, "https://idp.example.org");
   EXPECT_EQ(cfg.issuers[0].audiences, (std::vector<std::string>{"https://vault.example.org/fhir"}));
@@ -86,6 +90,11 @@ TEST(ConfigTest, RejectsInconsistentSettings) {
   EXPECT_FALSE(cfg.Validate(false).ok());
   cfg.audit_commit_delay_us = 0;
   EXPECT_TRUE(cfg.Validate(false).ok());
+  EXPECT_EQ(cfg.Vault().audit.history_check, audit::AuditLogOptions::HistoryCheck::kBackground);
+  cfg.audit_history_check = "later";
+  EXPECT_FALSE(cfg.Validate(false).ok());
+  cfg.audit_history_check = "at-open";
+  EXPECT_TRUE(cfg.Validate(false).ok());
   cfg.body_timeout_seconds = 0;
   EXPECT_FALSE(cfg.Validate(false).ok()) << "a body deadline of zero refuses every upload";
   cfg.body_timeout_seconds = 30;
@@ -94,6 +103,17 @@ TEST(ConfigTest, RejectsInconsistentSettings) {
   EXPECT_FALSE(cfg.Validate(false).ok()) << "so low a rate lets a trickling client keep extending its deadline";
   cfg.min_body_rate = 0;
   EXPECT_TRUE(cfg.Validate(false).ok());
+}
+
+TEST(ConfigTest, AuditHistoryCheckFlagOverridesTheFile) {
+  Config cfg;
+  cfg.audit_history_check = "at-open";
+  CLI::App app;
+  ConfigFlags flags;
+  flags.AddVaultFlags(&app);
+  app.parse("--audit-history-check background", false);
+  ASSERT_TRUE(flags.ApplyTo(&cfg).ok());
+  EXPECT_EQ(cfg.Vault().audit.history_check, audit::AuditLogOptions::HistoryCheck::kBackground);
 }
 
 TEST(ConfigTest, BadTomlNamesTheLine) {
