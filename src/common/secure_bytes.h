@@ -1,9 +1,11 @@
 // SecureBytes: a fixed-size buffer for key material.
 //
 // The bytes live in libsodium guarded memory (sodium_malloc): locked so they
-// are never swapped, surrounded by guard pages, and wiped (sodium_memzero via
-// sodium_free) when the object dies. Move-only so a key is never silently
-// duplicated. Equality is constant-time.
+// are never swapped, behind guard pages, and wiped (sodium_memzero) when the
+// object dies. Buffers of up to 64 bytes (keys) share slabs of such memory,
+// guarded per slab, because a sodium_malloc per key costs about 12 us and a
+// locked page; larger ones get their own. Move-only so a key is never
+// silently duplicated. Equality is constant-time.
 //
 // Thread-safety: like a std::string, const access from many threads is safe.
 // Lifetime: owns its memory; moved-from objects are empty.
