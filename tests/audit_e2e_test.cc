@@ -14,8 +14,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "api/vault.h"
@@ -149,6 +151,44 @@ TEST_F(AuditCliTest, ExportAndKeyRotationAreAudited) {
   size_t copies = 0;
   for (const auto& e : again) copies += e.action == audit::AuditAction::kExport;
   EXPECT_EQ(copies, 1u);
+}
+
+// A token minted from the command line is recorded with what it grants
+// (never the token itself); when its entry cannot be queued, no token is
+// printed.
+TEST_F(AuditCliTest, MintedTokensAreAudited) {
+  ASSERT_EQ(Run({"token", "issue", "--data", data_, "--key-file", key_, "--sub", "nightly-export", "--role",
+                 "system", "--scope", "system/*.rs", "--clearance", "R"}),
+            0)
+      << out_;
+  const std::string token = out_.substr(0, out_.find('\n'));
+  ASSERT_EQ(std::count(token.begin(), token.end(), '.'), 2) << out_;
+
+  crypto::MasterKeySource src;
+  src.key_file = key_;
+  std::vector<audit::AuditEntry> minted;
+  for (const auto& e : VaultEntries(data_, src)) {
+    if (e.action == audit::AuditAction::kTokenIssued) minted.push_back(e);
+  }
+  ASSERT_EQ(minted.size(), 1u);
+  EXPECT_EQ(minted[0].event, "token.minted");
+  EXPECT_EQ(minted[0].agent.subject, audit::OsUserSubject());
+  ASSERT_EQ(minted[0].resources.size(), 1u);
+  EXPECT_EQ(minted[0].resources[0].id, "nightly-export");
+  EXPECT_NE(minted[0].query.find("role=system"), std::string::npos) << minted[0].query;
+  EXPECT_NE(minted[0].query.find("scope=system/*.rs"), std::string::npos) << minted[0].query;
+  EXPECT_NE(minted[0].query.find("clearance=R"), std::string::npos) << minted[0].query;
+  EXPECT_EQ(audit::Serialize(minted[0]).find(token.substr(token.rfind('.') + 1)), std::string::npos)
+      << "the token's signature is in the log";
+
+  // The inbox cannot be written (a file stands where its directory goes).
+  std::filesystem::remove_all(audit::InboxDir(data_));
+  { std::ofstream(audit::InboxDir(data_)) << "not a directory"; }
+  EXPECT_NE(Run({"token", "issue", "--data", data_, "--key-file", key_, "--sub", "unrecorded", "--role", "system",
+                 "--scope", "system/*.rs"}),
+            0);
+  EXPECT_EQ(out_.find("eyJ"), std::string::npos) << "a token was printed: " << out_;
+  EXPECT_NE(out_.find("audit"), std::string::npos) << out_;
 }
 
 // While `serve` holds the vault, an export's entry still reaches the log:

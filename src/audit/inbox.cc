@@ -30,7 +30,8 @@ std::string Errno(std::string_view what, const std::string& path) {
 
 bool Acceptable(const AuditEntry& e) {
   const bool command_action = e.action == AuditAction::kExport || e.action == AuditAction::kKeyChange ||
-                              e.action == AuditAction::kBackup || e.action == AuditAction::kRestore;
+                              e.action == AuditAction::kBackup || e.action == AuditAction::kRestore ||
+                              e.action == AuditAction::kTokenIssued;
   return command_action &&
          e.agent.subject.rfind(kOsUser, 0) == 0 && e.agent.subject.size() > kOsUser.size();
 }
@@ -84,7 +85,7 @@ AuditEntry CommandEntry(AuditAction action, std::string_view event, std::string_
 }
 
 Status SubmitToInbox(const std::string& data_dir, const AuditEntry& entry) {
-  if (!Acceptable(entry)) return InvalidArgument("audit inbox: only export, key-change, backup and restore events by an os-user");
+  if (!Acceptable(entry)) return InvalidArgument("audit inbox: only export, key-change, backup, restore and token-issued events by an os-user");
   const std::string dir = InboxDir(data_dir);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Unavailable(Errno("audit inbox: cannot create", dir));
   unsigned char rnd[8];

@@ -3,8 +3,9 @@
 // log has exactly one writer) or because they run without the master key.
 // Today: `phivault audit export` (an export of the audit log),
 // `phivault keys rotate-master` (a key change), `phivault backup` (a backup,
-// while `serve` may run) and `phivault restore` (into the restored vault's
-// own inbox, so its first open records the restore after the restored log).
+// while `serve` may run), `phivault restore` (into the restored vault's
+// own inbox, so its first open records the restore after the restored log)
+// and `phivault token issue` (a token minted with the vault's key).
 //
 // A command drops one file per event into DATA_DIR/audit-inbox/, written
 // atomically (temp file, fsync, rename, fsync of the directory), holding the
@@ -17,10 +18,10 @@
 //
 // Anyone who can write into the data directory can drop a file here, so the
 // drain trusts nothing: it accepts only the actions commands produce
-// (export, key-change, backup, restore) with an agent that names the
+// (export, key-change, backup, restore, token-issued) with an agent that names the
 // operating system user ("os-user:"), and moves anything else aside as
 // rejected-*.json with a warning. A forged file can therefore add a
-// misleading export, key-change, backup or restore line, never a clinical
+// misleading export, key-change, backup, restore or token line, never a clinical
 // access, and cannot remove or alter any entry.
 //
 // Thread-safety: the functions keep no state; DrainInbox must not run twice
@@ -50,7 +51,7 @@ std::string OsUserSubject();
 AuditEntry CommandEntry(AuditAction action, std::string_view event, std::string_view command);
 
 // Durably adds `entry` to the inbox. REQUIRES: entry.action is kExport,
-// kKeyChange, kBackup or kRestore and entry.agent.subject starts with
+// kKeyChange, kBackup, kRestore or kTokenIssued and entry.agent.subject starts with
 // "os-user:" (InvalidArgument
 // otherwise, so a caller cannot queue what the drain would reject).
 Status SubmitToInbox(const std::string& data_dir, const AuditEntry& entry);

@@ -289,6 +289,17 @@ int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime
   if (!keyring.ok()) return Fail(keyring.status());
   auto token = IssueToken(**keyring, cfg, req, lifetime_minutes);
   if (!token.ok()) return Fail(token.status());
+  // No token leaves unrecorded: a minted `system` token can read and export
+  // every record. The entry names what the token grants, never the token.
+  audit::AuditEntry entry = audit::CommandEntry(audit::AuditAction::kTokenIssued, "token.minted", "phivault token issue");
+  entry.resources.push_back({"phivault:token-subject", req.sub, "", ""});
+  entry.query = "role=" + req.role + "&scope=" + req.scope + "&fhirUser=" + req.fhir_user +
+                "&lifetime_minutes=" + std::to_string(lifetime_minutes);
+  for (const auto& c : req.clearances) entry.query += "&clearance=" + c;
+  if (Status queued = audit::SubmitToInbox(cfg.data_dir, entry); !queued.ok()) {
+    return Fail(Status(queued.code(), "the token was not issued because its audit entry could not be queued: " +
+                                          queued.message()));
+  }
   std::printf("%s\n", token->c_str());
   return 0;
 }
