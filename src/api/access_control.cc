@@ -71,6 +71,47 @@ std::optional<boost::json::object> LabelsOnly(const std::string& security_labels
   return o;
 }
 
+// `own` with every coding of `later` it lacks (same system and code)
+// appended; `own` unchanged when it lacks none. Nullopt if either does not
+// parse as a label array.
+std::optional<std::string> MergeLabels(const std::string& own, const std::string& later) {
+  auto parse = [](const std::string& text) -> std::optional<boost::json::array> {
+    if (text.empty()) return boost::json::array();
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(text, ec);
+    if (ec || !v.is_array()) return std::nullopt;
+    for (const boost::json::value& c : v.get_array()) {
+      if (!c.is_object()) return std::nullopt;
+    }
+    return std::move(v.get_array());
+  };
+  std::optional<boost::json::array> a = parse(own), b = parse(later);
+  if (!a || !b) return std::nullopt;
+  auto field = [](const boost::json::value& coding, const char* name) -> const boost::json::value* {
+    return coding.get_object().if_contains(name);
+  };
+  bool added = false;
+  for (const boost::json::value& c : *b) {
+    bool present = false;
+    for (const boost::json::value& mine : *a) {
+      auto same = [&](const char* name) {
+        const boost::json::value *x = field(c, name), *y = field(mine, name);
+        return (x == nullptr && y == nullptr) || (x != nullptr && y != nullptr && *x == *y);
+      };
+      if (same("system") && same("code")) {
+        present = true;
+        break;
+      }
+    }
+    if (!present) {
+      a->push_back(c);
+      added = true;
+    }
+  }
+  if (!added) return own;
+  return boost::json::serialize(*a);
+}
+
 std::string HeaderOr(const http::HttpRequest& r, std::string_view name) {
   const std::string* v = r.Header(name);
   return v ? *v : std::string();
@@ -347,6 +388,39 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
     d.trace.insert(d.trace.begin(), {"deleted", true, "decided as version " + std::to_string(v.version - 1)});
     return d;
   }
+  if ((interaction == policy::Interaction::kVRead || interaction == policy::Interaction::kHistory) &&
+      store_ != nullptr) {
+    StatusOr<std::string> latest = LatestLabels(v);
+    if (!latest.ok()) {
+      log::Error("access.latest_version_unreadable",
+                 {{"type", v.type}, {"error", latest.status().message()},
+                  {"action", "if this persists the database is damaged; restore from a verified backup"}});
+      policy::Decision d;  // fail closed: the labels that apply cannot be told
+      d.rule = "sensitivity";
+      d.reason = "denied by sensitivity: the latest version's labels cannot be read";
+      d.hide_existence = true;
+      d.trace.push_back({"sensitivity", false, "latest version not readable"});
+      return d;
+    }
+    if (!latest->empty()) {
+      std::optional<std::string> merged = MergeLabels(v.security_labels, *latest);
+      if (!merged || *merged != v.security_labels) {
+        store::ResourceVersion relabelled = v;
+        // Labels that do not parse (this version's or the latest's) stay
+        // unparseable, and DecideStored denies them.
+        relabelled.security_labels = merged ? std::move(*merged) : std::string("unreadable");
+        policy::Decision d = DecideContent(caller, interaction, relabelled, request, now_ms, instance_level);
+        d.trace.insert(d.trace.begin(), {"sensitivity", true, "with the latest version's labels"});
+        return d;
+      }
+    }
+  }
+  return DecideContent(caller, interaction, v, request, now_ms, instance_level);
+}
+
+policy::Decision AccessControl::DecideContent(const Caller& caller, policy::Interaction interaction,
+                                              const store::ResourceVersion& v, const http::HttpRequest& request,
+                                              int64_t now_ms, bool instance_level) {
   if (v.type == "Binary" && !v.json.empty()) {
     std::optional<fhir::ResourceRef> ctx = fhir::BinarySecurityContext(v.json);
     if (ctx && ctx->type == "Patient") {
@@ -380,6 +454,22 @@ policy::Decision AccessControl::Decide(const Caller& caller, policy::Interaction
     }
   }
   return DecideStored(caller, interaction, v, request, now_ms, instance_level);
+}
+
+StatusOr<std::string> AccessControl::LatestLabels(const store::ResourceVersion& v) {
+  StatusOr<store::ResourceVersion> latest = store_->Read(v.type, v.id);
+  if (!latest.ok()) {
+    if (latest.status().code() == StatusCode::kNotFound) return std::string();
+    return latest.status();
+  }
+  if (latest->deleted) {
+    // A tombstone carries no labels: the content is what it deleted.
+    if (latest->version - 1 <= v.version) return std::string();
+    latest = store_->ReadVersion(v.type, v.id, latest->version - 1);
+    if (!latest.ok()) return latest.status();
+  }
+  if (latest->version <= v.version) return std::string();
+  return latest->security_labels;
 }
 
 std::optional<std::vector<std::string>> AccessControl::BinaryContextLink(store::ResourceStore& store,

@@ -88,6 +88,12 @@ class AccessControl {
   // for one hash-map lookup, not a signature check or a claims copy.
   StatusOr<std::shared_ptr<const Caller>> Authenticate(const http::HttpRequest& request, int64_t now_ms);
 
+  // The policy's class of a resource type ("clinical", "demographic", ...):
+  // the audit entry's data category.
+  std::string_view ResourceClassOf(std::string_view type) const {
+    return policy::ResourceClassName(engine_->ClassOf(type));
+  }
+
   // Type-level check before any store access (role and scope).
   // `instance_level`: the request names one resource (see
   // policy::AccessRequest::instance_level); false for type/system history.
@@ -98,6 +104,9 @@ class AccessControl {
   // A Binary in no patient's compartment whose securityContext names another
   // resource is decided as that resource (FHIR: the context stands in for
   // the Binary in access decisions); a context that is not stored denies.
+  // For kVRead and kHistory (which may return an earlier version) the
+  // version is decided with its own labels and those of the latest content:
+  // a label added later (say, HIV) protects what the earlier versions showed.
   policy::Decision Decide(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
                           const http::HttpRequest& request, int64_t now_ms, bool instance_level = true);
   // For writes: the new content and its patient link.
@@ -136,11 +145,19 @@ class AccessControl {
   StatusOr<Caller> FromClaims(const auth::Claims& claims, const std::string& role_claim,
                               const std::string& clearance_claim, bool builtin, int64_t now_ms);
 
+  // Decide() once tombstones and later labels are accounted for: follows a
+  // Binary's securityContext, then DecideStored.
+  policy::Decision DecideContent(const Caller& caller, policy::Interaction interaction,
+                                 const store::ResourceVersion& v, const http::HttpRequest& request, int64_t now_ms,
+                                 bool instance_level);
   policy::Decision DecideStored(const Caller& caller, policy::Interaction interaction, const store::ResourceVersion& v,
                                 const http::HttpRequest& request, int64_t now_ms, bool instance_level);
+  // The labels of the record's latest content (the current version, or the
+  // one a deletion removed) when that is newer than `v`; "" otherwise.
+  StatusOr<std::string> LatestLabels(const store::ResourceVersion& v);
 
   AccessConfig config_;
-  store::ResourceStore* store_ = nullptr;  // securityContext lookups
+  store::ResourceStore* store_ = nullptr;  // securityContext, tombstone and latest-label lookups
   store::AccountStore* accounts_ = nullptr;
   std::unique_ptr<auth::CachingVerifier> builtin_;
   struct External {

@@ -96,6 +96,7 @@ TEST_F(AuditedRequestsTest, EveryRequestLeavesExactlyOneEntryNamingWhatItTouched
   EXPECT_EQ(e.rule, "allow");
   EXPECT_EQ(e.http_status, 200);
   EXPECT_GT(e.time_ms, 0);
+  EXPECT_EQ(e.data_category, "clinical");
 
   // An update: the version written and the one it replaced.
   auto upd = EntriesOf([&] {
@@ -104,6 +105,10 @@ TEST_F(AuditedRequestsTest, EveryRequestLeavesExactlyOneEntryNamingWhatItTouched
   ASSERT_EQ(upd.size(), 1u);
   EXPECT_EQ(upd[0].action, audit::AuditAction::kUpdate);
   EXPECT_EQ(upd[0].resources, (std::vector<audit::AuditResource>{{"Patient", "pat1", "2", "1"}}));
+  EXPECT_EQ(upd[0].data_category, "demographic");
+  auto empty_search = EntriesOf([&] { EXPECT_EQ(Call("GET", "/fhir/Consent?patient=nobody").status, 200); });
+  ASSERT_EQ(empty_search.size(), 1u);
+  EXPECT_EQ(empty_search[0].data_category, "consent") << "named by the URL when nothing was returned";
   EXPECT_GT(upd[0].write_record, 0);
   EXPECT_EQ(PendingRecords(), 0u);  // handed on to the log and dropped
 
@@ -172,6 +177,20 @@ TEST_F(AuditedRequestsTest, DenialsRecordTheRuleAndTheRecordWithoutTellingTheCal
   EXPECT_EQ(denied[0].patients, std::vector<std::string>{"pat1"});
   ASSERT_EQ(denied[0].resources.size(), 1u);
   EXPECT_EQ(denied[0].resources[0].id, "c1");
+
+  // A refused PATCH names the record and whose it is in the same way.
+  auto patch = EntriesOf([&] {
+    Headers h = dr;
+    h.emplace_back("content-type", "application/json-patch+json");
+    auto r = Call("PATCH", "/fhir/Condition/c1", R"([{"op":"add","path":"/onsetString","value":"x"}])", h);
+    EXPECT_EQ(r.status, 404) << r.body;
+  });
+  ASSERT_EQ(patch.size(), 1u);
+  EXPECT_EQ(patch[0].outcome, audit::AuditOutcome::kDenied);
+  EXPECT_EQ(patch[0].rule, "care-relationship");
+  EXPECT_EQ(patch[0].patients, std::vector<std::string>{"pat1"});
+  ASSERT_EQ(patch[0].resources.size(), 1u);
+  EXPECT_EQ(patch[0].resources[0].id, "c1");
 
   // Break-glass: the grant is an event of its own, and the read it allowed
   // is marked, with the reason.
@@ -345,14 +364,24 @@ TEST_F(AuditedRequestsTest, NothingIsServedWhileTheLogCannotBeWrittenAndServiceR
   EXPECT_EQ(r.body.find("Qwertyson"), std::string::npos) << "health data left unaudited";
   EXPECT_EQ(r.Json()["resourceType"], "OperationOutcome");
   EXPECT_EQ(Call("GET", "/readyz").status, 503);
-  // A write is refused the same way: its answer is withheld...
+  // A write is refused before anything is stored: the client is told that
+  // nothing happened, so its retry cannot store a record twice.
   auto w = Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","active":true})");
-  EXPECT_EQ(w.status, 503);
-  EXPECT_EQ(w.body.find("Qwertyson"), std::string::npos);
+  ExpectOutcome(w, 503);
+  EXPECT_NE(w.body.find("nothing was stored"), std::string::npos) << w.body;
+  auto created = Call("POST", "/fhir/Patient", R"({"resourceType":"Patient","name":[{"family":"Retry"}]})");
+  ExpectOutcome(created, 503);
+  auto batch = Call("POST", "/fhir",
+                    R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)"
+                    R"({"resourceType":"Patient","id":"pat2"},"request":{"method":"PUT","url":"Patient/pat2"}}]})");
+  ExpectOutcome(batch, 503);
   EXPECT_EQ(vault_->audit_log()->size(), before);
+  EXPECT_EQ(vault_->store()->Read("Patient", "pat1")->version, 1);
+  EXPECT_EQ(vault_->store()->Read("Patient", "pat2").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(PendingRecords(), 0u) << "a refused write left a record in the outbox";
 
-  // ...and once the disk works again, with no request at all, readiness
-  // returns (the probe writes), and the withheld write's entry lands.
+  // Once the disk works again, with no request at all, readiness returns
+  // (the probe writes).
   faults_->fail_writes = false;
   bool ready = false;
   for (int i = 0; i < 100 && !ready; ++i) {
@@ -361,11 +390,78 @@ TEST_F(AuditedRequestsTest, NothingIsServedWhileTheLogCannotBeWrittenAndServiceR
   }
   EXPECT_TRUE(ready);
   EXPECT_EQ(Call("GET", "/fhir/Patient/pat1").status, 200);
+  EXPECT_EQ(HistoryCount("Patient"), 1) << "a refused write was stored";
+  EXPECT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","active":true})").status, 200);
+}
+
+// Moving a record to another patient touches both records: the entry names
+// the patient it left as well as the one it joined.
+TEST_F(AuditedRequestsTest, AWriteThatMovesARecordNamesThePatientItLeaves) {
+  PutPatientWithObservation("pa", "moved");
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pb", R"({"resourceType":"Patient","id":"pb"})").status, 201);
+  auto moved = EntriesOf([&] {
+    EXPECT_EQ(Call("PUT", "/fhir/Observation/moved",
+                   R"({"resourceType":"Observation","id":"moved","status":"final","code":{"text":"x"},)"
+                   R"("subject":{"reference":"Patient/pb"}})")
+                  .status,
+              200);
+  });
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].patients, (std::vector<std::string>{"pa", "pb"}));
+  auto unlinked = EntriesOf([&] {
+    EXPECT_EQ(Call("PUT", "/fhir/Observation/moved",
+                   R"({"resourceType":"Observation","id":"moved","status":"final","code":{"text":"x"}})")
+                  .status,
+              200);
+  });
+  ASSERT_EQ(unlinked.size(), 1u);
+  EXPECT_EQ(unlinked[0].patients, std::vector<std::string>{"pb"});
+}
+
+// Reports the log healthy whatever it is, as a health check that ran just
+// before the disk filled up would: everything else goes to the real trail.
+class StaleHealthAuditor final : public RequestAuditor {
+ public:
+  explicit StaleHealthAuditor(RequestAuditor* real) : real_(real) {}
+  void Record(const audit::AuditEntry& entry, Done done) override { real_->Record(entry, std::move(done)); }
+  void RecordWrite(int64_t record_id, std::string entry, std::string stored_record, Done done) override {
+    real_->RecordWrite(record_id, std::move(entry), std::move(stored_record), std::move(done));
+  }
+  bool Healthy() override { return true; }
+
+ private:
+  RequestAuditor* real_;
+};
+
+TEST_F(AuditedRequestsTest, AWriteCommittedAsTheLogFailsIsWithheldAndItsEntryLandsOnceTheLogRecovers) {
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","name":[{"family":"Qwertyson"}]})")
+                .status,
+            201);
+  StaleHealthAuditor stale(vault_->audit_trail());
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), &stale, so);
+  const size_t before = vault_->audit_log()->size();
+
+  faults_->fail_writes = true;  // fills up after the write was let through
+  auto w = Call("PUT", "/fhir/Patient/pat1", R"({"resourceType":"Patient","id":"pat1","active":true})");
+  EXPECT_EQ(w.status, 503);
+  EXPECT_EQ(w.body.find("Qwertyson"), std::string::npos);
+  EXPECT_EQ(vault_->audit_log()->size(), before);
+  EXPECT_FALSE(vault_->audit_trail()->Healthy());
+
+  faults_->fail_writes = false;
+  bool healthy = false;
+  for (int i = 0; i < 100 && !healthy; ++i) {
+    healthy = vault_->audit_trail()->Healthy();
+    if (!healthy) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(healthy);
   EXPECT_EQ(PendingRecords(), 0u);
 
-  // Every write that happened has exactly one entry (the one the store kept:
-  // no answer was sent, so it has no status); the refused read has none,
-  // because it returned nothing.
+  // The committed write has exactly one entry (the one the store kept: no
+  // answer was sent, so it has no status).
   int second_version_entries = 0;
   for (const auto& e : Entries()) {
     for (const auto& r : e.resources) {
@@ -379,6 +475,7 @@ TEST_F(AuditedRequestsTest, NothingIsServedWhileTheLogCannotBeWrittenAndServiceR
   }
   EXPECT_EQ(second_version_entries, 1);
   EXPECT_EQ(vault_->store()->Read("Patient", "pat1")->version, 2);
+  service_.reset();  // it points at `stale`
 }
 
 // Commits one Patient with an audit record that nobody hands on to the log,

@@ -182,7 +182,7 @@ std::string RenderBundleResponse(const BundlePlan& plan, const store::CommitOutc
                                                                     : StatusOr<store::ResourceVersion>(InvalidArgument("invalid version id"));
       }
       if (v.ok()) {
-        Status allowed = authorize_read(*v);
+        Status allowed = authorize_read(*v, !r.vid.empty());
         if (!allowed.ok()) {
           v = allowed;
         } else if (v->deleted) {

@@ -40,9 +40,10 @@ struct BundlePlan {
 // transaction with any bad entry.
 StatusOr<BundlePlan> PlanBundle(boost::json::object bundle, size_t max_entries);
 
-// Decides whether the caller may see a version a GET entry returns; a
-// non-OK status becomes that entry's outcome (NotFound when hidden).
-using ReadAuthorizer = std::function<Status(const store::ResourceVersion&)>;
+// Decides whether the caller may see a version a GET entry returns (`vread`:
+// the entry asked for a version); a non-OK status becomes that entry's
+// outcome (NotFound when hidden).
+using ReadAuthorizer = std::function<Status(const store::ResourceVersion&, bool vread)>;
 // The type-level gate of a GET entry (role and scope: `vread` for a
 // versioned GET), checked before the store is asked, so a refusal cannot
 // depend on whether the record exists.

@@ -21,6 +21,7 @@ struct Params {
   std::vector<std::string> types;
   std::string types_text, since_text;
   int64_t since_ms = 0;
+  std::string cursor_text;  // sealed; opened once the request it is bound to is known
   int64_t cursor = 0;
 };
 
@@ -50,7 +51,8 @@ StatusOr<Params> ParseParams(const QueryParams& params, int default_count, int m
       p.since_ms = std::max<int64_t>(*ms, 0);
       p.since_text = v;
     } else if (k == "_cursor") {
-      PV_ASSIGN_OR_RETURN(p.cursor, DecodeEverythingCursor(v));
+      if (v.empty() || !p.cursor_text.empty()) return InvalidArgument("invalid paging cursor");
+      p.cursor_text = v;
     } else if (k != "_format" && k != "_pretty") {
       return InvalidArgument("unsupported $everything parameter: " + k);
     }
@@ -123,20 +125,34 @@ void AppendEntry(std::string& body, bool& first, const EverythingContext& ctx, c
   body += R"("}})";
 }
 
-}  // namespace
+// A cursor pages through one patient's record with the same filters and
+// page size, and nothing else.
+std::string CursorBinding(const std::string& patient_id, const Params& p) {
+  std::string b = "phivault/everything-cursor/v1";
+  for (const std::string* part : {&patient_id, &p.types_text, &p.since_text}) b.append(1, '\0').append(*part);
+  b.append(1, '\0').append(std::to_string(p.count));
+  return b;
+}
 
-std::string EncodeEverythingCursor(int64_t position) { return std::to_string(position); }
-
-StatusOr<int64_t> DecodeEverythingCursor(std::string_view text) {
+StatusOr<int64_t> OpenCursor(const PagingCursor& cursors, const std::string& text, const std::string& bound_to) {
+  PV_ASSIGN_OR_RETURN(std::string position, cursors.Open(text, bound_to));
   int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size() || v < 1) return InvalidArgument("invalid paging cursor");
+  auto [end, ec] = std::from_chars(position.data(), position.data() + position.size(), v);
+  if (ec != std::errc() || end != position.data() + position.size() || v < 1) {
+    return InvalidArgument("invalid paging cursor");
+  }
   return v;
 }
+
+}  // namespace
 
 StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
                                         const std::string& patient_id) {
   PV_ASSIGN_OR_RETURN(Params p, ParseParams(params, ctx.default_count, ctx.max_count));
+  const std::string bound_to = CursorBinding(patient_id, p);
+  if (!p.cursor_text.empty()) {
+    PV_ASSIGN_OR_RETURN(p.cursor, OpenCursor(ctx.cursors, p.cursor_text, bound_to));
+  }
   // The patient first: a patient the caller may not see answers like a
   // missing one, before anything of the record is read.
   policy::Decision gate = ctx.access.DecideType(ctx.caller, kInteraction, "Patient");
@@ -189,11 +205,11 @@ StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const
   if (!p.types_text.empty()) self += "&_type=" + p.types_text;
   if (!p.since_text.empty()) self += "&_since=" + p.since_text;
   std::string body = R"({"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":)";
-  body += JsonString(p.cursor ? self + "&_cursor=" + EncodeEverythingCursor(p.cursor) : self);
+  body += JsonString(p.cursor ? self + "&_cursor=" + p.cursor_text : self);
   body += '}';
   if (next) {
     body += R"(,{"relation":"next","url":)";
-    body += JsonString(self + "&_cursor=" + EncodeEverythingCursor(next));
+    body += JsonString(self + "&_cursor=" + ctx.cursors.Seal(std::to_string(next), bound_to));
     body += '}';
   }
   body += R"(],"entry":[)";

@@ -20,7 +20,8 @@
 // AccessControl::DecideType + Decide (interaction "search"), as History does;
 // pages are refilled past hidden resources so each holds `_count` visible
 // matches whenever that many exist, and the cursor points past everything
-// examined so paging stays consistent.
+// examined so paging stays consistent. The cursor is sealed (PagingCursor)
+// to this patient, `_type`, `_since` and `_count`.
 //
 // Thread-safety: stateless; safe from any thread. Lifetime: the context's
 // references must outlive the call only.
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "api/access_control.h"
+#include "api/paging_cursor.h"
 #include "api/request_context.h"
 #include "common/status.h"
 #include "http/types.h"
@@ -45,6 +47,7 @@ struct EverythingContext {
   AccessControl& access;
   const Caller& caller;
   const http::HttpRequest& request;
+  const PagingCursor& cursors;  // seals the `next` link's position
   int64_t now_ms = 0;
   std::string_view base_url;
   int default_count = 50;
@@ -68,11 +71,6 @@ struct EverythingResult {
 // REQUIRES: `patient_id` is a valid FHIR id.
 StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const QueryParams& params,
                                         const std::string& patient_id);
-
-// The paging cursor as it appears in links, and back. A plain position for
-// now (like history); the one place to change for tamper-proof cursors.
-std::string EncodeEverythingCursor(int64_t position);
-StatusOr<int64_t> DecodeEverythingCursor(std::string_view text);
 
 }  // namespace phivault::api
 

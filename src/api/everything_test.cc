@@ -186,7 +186,9 @@ TEST_F(EverythingTest, ReportsWhatTheBundleDisclosesForTheAudit) {
   req.headers.emplace_back("authorization", "Bearer " + system_token_);
   auto caller = access_->Authenticate(req, fhir::NowMillis());
   ASSERT_TRUE(caller.ok());
-  EverythingContext ctx{*vault_->store(), *access_, **caller, req, fhir::NowMillis(), "https://vault.test", 50, 1000};
+  PagingCursor cursors(&vault_->keyring());
+  EverythingContext ctx{*vault_->store(), *access_, **caller, req, cursors, fhir::NowMillis(), "https://vault.test",
+                        50, 1000};
   auto r = PatientEverything(ctx, {{"_count", "5"}}, "pat1");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   auto bundle = json::parse(r->bundle).as_object();
@@ -202,15 +204,38 @@ TEST_F(EverythingTest, ReportsWhatTheBundleDisclosesForTheAudit) {
   }
 }
 
-TEST_F(EverythingTest, CursorRoundTrips) {
-  for (int64_t v : {int64_t{1}, int64_t{42}, INT64_MAX}) {
-    auto back = DecodeEverythingCursor(EncodeEverythingCursor(v));
-    ASSERT_TRUE(back.ok());
-    EXPECT_EQ(*back, v);
+// The next link's cursor is sealed: it cannot be read, edited, or used with
+// another patient, filter or page size.
+TEST_F(EverythingTest, CursorsAreSealedToTheirRequest) {
+  auto first = Call("GET", "/fhir/Patient/pat1/$everything?_count=1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  std::string next;
+  const auto first_json = first.Json();
+  for (const auto& l : first_json.at("link").as_array()) {
+    if (l.at("relation") == "next") next = std::string(l.at("url").as_string());
   }
-  EXPECT_FALSE(DecodeEverythingCursor("").ok());
-  EXPECT_FALSE(DecodeEverythingCursor("0").ok());
-  EXPECT_FALSE(DecodeEverythingCursor("12x").ok());
+  ASSERT_FALSE(next.empty());
+  const std::string cursor = next.substr(next.find("_cursor=") + 8);
+  EXPECT_EQ(cursor.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+            std::string::npos);
+  EXPECT_GT(cursor.size(), 20u) << "a sealed position, not a plain number";
+  auto second = Call("GET", "/fhir/Patient/pat1/$everything?_count=1&_cursor=" + cursor);
+  ASSERT_EQ(second.status, 200) << second.body;
+  const auto second_json = second.Json();
+  EXPECT_NE(second_json.at("entry").as_array()[0], first_json.at("entry").as_array()[0]);
+
+  std::string edited = cursor;
+  edited[edited.size() / 2] = edited[edited.size() / 2] == 'A' ? 'B' : 'A';
+  for (const std::string& bad :
+       {"/fhir/Patient/pat1/$everything?_count=1&_cursor=" + edited,
+        "/fhir/Patient/pat1/$everything?_count=2&_cursor=" + cursor,
+        "/fhir/Patient/pat1/$everything?_count=1&_type=Observation&_cursor=" + cursor,
+        "/fhir/Patient/pat2/$everything?_count=1&_cursor=" + cursor,
+        std::string("/fhir/Patient/pat1/$everything?_count=1&_cursor=12")}) {
+    ExpectOutcome(Call("GET", bad), 400);
+  }
+  // A history cursor is not a $everything cursor, and the other way round.
+  ExpectOutcome(Call("GET", "/fhir/Patient/pat1/_history?_count=1&_cursor=" + cursor), 400);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <limits>
+#include <set>
 
 #include <boost/json.hpp>
 
@@ -23,10 +24,32 @@
 
 namespace phivault::api {
 
+namespace {
+
+// The entry's data category (ASTM E2147's kind of data): the policy classes
+// of the resource types it names, or of the type the URL names when it
+// names none (a search that found nothing), e.g. "clinical,demographic".
+void SetDataCategory(audit::AuditEntry& e, const AccessControl& access, std::string_view url_type) {
+  std::set<std::string_view> classes;
+  for (const auto& r : e.resources) {
+    if (fhir::IsKnownResourceType(r.type)) classes.insert(access.ResourceClassOf(r.type));
+  }
+  if (classes.empty() && fhir::IsKnownResourceType(url_type)) classes.insert(access.ResourceClassOf(url_type));
+  std::string out;
+  for (std::string_view c : classes) {
+    if (!out.empty()) out += ',';
+    out += c;
+  }
+  e.data_category = std::move(out);
+}
+
+}  // namespace
+
 struct FhirService::Call {
   http::HttpRequest req;
   http::Responder respond;
   RequestAuditor* auditor = nullptr;
+  const AccessControl* access = nullptr;
   QueryParams params;
   OutputFormat fmt;
   std::vector<std::string_view> segments;  // path below /fhir
@@ -42,6 +65,7 @@ struct FhirService::Call {
     SetRoute(resp, route);
     resp.headers.emplace_back("X-Request-Id", entry.request_id);
     FinishEntry(entry, resp.status);
+    if (access) SetDataCategory(entry, *access, segments.empty() ? std::string_view() : segments[0]);
     auditor->Record(entry, ReleaseWhenAudited(std::move(respond), std::move(resp), fmt, route));
   }
   void Fail(const Status& s, std::string_view route) { Reply(ErrorResponse(s, fmt), route); }
@@ -104,7 +128,8 @@ FhirService::FhirService(store::ResourceStore* store, AccessControl* access, Req
       auth_endpoints_(auth_endpoints),
       options_(std::move(options)),
       capability_json_(BuildCapabilityStatement(options_.base_url)),
-      search_(std::make_shared<SearchHandler>(store, access, options_)) {
+      cursors_(options_.keyring),
+      search_(std::make_shared<SearchHandler>(store, access, options_, &cursors_)) {
   access_->SetBreakGlassListener(
       [this](const Caller& caller, const http::HttpRequest& req, int64_t now_ms,
              const std::vector<std::string>& patients) { RecordBreakGlassGrant(caller, req, now_ms, patients); });
@@ -117,6 +142,7 @@ void FhirService::Handle(http::HttpRequest request, http::Responder respond) {
   call.req = std::move(request);
   call.respond = std::move(respond);
   call.auditor = auditor_;
+  call.access = access_;
   const std::string& path = call.req.path;
 
   if (path == "/healthz") {
@@ -474,6 +500,10 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
       NoteDecision(call.entry, d);
       exists = !cur->deleted;
       if (exists) stored_author = cur->author;
+      // A write that moves a record to another patient (or to none) touches
+      // the record of the patient it leaves too: their access report must
+      // show it.
+      call.entry.patients.insert(call.entry.patients.end(), cur->patients.begin(), cur->patients.end());
     }
   }
   if (op.kind == store::WriteOp::Kind::kDelete) return Status::Ok();
@@ -600,14 +630,15 @@ void FhirService::Delete(Call& call, const std::string& type, const std::string&
 }
 
 void FhirService::Patch(Call& call, const std::string& type, const std::string& id) {
-  Status s = RewritePatchAsUpdate(*store_, *access_, *call.caller, type, id, call.now_ms, options_.parse_limits, call.req);
+  Status s = RewritePatchAsUpdate(*store_, *access_, *call.caller, type, id, call.now_ms, options_.parse_limits,
+                                  call.req, &call.entry);
   if (!s.ok()) return call.Reply(PatchErrorResponse(s, call.fmt), "/fhir/{type}/{id}");
   Update(call, type, id);
 }
 
 void FhirService::Everything(Call& call, const std::string& id) {
   static constexpr std::string_view kRoute = "/fhir/Patient/{id}/$everything";
-  EverythingContext ctx{*store_, *access_, *call.caller, call.req, call.now_ms, options_.base_url,
+  EverythingContext ctx{*store_, *access_, *call.caller, call.req, cursors_, call.now_ms, options_.base_url,
                         options_.default_page_size, options_.max_page_size};
   call.entry.action = audit::AuditAction::kOperation;
   call.entry.query = QueryShape("Patient/" + id + "/$everything", call.params);
@@ -650,11 +681,33 @@ void FhirService::CommitAudited(Call& call, std::vector<store::WriteOp> ops, boo
                                     render) {
   std::vector<std::pair<std::string, std::string>> targets;
   for (const auto& op : ops) targets.emplace_back(op.type, op.id);
-  auto builder = [entry = call.entry](const store::CommitOutcome& out, int64_t record_id) {
+  if (!auditor_->Healthy()) {
+    // Refused before anything is stored. Committing and then withholding
+    // the answer would leave the client unsure whether its write happened,
+    // and its retry of a POST would store the record twice.
+    for (const auto& [type, id] : targets) AddRequested(call.entry, type, id);
+    call.entry.rule = "audit-unavailable";
+    http::HttpResponse r = OutcomeResponse(503, "error", "transient",
+                                           "the audit log cannot be written, so nothing was stored; retry later",
+                                           call.fmt);
+    r.headers.emplace_back("Retry-After", "5");
+    SetRoute(r, route);
+    r.headers.emplace_back("X-Request-Id", call.entry.request_id);
+    FinishEntry(call.entry, r.status);
+    SetDataCategory(call.entry, *access_, {});
+    // The refusal holds no health data, so it is sent whether or not its
+    // entry lands (it will not while the log fails).
+    auditor_->Record(call.entry, [respond = std::move(call.respond), r = std::move(r)](Status) mutable {
+      respond(std::move(r));
+    });
+    return;
+  }
+  auto builder = [entry = call.entry, access = access_](const store::CommitOutcome& out, int64_t record_id) {
     audit::AuditEntry e = entry;
     e.write_record = record_id;
     AddWriteResults(e, out.results);
     FinishEntry(e, 0);
+    SetDataCategory(e, *access, {});
     return audit::Serialize(e);
   };
   store_->Commit(
@@ -669,6 +722,7 @@ void FhirService::CommitAudited(Call& call, std::vector<store::WriteOp> ops, boo
           SetRoute(r, route);
           r.headers.emplace_back("X-Request-Id", entry.request_id);
           FinishEntry(entry, r.status);
+          SetDataCategory(entry, *access_, {});
           auditor_->Record(entry, ReleaseWhenAudited(std::move(respond), std::move(r), fmt, route));
           return;
         }
@@ -678,6 +732,7 @@ void FhirService::CommitAudited(Call& call, std::vector<store::WriteOp> ops, boo
         SetRoute(r, route);
         r.headers.emplace_back("X-Request-Id", entry.request_id);
         FinishEntry(entry, r.status);
+        SetDataCategory(entry, *access_, {});
         auditor_->RecordWrite(out.audit_record_id, audit::Serialize(entry), std::move(out.audit_record),
                               ReleaseWhenAudited(std::move(respond), std::move(r), fmt, route));
       },
@@ -695,9 +750,15 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   auto count = PageSize(call.params, options_.default_page_size, options_.max_page_size);
   if (!count.ok()) return call.Fail(count.status(), route);
   q.count = *count;
+  // A cursor pages through this history only, at this page size.
+  std::string bound_to = "phivault/history-cursor/v1";
+  for (const std::string* part : {&type, &id}) bound_to.append(1, '\0').append(*part);
+  bound_to.append(1, '\0').append(std::to_string(q.count));
   if (const std::string* cursor = FindParam(call.params, "_cursor")) {
-    auto [p, ec] = std::from_chars(cursor->data(), cursor->data() + cursor->size(), q.before_seq);
-    if (ec != std::errc() || p != cursor->data() + cursor->size() || q.before_seq < 1) {
+    auto position = cursors_.Open(*cursor, bound_to);
+    if (!position.ok()) return call.Fail(position.status(), route);
+    auto [p, ec] = std::from_chars(position->data(), position->data() + position->size(), q.before_seq);
+    if (ec != std::errc() || p != position->data() + position->size() || q.before_seq < 1) {
       return call.Fail(InvalidArgument("invalid paging cursor"), route);
     }
   }
@@ -755,11 +816,11 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   std::string self_path = options_.base_url + "/fhir" + (type.empty() ? "" : "/" + type) + (id.empty() ? "" : "/" + id) +
                           "/_history?_count=" + std::to_string(q.count);
   std::string body = R"({"resourceType":"Bundle","type":"history","link":[{"relation":"self","url":)";
-  body += JsonString(q.before_seq ? self_path + "&_cursor=" + std::to_string(q.before_seq) : self_path);
+  body += JsonString(q.before_seq ? self_path + "&_cursor=" + *FindParam(call.params, "_cursor") : self_path);
   body += '}';
   if (page.next_cursor) {
     body += R"(,{"relation":"next","url":)";
-    body += JsonString(self_path + "&_cursor=" + std::to_string(page.next_cursor));
+    body += JsonString(self_path + "&_cursor=" + cursors_.Seal(std::to_string(page.next_cursor), bound_to));
     body += '}';
   }
   body += R"(],"entry":[)";
@@ -837,8 +898,9 @@ void FhirService::Bundle(Call& call) {
                     auto i = vread ? policy::Interaction::kVRead : policy::Interaction::kRead;
                     return policy::DecisionStatus(access_->DecideType(*caller, i, type));
                   };
-                  auto authorize_read = [&](const store::ResourceVersion& v) -> Status {
-                    policy::Decision d = access_->Decide(*caller, policy::Interaction::kRead, v, req, now);
+                  auto authorize_read = [&](const store::ResourceVersion& v, bool vread) -> Status {
+                    policy::Decision d = access_->Decide(
+                        *caller, vread ? policy::Interaction::kVRead : policy::Interaction::kRead, v, req, now);
                     if (d.allowed) {
                       AddResource(entry, v);
                       if (d.break_glass) entry.break_glass = true;

@@ -37,6 +37,7 @@
 
 #include "api/access_control.h"
 #include "api/audit_trail.h"
+#include "api/paging_cursor.h"
 #include "crypto/keyring.h"
 #include "fhir/json_reader.h"
 #include "http/types.h"
@@ -129,6 +130,7 @@ class FhirService final : public http::Handler {
   BulkExporter* bulk_ = nullptr;
   ServiceOptions options_;
   std::string capability_json_;
+  PagingCursor cursors_;                   // search, history and $everything links
   std::shared_ptr<SearchHandler> search_;  // search_handler.h
   std::atomic<bool> draining_{false};
 };

@@ -707,5 +707,61 @@ TEST_F(FhirServiceTest, DeletedRecordsAreDecidedAsWhatTheyDeleted) {
   EXPECT_EQ(other_binary.body, Call("GET", "/fhir/Binary/never-stored", "", other).body);
 }
 
+// A label added in a later version protects what the earlier versions
+// showed: vread, history and a bundle's versioned GET decide an old version
+// with the latest labels too, while a caller cleared for them still reads it.
+TEST_F(FhirServiceTest, LabelsAddedLaterProtectEarlierVersions) {
+  PutPatientInCareOf("lp1", "lct1", "Practitioner/ldoc");
+  const Headers cleared = {{"authorization", "Bearer " + Token("backend", "system", "", "system/*.cruds", {"R"})}};
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/lobs",
+                 R"({"resourceType":"Observation","id":"lobs","status":"final","code":{"text":"Zyxhiv"},)"
+                 R"("subject":{"reference":"Patient/lp1"}})")
+                .status,
+            201);
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/lobs",
+                 R"({"resourceType":"Observation","id":"lobs","status":"final","code":{"text":"Zyxhiv"},)"
+                 R"("meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality",)"
+                 R"("code":"R"}]},"subject":{"reference":"Patient/lp1"}})",
+                 cleared)
+                .status,
+            200);
+  const Headers related = {{"authorization", "Bearer " + Token("ld", "clinician", "Practitioner/ldoc", "user/*.rs")}};
+  EXPECT_EQ(Call("GET", "/fhir/Observation/lobs", "", related).status, 404);
+  auto vread = Call("GET", "/fhir/Observation/lobs/_history/1", "", related);
+  EXPECT_EQ(vread.status, 404);
+  EXPECT_EQ(vread.body.find("Zyxhiv"), std::string::npos);
+  for (const char* history : {"/fhir/Observation/lobs/_history", "/fhir/Observation/_history", "/fhir/_history"}) {
+    auto h = Call("GET", history, "", related);
+    EXPECT_EQ(h.body.find("Zyxhiv"), std::string::npos) << history << ": " << h.body;
+  }
+  auto batch = Call("POST", "/fhir",
+                    R"({"resourceType":"Bundle","type":"batch","entry":[)"
+                    R"({"request":{"method":"GET","url":"Observation/lobs/_history/1"}}]})",
+                    related);
+  EXPECT_EQ(batch.status, 200) << batch.body;
+  EXPECT_EQ(batch.body.find("Zyxhiv"), std::string::npos) << batch.body;
+  EXPECT_NE(batch.body.find("404"), std::string::npos) << batch.body;
+
+  // Deleting the labelled version does not lift the protection either.
+  ASSERT_EQ(Call("DELETE", "/fhir/Observation/lobs", "", cleared).status, 200);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/lobs/_history/1", "", related).status, 404);
+
+  // Cleared for R: every version is readable.
+  auto cleared_vread = Call("GET", "/fhir/Observation/lobs/_history/1", "", cleared);
+  EXPECT_EQ(cleared_vread.status, 200);
+  EXPECT_NE(cleared_vread.body.find("Zyxhiv"), std::string::npos);
+  auto cleared_history = Call("GET", "/fhir/Observation/lobs/_history", "", cleared).Json();
+  EXPECT_EQ(cleared_history.at("entry").as_array().size(), 3u);
+
+  // An unlabelled record's history is unaffected.
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/lplain",
+                 R"({"resourceType":"Observation","id":"lplain","status":"final","code":{"text":"x"},)"
+                 R"("subject":{"reference":"Patient/lp1"}})")
+                .status,
+            201);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/lplain/_history/1", "", related).status, 200);
+}
+
+
 }  // namespace
 }  // namespace phivault::api

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "api/request_audit.h"
 #include "fhir/json_patch.h"
 #include "fhir/operation_outcome.h"
 #include "fhir/validator.h"
@@ -35,18 +36,36 @@ void SetHeader(http::HttpRequest& req, std::string name, std::string value) {
 
 Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, const Caller& caller,
                             const std::string& type, const std::string& id, int64_t now_ms,
-                            const fhir::ParseLimits& limits, http::HttpRequest& request) {
+                            const fhir::ParseLimits& limits, http::HttpRequest& request,
+                            audit::AuditEntry* entry) {
   if (!IsJsonPatchMedia(request.Header("content-type"))) {
     return Status(StatusCode::kUnsupportedMedia, "PATCH takes a JSON Patch: use Content-Type application/json-patch+json");
   }
   PV_ASSIGN_OR_RETURN(json::value patch, fhir::ParseJson(request.body, limits));
   policy::Decision gate = access.DecideType(caller, policy::Interaction::kUpdate, type);
-  if (!gate.allowed) return policy::DecisionStatus(gate);
-  PV_ASSIGN_OR_RETURN(store::ResourceVersion current, store.Read(type, id));
+  if (!gate.allowed) {
+    if (entry) {
+      NoteDecision(*entry, gate);
+      AddRequested(*entry, type, id);
+    }
+    return policy::DecisionStatus(gate);
+  }
+  StatusOr<store::ResourceVersion> stored = store.Read(type, id);
+  if (!stored.ok()) {
+    if (entry) AddRequested(*entry, type, id);
+    return stored.status();
+  }
+  store::ResourceVersion& current = *stored;
   // The right to change the record as it is now; what it becomes is checked
   // again by the update path (its patients may change).
   policy::Decision d = access.Decide(caller, policy::Interaction::kUpdate, current, request, now_ms);
-  if (!d.allowed) return policy::DecisionStatus(d);
+  if (!d.allowed) {
+    if (entry) {
+      NoteDecision(*entry, d);
+      AddResource(*entry, current);
+    }
+    return policy::DecisionStatus(d);
+  }
   if (current.deleted) return Status(StatusCode::kGone, "resource was deleted");
   if (const std::string* im = request.Header("if-match")) {
     PV_ASSIGN_OR_RETURN(int64_t wanted, ParseIfMatch(*im));

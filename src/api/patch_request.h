@@ -29,6 +29,7 @@
 
 #include "api/access_control.h"
 #include "api/request_context.h"
+#include "audit/entry.h"
 #include "common/status.h"
 #include "fhir/json_reader.h"
 #include "http/types.h"
@@ -36,10 +37,13 @@
 
 namespace phivault::api {
 
+// A refusal is noted in `entry` (may be null) with the record it concerned
+// and whose it is, as a refused read or update would be.
 // REQUIRES: `type` is a known resource type and `id` a valid id.
 Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, const Caller& caller,
                             const std::string& type, const std::string& id, int64_t now_ms,
-                            const fhir::ParseLimits& limits, http::HttpRequest& request);
+                            const fhir::ParseLimits& limits, http::HttpRequest& request,
+                            audit::AuditEntry* entry = nullptr);
 
 http::HttpResponse PatchErrorResponse(const Status& status, const OutputFormat& fmt);
 

@@ -194,13 +194,9 @@ struct SearchHandler::Run {
   }
 };
 
-SearchHandler::SearchHandler(store::ResourceStore* store, AccessControl* access, const ServiceOptions& options)
-    : store_(store), access_(access), options_(options) {
-  SecureBytes key = options.keyring ? options.keyring->Key(crypto::KeyPurpose::kSearchCursor).Clone()
-                                    : SecureBytes::Random(crypto::Aead::kKeySize);
-  auto aead = crypto::Aead::New(key);
-  if (aead.ok()) cursor_key_ = std::move(*aead);
-}
+SearchHandler::SearchHandler(store::ResourceStore* store, AccessControl* access, const ServiceOptions& options,
+                             const PagingCursor* cursors)
+    : store_(store), access_(access), options_(options), cursors_(cursors) {}
 
 StatusOr<SearchHandler::Conditional> SearchHandler::ResolveConditional(http::HttpRequest& req, const Caller& caller,
                                                                        const std::string& type,
@@ -240,6 +236,18 @@ StatusOr<SearchHandler::Conditional> SearchHandler::ResolveConditional(http::Htt
   }
   if (visible.empty()) {
     if (!put) return out;  // nothing the caller may see matches: nothing to delete
+    if (!body_id.empty()) {
+      // The body names a record the criteria did not match: taking it as an
+      // update would overwrite a resource the client did not select (FHIR R5
+      // makes this a 409). A record hidden from the caller goes on to the
+      // update, which refuses it exactly as a plain PUT would.
+      auto cur = store_->Read(type, body_id);
+      if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) return cur.status();
+      if (cur.ok() && run.Visible(*cur)) {
+        return Status(StatusCode::kConflict,
+                      "the resource with the id in the body does not match the search criteria");
+      }
+    }
     out.action = body_id.empty() ? Conditional::Action::kCreate : Conditional::Action::kUpdate;
     out.id = body_id;
     return out;
@@ -277,7 +285,6 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
     if (entry) NoteDecision(*entry, gate);
     return ErrorResponse(policy::DecisionStatus(gate), fmt);
   }
-  if (!cursor_key_) return ErrorResponse(Internal("search cursor key unavailable"), fmt);
 
   // The cursor is bound to every other parameter, in order.
   std::string cursor_text;
@@ -310,8 +317,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   bool backward = false;
   std::string start;
   if (!cursor_text.empty()) {
-    auto sealed = auth::Base64UrlDecode(cursor_text);
-    StatusOr<std::string> plain = sealed.ok() ? cursor_key_->Open(*sealed, aad) : sealed.status();
+    StatusOr<std::string> plain = cursors_->Open(cursor_text, aad);
     if (!plain.ok() || plain->empty() || ((*plain)[0] != 'n' && (*plain)[0] != 'p')) {
       return ErrorResponse(InvalidArgument("invalid paging cursor (it must be used with the parameters it came with)"),
                            fmt);
@@ -320,7 +326,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
     start = plain->substr(1);
   }
   auto seal = [&](char dir, const std::string& position) {
-    return auth::Base64UrlEncode(cursor_key_->Seal(std::string(1, dir) + position, aad));
+    return cursors_->Seal(std::string(1, dir) + position, aad);
   };
 
   Run run{this, req, caller, now_ms, {}, entry};
@@ -425,11 +431,17 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   for (const auto& hit : page) seen.insert(hit.version.type + "/" + hit.version.id);
   std::vector<const store::ResourceVersion*> frontier;
   for (const auto& hit : page) frontier.push_back(&hit.version);
+  // Set when the bounds below left out something an include asked for: the
+  // Bundle then says so instead of looking complete.
+  bool includes_cut = false;
   for (int iteration = 0; iteration < kMaxIncludeIterations && !frontier.empty() && !sr.includes.empty();
        ++iteration) {
     std::vector<store::ResourceVersion> found;
     auto add = [&](store::ResourceVersion v) {
-      if (included.size() + found.size() >= kMaxIncluded) return;
+      if (included.size() + found.size() >= kMaxIncluded) {
+        includes_cut = true;
+        return;
+      }
       std::string key = v.type + "/" + v.id;
       if (seen.count(key) || !run.Visible(v)) return;
       seen.insert(key);
@@ -472,6 +484,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         rq.count = 1000;
         auto res = store_->Search(rq);
         if (!res.ok()) return ErrorResponse(res.status(), fmt);
+        if (res->more) includes_cut = true;
         for (auto& hit : res->hits) add(std::move(hit.version));
       }
     }
@@ -510,15 +523,25 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   std::vector<std::string> entries;
   for (const auto& hit : page) entries.push_back(render(hit.version, "match"));
   for (const auto& v : included) entries.push_back(render(v, "include"));
+  std::vector<std::string> issues;
   if (!sr.ignored.empty()) {
-    // Lenient handling (R4 3.1.1.5): an outcome entry names the parameters
-    // that were not applied (names only, never values).
+    // Lenient handling (R4 3.1.1.5): the outcome names the parameters that
+    // were not applied (names only, never values).
     std::string names;
     for (const auto& n : sr.ignored) names += (names.empty() ? "" : ", ") + n;
-    entries.push_back(
-        R"({"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"not-supported",)"
-        R"("diagnostics":)" +
-        JsonString("search parameters not applied: " + names.substr(0, 1000)) + R"(}]},"search":{"mode":"outcome"}})");
+    issues.push_back(R"({"severity":"warning","code":"not-supported","diagnostics":)" +
+                     JsonString("search parameters not applied: " + names.substr(0, 1000)) + "}");
+  }
+  if (includes_cut) {
+    issues.push_back(R"({"severity":"warning","code":"incomplete","diagnostics":)" +
+                     JsonString("_include/_revinclude results were cut at " + std::to_string(kMaxIncluded) +
+                                " resources per page; use a smaller _count or search the included type directly") +
+                     "}");
+  }
+  if (!issues.empty()) {
+    std::string outcome = R"({"resource":{"resourceType":"OperationOutcome","issue":[)";
+    for (size_t i = 0; i < issues.size(); ++i) outcome += (i ? "," : "") + issues[i];
+    entries.push_back(outcome + R"(]},"search":{"mode":"outcome"}})");
   }
   if (!entries.empty()) {
     body += R"(,"entry":[)";

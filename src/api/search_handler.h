@@ -23,12 +23,12 @@
 // _summary=count answers 400). A hidden match is never counted, so total
 // reveals nothing about records the caller cannot see.
 //
-// Paging cursors are opaque: the direction and the store's position, sealed
-// with AES-256-GCM under the keyring's search-cursor key with the search's
-// canonical parameters as AAD. A cursor cannot be forged, altered or reused
-// with other parameters, and the sort-key values inside it (which may be
-// health data) are not readable from the URL. Positions are keyset
-// positions, so links stay valid while resources are written.
+// Paging cursors are opaque (PagingCursor): the direction and the store's
+// position, sealed with the search's canonical parameters as AAD. A cursor
+// cannot be forged, altered or reused with other parameters, and the
+// sort-key values inside it (which may be health data) are not readable
+// from the URL. Positions are keyset positions, so links stay valid while
+// resources are written.
 //
 // Thread-safety: Search() may be called concurrently. Lifetime: the store
 // and access control must outlive the handler.
@@ -42,6 +42,7 @@
 #include "api/access_control.h"
 #include "audit/entry.h"
 #include "api/fhir_service.h"
+#include "api/paging_cursor.h"
 #include "api/request_context.h"
 #include "crypto/aead.h"
 #include "http/types.h"
@@ -54,9 +55,9 @@ class SearchHandler {
   static constexpr int64_t kMaxCounted = 100000;
   static constexpr size_t kMaxIncluded = 1000;  // included resources per page
 
-  // `options.keyring` supplies the cursor key; without one (tests, tools) a
-  // random key is used and cursors do not survive a restart.
-  SearchHandler(store::ResourceStore* store, AccessControl* access, const ServiceOptions& options);
+  // REQUIRES: `cursors` outlives the handler.
+  SearchHandler(store::ResourceStore* store, AccessControl* access, const ServiceOptions& options,
+                const PagingCursor* cursors);
 
   // GET /fhir/{type}: `params` are the URL's. POST /fhir/{type}/_search:
   // pass `form_body` = true and the request's body is parsed as
@@ -85,7 +86,7 @@ class SearchHandler {
   store::ResourceStore* store_;
   AccessControl* access_;
   ServiceOptions options_;
-  std::unique_ptr<crypto::Aead> cursor_key_;
+  const PagingCursor* cursors_;
 };
 
 }  // namespace phivault::api

@@ -355,6 +355,14 @@ TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
                         R"({"resourceType":"Patient","id":"p8","identifier":[{"system":"urn:mrn","value":"8"}]})");
   EXPECT_EQ(as_create.status, 201) << as_create.body;
   EXPECT_EQ(as_create.Json().at("id").as_string(), "p8");
+  // No match, but the body names a stored record that the criteria did not
+  // select: 409, and that record is left as it was.
+  auto clash = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|7", system_token_,
+                      R"({"resourceType":"Patient","id":"p2","identifier":[{"system":"urn:mrn","value":"7"}]})");
+  ExpectOutcome(clash, 409);
+  auto p2 = CallAs("GET", "/fhir/Patient/p2", system_token_);
+  EXPECT_EQ(p2.Json().at("meta").at("versionId").as_string(), "1") << p2.body;
+  EXPECT_EQ(p2.Json().at("identifier").as_array()[0].at("value").as_string(), "2");
   // Delete: many -> 412, one -> deleted, none -> nothing to delete.
   EXPECT_EQ(CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|", system_token_).status, 412);
   EXPECT_EQ(CallAs("DELETE", "/fhir/Patient?identifier=urn:mrn|2", system_token_).status, 200);
@@ -380,6 +388,47 @@ TEST_F(SearchApiTest, ConditionalUpdateAndDelete) {
   if (dr_put.status == 200) {
     EXPECT_EQ(dr_put.Json().at("id").as_string(), "p1");
   }
+  // A hidden record named in the body answers as a plain PUT onto it would
+  // (no 409 that would tell the clinician it exists), and is not changed.
+  const std::string p8_body = R"({"resourceType":"Patient","id":"p8","gender":"other"})";
+  auto plain = CallAs("PUT", "/fhir/Patient/p8", dr, p8_body);
+  auto cond = CallAs("PUT", "/fhir/Patient?identifier=urn:mrn|77", dr, p8_body);
+  EXPECT_NE(plain.status / 100, 2) << plain.body;
+  EXPECT_EQ(cond.status, plain.status) << cond.body;
+  auto p8 = CallAs("GET", "/fhir/Patient/p8", system_token_);
+  EXPECT_EQ(p8.Json().at("meta").at("versionId").as_string(), "1") << p8.body;
+}
+
+// Includes are bounded per page; a Bundle cut at the bound says so in an
+// outcome entry instead of looking complete.
+TEST_F(SearchApiTest, IncludesCutAtTheBoundSaySo) {
+  Put("/fhir/Patient/many", R"({"resourceType":"Patient"})");
+  Put("/fhir/Patient/few", R"({"resourceType":"Patient"})");
+  Obs("few-1", "few", "2024-01-01");
+  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+  const size_t n = SearchHandler::kMaxIncluded + 5;
+  for (size_t i = 0; i < n; ++i) {
+    if (i) bundle += ',';
+    bundle += R"({"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},)"
+              R"("subject":{"reference":"Patient/many"}},"request":{"method":"POST","url":"Observation"}})";
+  }
+  bundle += "]}";
+  ASSERT_EQ(CallAs("POST", "/fhir", system_token_, bundle).status, 200);
+
+  auto count = [](const json::object& b, std::string_view mode) {
+    size_t c = 0;
+    for (const auto& e : b.at("entry").as_array()) c += e.at("search").at("mode").as_string() == mode;
+    return c;
+  };
+  auto cut = CallAs("GET", "/fhir/Patient?_id=many&_revinclude=Observation:patient", system_token_).Json();
+  EXPECT_EQ(count(cut, "match"), 1u);
+  EXPECT_EQ(count(cut, "include"), SearchHandler::kMaxIncluded);
+  ASSERT_EQ(count(cut, "outcome"), 1u);
+  EXPECT_NE(json::serialize(cut).find(R"("code":"incomplete")"), std::string::npos);
+
+  auto whole = CallAs("GET", "/fhir/Patient?_id=few&_revinclude=Observation:patient", system_token_).Json();
+  EXPECT_EQ(count(whole, "include"), 1u);
+  EXPECT_EQ(count(whole, "outcome"), 0u);
 }
 
 // The CapabilityStatement lists exactly the parameters search accepts.
