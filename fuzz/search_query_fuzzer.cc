@@ -2,7 +2,10 @@
 // SQLite engine builds from every accepted query (store/sqlite_search.h):
 // any query string must be accepted or rejected cleanly, and an accepted
 // one must always translate into SQL that prepares and runs (an engine
-// error other than InvalidArgument is a bug). Input: byte 0 picks the
+// error other than InvalidArgument is a bug). The raw query string is also
+// folded (search::FoldString, which every string value goes through): any
+// bytes must fold without crashing, and folding its output again must change
+// nothing (so the output is valid UTF-8). Input: byte 0 picks the
 // resource type and lenient handling, the rest is a query string
 // "a=b&c=d" (not percent-decoded; the HTTP layer does that).
 #include <sqlite3.h>
@@ -13,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "search/index_values.h"
 #include "search/query.h"
 #include "store/sqlite_search.h"
 
@@ -45,6 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                            "MedicationRequest", "Condition", "Practitioner"};
   const char* type = kTypes[data[0] % 8];
   std::string_view qs(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::string folded = search::FoldString(qs);
+  if (search::FoldString(folded) != folded) std::abort();
   search::QueryPairs pairs;
   while (!qs.empty()) {
     size_t amp = qs.find('&');

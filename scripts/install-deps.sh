@@ -11,6 +11,7 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   openssl curl ca-certificates rsyslog rsyslog-gnutls
+  python3
 )
 # Node.js runs the independent test clients; this image may ship its own build,
 # which conflicts with Debian's npm package, so only install it when absent.

@@ -1,8 +1,10 @@
 #include "search/index_values.h"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -12,17 +14,54 @@ namespace {
 
 namespace json = boost::json;
 
-// Base letters of U+0100..U+017F (Latin Extended-A); "?" marks the two
-// ligatures that fold to two letters (handled in code).
-constexpr std::string_view kLatinExtA =
-    "aaaaaaccccccccddddeeeeeeeeeegggggggghhhhiiiiiiiiii??jjkkkllllllllllnnnnnnnnnoooooo??"
-    "rrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzzzzzzs";
-static_assert(kLatinExtA.size() == 0x80);
+// One run of code points in the fold table (generated/fold_table.inc, made by
+// tools/gen_fold_table.py from the Unicode Character Database; the rule is in
+// that script). Code points not in any range fold to themselves.
+enum class FoldKind : uint8_t {
+  kDelta,     // each code point folds to cp + arg
+  kDeltaAlt,  // first, first + 2, ... fold to cp + arg; those between stay
+  kString,    // each folds to the UTF-8 kFoldPool[arg, arg + len); len 0: dropped
+  kSpace,     // whitespace, collapsed like ASCII whitespace
+};
+struct FoldRange {
+  uint32_t first;
+  uint16_t count;  // code points that fold (kDeltaAlt: every other one)
+  FoldKind kind;
+  uint8_t len;
+  int32_t arg;
+};
 
-// U+00C0..U+00FF; multi-letter folds and non-letters handled in code.
-constexpr std::string_view kLatin1 =
-    "aaaaaa?ceeeeiiiidnooooo?ouuuuy??aaaaaa?ceeeeiiiidnooooo?ouuuuy?y";
-static_assert(kLatin1.size() == 0x40);
+using enum FoldKind;
+#include "search/generated/fold_table.inc"
+
+static_assert(std::size(kFoldBlocks) == (kFoldBlockLimit >> kFoldBlockShift) + 1);
+static_assert(std::size(kFoldRanges) < 0xFFFF);
+
+// The range that folds `cp`, or nullptr if `cp` folds to itself. Two or three
+// probes for most blocks: the block table narrows the binary search to the
+// ranges that touch cp's block.
+const FoldRange* FindFold(uint32_t cp) {
+  constexpr size_t kRanges = std::size(kFoldRanges);
+  size_t lo, hi;
+  if (cp < kFoldBlockLimit) {
+    lo = kFoldBlocks[cp >> kFoldBlockShift];
+    hi = std::min<size_t>(kFoldBlocks[(cp >> kFoldBlockShift) + 1] + 1, kRanges);
+  } else {
+    lo = kFoldBlocks[std::size(kFoldBlocks) - 1];
+    hi = kRanges;
+  }
+  const FoldRange* r = std::upper_bound(kFoldRanges + lo, kFoldRanges + hi, cp,
+                                        [](uint32_t c, const FoldRange& x) { return c < x.first; });
+  if (r == kFoldRanges + lo) return nullptr;
+  --r;
+  uint32_t off = cp - r->first;
+  if (r->kind == kDeltaAlt) {
+    if (off % 2 != 0 || off / 2 >= r->count) return nullptr;
+  } else if (off >= r->count) {
+    return nullptr;
+  }
+  return r;
+}
 
 void AppendUtf8(uint32_t cp, std::string& out) {
   if (cp < 0x80) {
@@ -42,7 +81,9 @@ void AppendUtf8(uint32_t cp, std::string& out) {
   }
 }
 
-// Decodes one UTF-8 code point at s[i]; returns its length, 0 if invalid.
+// Decodes one UTF-8 code point at s[i]; returns its length, 0 if invalid
+// (a bad lead or continuation byte, a truncated sequence, an overlong form, a
+// surrogate or a value above U+10FFFF).
 size_t DecodeUtf8(std::string_view s, size_t i, uint32_t& cp) {
   auto b = static_cast<unsigned char>(s[i]);
   size_t n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
@@ -53,6 +94,8 @@ size_t DecodeUtf8(std::string_view s, size_t i, uint32_t& cp) {
     if ((c & 0xC0) != 0x80) return 0;
     cp = (cp << 6) | (c & 0x3F);
   }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return n;
 }
 
@@ -331,37 +374,44 @@ std::string FoldString(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   bool space = false;
+  auto start_char = [&] {
+    if (space && !out.empty()) out.push_back(' ');
+    space = false;
+  };
   for (size_t i = 0; i < s.size();) {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {  // ASCII: no table
+      ++i;
+      if (b == ' ' || b == '\t' || b == '\n' || b == '\r') {
+        space = true;
+        continue;
+      }
+      start_char();
+      out.push_back(static_cast<char>(b >= 'A' && b <= 'Z' ? b + ('a' - 'A') : b));
+      continue;
+    }
     uint32_t cp = 0;
     size_t n = DecodeUtf8(s, i, cp);
     if (n == 0) {  // invalid byte: drop it
       ++i;
       continue;
     }
-    i += n;
-    if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r' || cp == 0xA0) {
+    const FoldRange* r = FindFold(cp);
+    if (!r) {
+      start_char();
+      out.append(s.substr(i, n));
+    } else if (r->kind == kSpace) {
       space = true;
-      continue;
-    }
-    if (cp >= 0x300 && cp <= 0x36F) continue;  // combining marks (NFD input)
-    if (space && !out.empty()) out.push_back(' ');
-    space = false;
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(std::tolower(static_cast<int>(cp))));
-    } else if (cp >= 0xC0 && cp <= 0xFF) {
-      char c = kLatin1[cp - 0xC0];
-      if (c != '?') out.push_back(c);
-      else if (cp == 0xC6 || cp == 0xE6) out += "ae";
-      else if (cp == 0xDE || cp == 0xFE) out += "th";
-      else if (cp == 0xDF) out += "ss";
-      else AppendUtf8(cp, out);  // × and ÷
-    } else if (cp >= 0x100 && cp <= 0x17F) {
-      char c = kLatinExtA[cp - 0x100];
-      if (c != '?') out.push_back(c);
-      else out += (cp <= 0x133) ? "ij" : "oe";
+    } else if (r->kind == kString) {
+      if (r->len > 0) {  // len 0: a mark, dropped (it does not end a space run)
+        start_char();
+        out.append(kFoldPool + r->arg, r->len);
+      }
     } else {
-      AppendUtf8(cp, out);
+      start_char();
+      AppendUtf8(static_cast<uint32_t>(static_cast<int64_t>(cp) + r->arg), out);
     }
+    i += n;
   }
   return out;
 }

@@ -3,8 +3,8 @@
 // For every search parameter of the resource's type (search_params.h) the
 // parameter's FHIRPath is evaluated and each resulting element becomes zero
 // or more IndexEntry rows, normalized per parameter type:
-//   string    exact text and a folded form (lowercase, Latin accents removed,
-//             whitespace collapsed) for the default starts-with match;
+//   string    exact text and a folded form (FoldString: case and accents
+//             removed, whitespace collapsed) for the default starts-with match;
 //             HumanName and Address contribute each of their text parts.
 //   token     system + code (Coding, CodeableConcept, Identifier,
 //             ContactPoint, code/boolean/string primitives); `text` holds the
@@ -76,11 +76,30 @@ std::vector<IndexEntry> ExtractIndexEntries(const boost::json::object& resource)
 // Entries of one parameter (helper for ExtractIndexEntries and tests).
 std::vector<IndexEntry> ExtractParam(const SearchParamDef& def, const boost::json::object& resource);
 
-// Lowercases, strips Latin accents (Latin-1 Supplement and Latin Extended-A
-// letters, combining marks U+0300..U+036F), maps ß to "ss", æ to "ae", œ to
-// "oe", collapses whitespace runs to one space and trims. Invalid UTF-8
-// bytes are dropped. Other characters pass through unchanged.
+// Folds text for the default (case- and accent-insensitive) string match,
+// applied alike to index values and query values: ASCII is lowercased; any
+// other code point is mapped by a table generated from Unicode 14.0 data
+// (tools/gen_fold_table.py): canonical decomposition (not of Hangul
+// syllables nor symbols, so "≠" stays), nonspacing marks (category Mn, in
+// any script: also Hebrew points, kana voicing marks, variation selectors)
+// dropped, full case folding. So "Ольга" -> "ольга", "Nguyễn" -> "nguyen",
+// "ΣΟΦΟΣ" and "σοφος" -> "σοφοσ", "İ" -> "i", "e" + U+0301 -> "e". Latin-1
+// and Latin Extended-A keep their older ASCII folds (ß -> "ss", æ -> "ae",
+// þ -> "th", œ -> "oe", ø -> "o", ł -> "l", đ -> "d", ...). CJK ideographs,
+// Hangul syllables, emoji and symbols without case stay as they are. Runs of
+// whitespace (ASCII or Unicode White_Space such as U+00A0, U+2003) become one
+// space, trimmed at both ends. Invalid UTF-8 (bad or truncated sequences,
+// overlong forms, surrogates, values above U+10FFFF) is dropped byte by
+// byte. Idempotent.
 std::string FoldString(std::string_view s);
+
+// The version of FoldString's output. The search index stores folded values,
+// so sqlite_search::Fingerprint includes it and a vault indexed with another
+// version is re-indexed on open. Bump it whenever FoldString's output changes
+// for any input: a changed rule, a regenerated table, a new Unicode version.
+// (FoldString.OutputIsPinned in index_values_test.cc fails until you do.)
+// 1: ASCII, Latin-1 and Latin Extended-A only. 2: the Unicode table.
+inline constexpr int kFoldVersion = 2;
 
 struct DateRange {
   int64_t low_ms, high_ms;

@@ -1,6 +1,8 @@
 #include "search/index_values.h"
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,6 +13,16 @@ namespace phivault::search {
 namespace {
 
 using testing::Res;
+
+// UTF-8 of one code point (written apart from index_values.cc's encoder).
+std::string Utf8(char32_t c) {
+  if (c < 0x80) return std::string(1, static_cast<char>(c));
+  size_t n = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  std::string out(n, '\0');
+  for (size_t k = n - 1; k > 0; --k, c >>= 6) out[k] = static_cast<char>(0x80 | (c & 0x3F));
+  out[0] = static_cast<char>((0xF00 >> n) | c);  // 110xxxxx, 1110xxxx, 11110xxx
+  return out;
+}
 
 std::vector<IndexEntry> Param(const boost::json::object& r, std::string_view code) {
   const SearchParamDef* d = FindSearchParam(r.at("resourceType").as_string(), code);
@@ -27,8 +39,107 @@ TEST(FoldString, CaseAccentsAndWhitespace) {
   EXPECT_EQ(FoldString("Straße"), "strasse");
   EXPECT_EQ(FoldString("Łukasz Żółć"), "lukasz zolc");
   EXPECT_EQ(FoldString("Œuvre Æsir"), "oeuvre aesir");
-  EXPECT_EQ(FoldString("Ольга"), "Ольга");  // outside Latin: unchanged
-  EXPECT_EQ(FoldString("a\xFF" "b"), "ab");  // invalid UTF-8 dropped
+}
+
+// Latin-1 and Latin Extended-A fold exactly as before the Unicode table
+// (kFoldVersion 1): every letter U+00C0..U+017F to its ASCII letters.
+TEST(FoldString, LatinKeepsItsAsciiFolds) {
+  std::string all;
+  for (char32_t c = 0xC0; c < 0x180; ++c) all += Utf8(c);
+  EXPECT_EQ(FoldString(all),
+            "aaaaaaaeceeeeiiiidnooooo×ouuuuythssaaaaaaaeceeeeiiiidnooooo÷ouuuuythyaaaaaaccccccccddddeeeeeeeeee"
+            "gggggggghhhhiiiiiiiiiiijijjjkkkllllllllllnnnnnnnnnoooooooeoerrrrrrssssssssttttttuuuuuuuuuuuuwwyyyzz"
+            "zzzzs");
+}
+
+TEST(FoldString, OtherScripts) {
+  EXPECT_EQ(FoldString("Ольга"), "ольга");  // Cyrillic
+  EXPECT_EQ(FoldString("ОЛЬГА ЁЛКИНА"), "ольга елкина");
+  EXPECT_EQ(FoldString("ΣΟΦΟΣ"), "σοφοσ");  // Greek: capital and final sigma fold to σ
+  EXPECT_EQ(FoldString("σοφος"), "σοφοσ");
+  EXPECT_EQ(FoldString("Άννα Παπαδοπούλου"), "αννα παπαδοπουλου");  // tonos dropped
+  EXPECT_EQ(FoldString("Nguyễn"), "nguyen");  // Vietnamese: U+1EC5, two marks
+  EXPECT_EQ(FoldString("NGUYỄN Đặng"), "nguyen dang");
+  EXPECT_EQ(FoldString("İstanbul"), "istanbul");  // Turkish dotted capital I
+  EXPECT_EQ(FoldString("ılgaz"), "ilgaz");        // dotless i (Latin Extended-A)
+  EXPECT_EQ(FoldString("STRASSE"), FoldString("Straße"));
+  EXPECT_EQ(FoldString("GROẞ"), "gross");  // capital sharp s U+1E9E
+  EXPECT_EQ(FoldString("Ǿrsted Ǣ"), "orsted ae");  // accented ø and æ fold like them
+  EXPECT_EQ(FoldString("ＡＢＣ"), "ａｂｃ");  // full-width Latin: lowercased, stays full-width
+  EXPECT_EQ(FoldString("µg"), "μg");  // micro sign folds to Greek mu
+  EXPECT_EQ(FoldString("\u2126m \u212A"), "ωm k");  // ohm and kelvin signs
+  EXPECT_EQ(FoldString("ﬁle"), "file");  // ligature: full case folding
+  EXPECT_EQ(FoldString("יִשְׂרָאֵל"), "ישראל");  // Hebrew points are nonspacing marks
+  // Kana voicing marks are nonspacing marks too: dropped like accents.
+  EXPECT_EQ(FoldString("ヤマダ やまだ"), "ヤマタ やまた");
+}
+
+TEST(FoldString, UncasedScriptsAndSymbolsUnchanged) {
+  for (const char* s : {"山田太郎", "李小龙", "김민준", "ヤマモト", "😀👍", "👩\u200D⚕", "€5 № 3 ≠ 4 ∉ ≮", "#1/2+3"}) {
+    EXPECT_EQ(FoldString(s), s);
+  }
+  EXPECT_EQ(FoldString("Δ1"), "δ1");
+  EXPECT_EQ(FoldString("\u24B6\u24B7"), "\u24D0\u24D1");  // circled capitals: only lowercased
+  // CJK compatibility ideographs are canonically equivalent to unified ones.
+  EXPECT_EQ(FoldString("\uF900"), "\u8C48");
+}
+
+TEST(FoldString, CombiningSequencesMatchPrecomposed) {
+  EXPECT_EQ(FoldString("e\u0301"), FoldString("é"));
+  EXPECT_EQ(FoldString("Jose\u0301"), "jose");
+  EXPECT_EQ(FoldString("Nguye\u0302\u0303n"), FoldString("Nguyễn"));
+  EXPECT_EQ(FoldString("Ngu\u0302\u0303yen"), "nguyen");  // marks on the wrong letter: still dropped
+  EXPECT_EQ(FoldString("\u0415\u0308"), FoldString("Ё"));   // Cyrillic E + diaeresis
+  EXPECT_EQ(FoldString("\u03A3\u0301"), "σ");
+  EXPECT_EQ(FoldString("a \u0301b"), "a b");  // a lone mark neither ends nor starts a word
+}
+
+TEST(FoldString, UnicodeWhitespace) {
+  EXPECT_EQ(FoldString("\u00A0Anna\u2003\u3000Maria\u202F"), "anna maria");
+  EXPECT_EQ(FoldString("a\u2028b\u0085c\u1680d"), "a b c d");
+  EXPECT_EQ(FoldString("\u2000\u200A"), "");
+}
+
+TEST(FoldString, InvalidUtf8IsDropped) {
+  EXPECT_EQ(FoldString("a\xFF" "b"), "ab");
+  EXPECT_EQ(FoldString("a\xE1\x80"), "a");              // truncated
+  EXPECT_EQ(FoldString("\xC3\xC3\xA9t\xA9"), "et");      // bad lead, then é; lone continuation
+  EXPECT_EQ(FoldString("x\xC0\xAFy\xE0\x80\xAF"), "xy");  // overlong "/"
+  EXPECT_EQ(FoldString("\xC1\x81"), "");                  // overlong "A"
+  EXPECT_EQ(FoldString("\xED\xA0\x80z"), "z");            // surrogate
+  EXPECT_EQ(FoldString("\xF4\x90\x80\x80z\xF8\x88\x80\x80\x80"), "z");  // above U+10FFFF, 5 bytes
+  EXPECT_EQ(FoldString("\xF4\x8F\xBF\xBF"), "\xF4\x8F\xBF\xBF");  // U+10FFFF itself is kept
+  EXPECT_EQ(FoldString(std::string("a\0b", 3)), std::string("a\0b", 3));
+}
+
+// Every code point: folding is idempotent and its output is valid UTF-8 (a
+// second fold drops nothing).
+TEST(FoldString, IdempotentOnEveryCodePoint) {
+  size_t changed = 0;
+  for (char32_t c = 0; c <= 0x10FFFF; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    std::string once = FoldString("x" + Utf8(c) + "Y");
+    ASSERT_EQ(FoldString(once), once) << std::hex << static_cast<uint32_t>(c);
+    if (once != "x" + Utf8(c) + "y") ++changed;
+  }
+  EXPECT_GT(changed, 5000u);
+}
+
+// Index rows store folded values, so a change to folding must come with a new
+// search::kFoldVersion (it makes existing vaults re-index on open). This pins
+// the fold of every code point: if it fails, folding changed; bump
+// kFoldVersion in index_values.h, then update both numbers here.
+TEST(FoldString, OutputIsPinned) {
+  uint64_t h = 1469598103934665603ull;
+  for (char32_t c = 0; c <= 0x10FFFF; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    for (unsigned char b : FoldString(Utf8(c)) + '\x01') {
+      h ^= b;
+      h *= 1099511628211ull;
+    }
+  }
+  EXPECT_EQ(kFoldVersion, 2);
+  EXPECT_EQ(h, 0x394bc2f949e57048ull) << std::hex << h;
 }
 
 TEST(DateRange, Precisions) {

@@ -13,6 +13,7 @@
 #include "common/testing/temp_dir.h"
 #include "crypto/keyring.h"
 #include "fhir/time.h"
+#include "search/index_values.h"
 #include "search/query.h"
 #include "store/sqlite_store.h"
 
@@ -162,6 +163,28 @@ TEST_F(SearchConformanceTest, StringDefaultIsFoldedStartsWith) {
   EXPECT_EQ(Set("Patient", "family=aström"), (S{"astrom"}));     // Å, Ö fold
   EXPECT_EQ(Set("Patient", "family=mith"), S{});                 // not a substring match
   EXPECT_EQ(Set("Patient", "name=jorg"), (S{"muller"}));         // name covers given
+}
+
+// The same rule beyond Latin: case folding and accent removal in every script
+// (FoldString), for the stored value and the query alike.
+TEST_F(SearchConformanceTest, StringDefaultFoldsEveryScript) {
+  Put("Patient", "olga", R"({"resourceType":"Patient","name":[{"family":"Ольга","given":["Ёлкина"]}]})");
+  Put("Patient", "nguyen", R"({"resourceType":"Patient","name":[{"family":"Nguyễn","given":["Văn Đức"]}]})");
+  Put("Patient", "sofos", R"({"resourceType":"Patient","name":[{"family":"ΣΟΦΟΣ"}]})");
+  Put("Patient", "yamada", R"({"resourceType":"Patient","name":[{"family":"山田","given":["太郎"]}]})");
+  EXPECT_EQ(Set("Patient", "family=ольга"), (S{"olga"}));
+  EXPECT_EQ(Set("Patient", "family=ОЛЬ"), (S{"olga"}));
+  EXPECT_EQ(Set("Patient", "given=елкина"), (S{"olga"}));      // Ё folds to е
+  EXPECT_EQ(Set("Patient", "family=nguyen"), (S{"nguyen"}));    // ễ: two marks
+  EXPECT_EQ(Set("Patient", "family=NGUYỄN"), (S{"nguyen"}));
+  EXPECT_EQ(Set("Patient", "given=van duc"), (S{"nguyen"}));    // Đ folds to d
+  EXPECT_EQ(Set("Patient", "family=σοφος"), (S{"sofos"}));      // final sigma
+  EXPECT_EQ(Set("Patient", "family=Σοφ"), (S{"sofos"}));
+  EXPECT_EQ(Set("Patient", "family=山"), (S{"yamada"}));
+  EXPECT_EQ(Set("Patient", "family=ольга&given=ёл"), (S{"olga"}));
+  EXPECT_EQ(Set("Patient", "family:exact=ольга"), S{});         // :exact still compares as stored
+  EXPECT_EQ(Set("Patient", "family:contains=ГА"), (S{"olga"}));
+  EXPECT_EQ(Set("Patient", "name=nguye\u0302\u0303n"), (S{"nguyen"}));  // a decomposed query
 }
 
 // :exact is case- and accent-sensitive whole-string; :contains anywhere.
@@ -399,6 +422,31 @@ TEST_F(SearchConformanceTest, MissingIndexIsRebuiltOnOpen) {
   Open(false);
   EXPECT_EQ(Set("Patient", "family=smi"), (S{"smith", "smithson"}));
   EXPECT_EQ(Set("Observation", "code=http://loinc.org|1234-5"), (S{"o1"}));
+}
+
+// The index stores folded values: a vault indexed under another folding
+// (search::kFoldVersion in its fingerprint) is re-indexed when opened.
+TEST_F(SearchConformanceTest, IndexFromAnotherFoldingIsRebuiltOnOpen) {
+  Put("Patient", "olga", R"({"resourceType":"Patient","name":[{"family":"Ольга"}]})");
+  auto edit = [&](const std::string& sql) {
+    store_->Close();
+    store_.reset();
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((data_ + "/vault.db").c_str(), &db, SQLITE_OPEN_READWRITE,
+                              store::VaultVfsName(keyring_->vault_id()).c_str()),
+              SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close_v2(db);
+    Open(false);
+  };
+  // Rows as the previous folding (which left Cyrillic as it was) stored them.
+  edit("UPDATE sx_string SET folded = exact");
+  EXPECT_EQ(Set("Patient", "family=ольга"), S{});  // same fingerprint: rows kept
+  const std::string now = "-f" + std::to_string(kFoldVersion) + "-";
+  const std::string before = "-f" + std::to_string(kFoldVersion - 1) + "-";
+  edit("UPDATE vault_meta SET value = replace(value, '" + now + "', '" + before + "') WHERE key = 'search_index'");
+  EXPECT_EQ(Set("Patient", "family=ольга"), (S{"olga"}));
+  EXPECT_EQ(Set("Patient", "family=smi"), (S{"smith", "smithson"}));
 }
 
 // Unknown parameters and modifiers are errors unless lenient; messages

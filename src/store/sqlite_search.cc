@@ -507,7 +507,8 @@ DROP INDEX IF EXISTS sx_uri_lookup;
 
 std::string Fingerprint() {
   // FNV-1a over the parameter table: a regenerated table changes row numbers
-  // and expressions, and so invalidates every stored row.
+  // and expressions, and so invalidates every stored row. String rows hold
+  // FoldString's output, so its version is part of the fingerprint too.
   uint64_t h = 1469598103934665603ull;
   auto mix = [&](std::string_view s) {
     for (unsigned char c : s) {
@@ -525,7 +526,7 @@ std::string Fingerprint() {
   }
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return "v" + std::to_string(kIndexLayoutVersion) + "-" + buf;
+  return "v" + std::to_string(kIndexLayoutVersion) + "-f" + std::to_string(search::kFoldVersion) + "-" + buf;
 }
 
 IndexWriter::~IndexWriter() {

@@ -51,8 +51,9 @@ extern const char* const kDropIndexSchema;
 // afterwards by sorting. Queries stay correct without them, only slower.
 extern const char* const kDropLookupIndexSchema;
 
-// Identifies the index layout and the parameter table it was built with; a
-// vault whose stored fingerprint differs gets its index rebuilt on open.
+// Identifies the index layout, the parameter table and the string folding
+// (search::kFoldVersion) it was built with: "v<layout>-f<fold>-<table hash>".
+// A vault whose stored fingerprint differs gets its index rebuilt on open.
 std::string Fingerprint();
 
 // The index rows of one resource extracted before it reaches the writer:

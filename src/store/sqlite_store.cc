@@ -768,7 +768,8 @@ Status SqliteStore::PrepareSearchIndex() {
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "read search index version");
   }
   if (!options_.create) {
-    log::Info("store.search_index_rebuild", {{"reason", "missing or built for another parameter table"}});
+    log::Info("store.search_index_rebuild",
+              {{"reason", "missing or built for another parameter table or string folding"}});
   }
   PV_RETURN_IF_ERROR(writer_->Exec("BEGIN IMMEDIATE"));
   Status s = [&]() -> Status {
