@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "common/fs.h"
@@ -88,6 +91,15 @@ Status SubmitToInbox(const std::string& data_dir, const AuditEntry& entry) {
   if (!Acceptable(entry)) return InvalidArgument("audit inbox: only export, key-change, backup, restore and token-issued events by an os-user");
   const std::string dir = InboxDir(data_dir);
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Unavailable(Errno("audit inbox: cannot create", dir));
+  // Run as root (`sudo phivault ...`) beside a server that runs as the data
+  // directory's owner, the inbox and its files must still be that owner's:
+  // a root-owned entry the server cannot read would never reach the log.
+  struct stat owner;
+  if (::stat(data_dir.c_str(), &owner) != 0) return Unavailable(Errno("audit inbox: cannot stat", data_dir));
+  const bool give_to_owner = ::geteuid() == 0 && owner.st_uid != 0;
+  if (give_to_owner && ::chown(dir.c_str(), owner.st_uid, owner.st_gid) != 0) {
+    return Unavailable(Errno("audit inbox: cannot hand to the data directory's owner", dir));
+  }
   unsigned char rnd[8];
   randombytes_buf(rnd, sizeof rnd);
   char hex[2 * sizeof rnd + 1];
@@ -100,7 +112,7 @@ Status SubmitToInbox(const std::string& data_dir, const AuditEntry& entry) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Unavailable(Errno("audit inbox: cannot create", tmp));
   size_t done = 0;
-  bool ok = true;
+  bool ok = !give_to_owner || ::fchown(fd, owner.st_uid, owner.st_gid) == 0;
   while (done < body.size()) {
     const ssize_t n = ::write(fd, body.data() + done, body.size() - done);
     if (n < 0 && errno == EINTR) continue;
@@ -137,7 +149,19 @@ StatusOr<size_t> DrainInbox(const std::string& data_dir, AuditLog& log) {
   for (const std::string& name : names) {
     const std::string path = dir + "/" + name;
     auto text = ReadSmallFile(path);
-    if (!text.ok()) continue;  // removed meanwhile, or unreadable: nothing to append
+    if (!text.ok()) {
+      // Removed meanwhile: nothing to append. Unreadable: say so, or an
+      // event (a minted token, a backup) would be missing without a trace.
+      static std::mutex warned_mu;
+      static std::set<std::string> warned;  // once per file, not every second
+      std::lock_guard lk(warned_mu);
+      if (::access(path.c_str(), F_OK) == 0 && warned.insert(path).second) {
+        log::Warn("audit_inbox_unreadable",
+                  {{"file", name},
+                   {"action", "give the file to the user the server runs as; it is appended at the next drain"}});
+      }
+      continue;
+    }
     StatusOr<AuditEntry> entry = text->size() > kMaxEntryBytes ? StatusOr<AuditEntry>(InvalidArgument("too large"))
                                                                  : ParseEntry(*text);
     if (!entry.ok() || !Acceptable(*entry)) {

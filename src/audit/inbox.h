@@ -9,7 +9,9 @@
 //
 // A command drops one file per event into DATA_DIR/audit-inbox/, written
 // atomically (temp file, fsync, rename, fsync of the directory), holding the
-// entry's Serialize()d JSON. Those events are about the vault itself, never
+// entry's Serialize()d JSON, owned by the data directory's owner even when
+// the command runs as root (so a server running as that owner can read
+// it). Those events are about the vault itself, never
 // about a patient, so the file holds no health data and needs no key. The
 // process that owns the log (serve, every second; Vault::Open) drains the
 // inbox: it appends each entry, waits until it is durable, then deletes the

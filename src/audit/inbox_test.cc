@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "audit/test_util.h"
@@ -67,6 +70,32 @@ TEST(AuditInbox, SubmittedEntriesLandOnceInTimeOrder) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0u);
   EXPECT_EQ((*log)->size(), 2u);
+}
+
+// `sudo phivault ...` beside a server that runs as the data directory's
+// owner: the inbox and its entries are handed to that owner, or the server
+// could not read them. (Needs root to hand files over; skipped otherwise.)
+TEST(AuditInbox, EntriesSubmittedByRootBelongToTheDataDirectorysOwner) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir tmp;
+  const std::string data = tmp.path() + "/data";
+  ASSERT_EQ(::mkdir(data.c_str(), 0700), 0);
+  const uid_t owner = 65534;  // nobody
+  const gid_t group = 65534;
+  ASSERT_EQ(::chown(data.c_str(), owner, group), 0);
+  ASSERT_TRUE(SubmitToInbox(data, KeyChange(1000)).ok());
+  struct stat st;
+  ASSERT_EQ(::stat(InboxDir(data).c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, owner);
+  EXPECT_EQ(st.st_gid, group);
+  size_t files = 0;
+  for (const auto& f : fs::directory_iterator(InboxDir(data))) {
+    ASSERT_EQ(::stat(f.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, owner) << f.path();
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f.path();
+    ++files;
+  }
+  EXPECT_EQ(files, 1u);
 }
 
 TEST(AuditInbox, NoInboxIsNothingToDo) {

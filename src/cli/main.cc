@@ -32,6 +32,7 @@
 #include "store/account_store.h"
 #include "api/importer.h"
 #include "api/request_audit.h"
+#include "api/request_context.h"
 #include "api/vault.h"
 #include "audit/inbox.h"
 #include "cli/siem_export.h"
@@ -293,9 +294,13 @@ int CmdTokenIssue(const Config& cfg, const auth::TokenRequest& req, int lifetime
   // every record. The entry names what the token grants, never the token.
   audit::AuditEntry entry = audit::CommandEntry(audit::AuditAction::kTokenIssued, "token.minted", "phivault token issue");
   entry.resources.push_back({"phivault:token-subject", req.sub, "", ""});
-  entry.query = "role=" + req.role + "&scope=" + req.scope + "&fhirUser=" + req.fhir_user +
-                "&lifetime_minutes=" + std::to_string(lifetime_minutes);
-  for (const auto& c : req.clearances) entry.query += "&clearance=" + c;
+  // Percent-encoded, so a value holding '&' or '=' cannot pose as another field.
+  api::QueryParams grants = {{"role", req.role},
+                             {"scope", req.scope},
+                             {"fhirUser", req.fhir_user},
+                             {"lifetime_minutes", std::to_string(lifetime_minutes)}};
+  for (const auto& c : req.clearances) grants.emplace_back("clearance", c);
+  entry.query = api::EncodeQuery(grants);
   if (Status queued = audit::SubmitToInbox(cfg.data_dir, entry); !queued.ok()) {
     return Fail(Status(queued.code(), "the token was not issued because its audit entry could not be queued: " +
                                           queued.message()));
