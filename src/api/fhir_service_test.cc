@@ -213,6 +213,42 @@ TEST_F(FhirServiceTest, HistoryPagingFollowsNextLinks) {
   EXPECT_EQ(pages, 3);
 }
 
+// History cursors are sealed to their history and page size: a plain
+// sequence number, an edited cursor or one moved to another history is 400.
+TEST_F(FhirServiceTest, HistoryCursorsAreSealed) {
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Call("POST", "/fhir/Observation", R"({"resourceType":"Observation"})").status, 201);
+  ASSERT_EQ(Call("POST", "/fhir/Patient", R"({"resourceType":"Patient"})").status, 201);
+  auto first = Call("GET", "/fhir/Observation/_history?_count=1");
+  ASSERT_EQ(first.status, 200);
+  std::string cursor;
+  const auto first_json = first.Json();
+  for (const auto& l : first_json.at("link").as_array()) {
+    if (l.at("relation") == "next") {
+      std::string url(l.at("url").as_string());
+      cursor = url.substr(url.find("_cursor=") + 8);
+    }
+  }
+  ASSERT_GT(cursor.size(), 20u) << "a sealed position, not a sequence number: " << cursor;
+  EXPECT_EQ(Call("GET", "/fhir/Observation/_history?_count=1&_cursor=" + cursor).status, 200);
+  std::string edited = cursor;
+  edited[edited.size() / 2] = edited[edited.size() / 2] == 'A' ? 'B' : 'A';
+  for (const std::string& bad : {std::string("/fhir/Observation/_history?_count=1&_cursor=2"),
+                                 "/fhir/Observation/_history?_count=1&_cursor=" + edited,
+                                 "/fhir/Observation/_history?_count=2&_cursor=" + cursor,
+                                 "/fhir/Patient/_history?_count=1&_cursor=" + cursor,
+                                 "/fhir/_history?_count=1&_cursor=" + cursor}) {
+    ExpectOutcome(Call("GET", bad), 400);
+  }
+  // A search cursor is not a history cursor.
+  auto search = Call("GET", "/fhir/Observation?_count=1").Json();
+  for (const auto& l : search.at("link").as_array()) {
+    if (l.at("relation") == "next") {
+      std::string url(l.at("url").as_string());
+      ExpectOutcome(Call("GET", "/fhir/Observation/_history?_count=1&" + url.substr(url.find("_cursor="))), 400);
+    }
+  }
+}
+
 TEST_F(FhirServiceTest, MetadataPrettyMinimalAndProbes) {
   auto m = Call("GET", "/fhir/metadata");
   ASSERT_EQ(m.status, 200);

@@ -431,19 +431,21 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   for (const auto& hit : page) seen.insert(hit.version.type + "/" + hit.version.id);
   std::vector<const store::ResourceVersion*> frontier;
   for (const auto& hit : page) frontier.push_back(&hit.version);
-  // Set when the bounds below left out something an include asked for: the
-  // Bundle then says so instead of looking complete.
+  // Set when the bound left out a resource this caller may see: the Bundle
+  // then says so instead of looking complete. Only visible resources count,
+  // or the warning would tell that hidden ones exist.
   bool includes_cut = false;
   for (int iteration = 0; iteration < kMaxIncludeIterations && !frontier.empty() && !sr.includes.empty();
        ++iteration) {
     std::vector<store::ResourceVersion> found;
     auto add = [&](store::ResourceVersion v) {
+      if (includes_cut) return;  // full, and known to have left one out
+      std::string key = v.type + "/" + v.id;
+      if (seen.count(key) || !run.Visible(v)) return;
       if (included.size() + found.size() >= kMaxIncluded) {
         includes_cut = true;
         return;
       }
-      std::string key = v.type + "/" + v.id;
-      if (seen.count(key) || !run.Visible(v)) return;
       seen.insert(key);
       found.push_back(std::move(v));
     };
@@ -461,7 +463,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
             if (!inc.target_type.empty() && e.ref_type != inc.target_type) continue;
             // A page's matches often share a target (the same practitioner
             // on every encounter): read and decrypt it once.
-            if (seen.count(e.ref_type + "/" + e.ref_id)) continue;
+            if (includes_cut || seen.count(e.ref_type + "/" + e.ref_id)) continue;
             auto v = store_->Read(e.ref_type, e.ref_id);
             if (v.ok()) add(std::move(*v));
           }
@@ -482,10 +484,16 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         rq.type = inc.source_type;
         rq.conditions.push_back(std::move(c));
         rq.count = 1000;
-        auto res = store_->Search(rq);
-        if (!res.ok()) return ErrorResponse(res.status(), fmt);
-        if (res->more) includes_cut = true;
-        for (auto& hit : res->hits) add(std::move(hit.version));
+        // Paged past hidden hits, as far as joins examine: whatever lies
+        // beyond that bound is left out unannounced.
+        for (int64_t examined = 0; examined < kMaxJoinExamined && !includes_cut;) {
+          auto res = store_->Search(rq);
+          if (!res.ok()) return ErrorResponse(res.status(), fmt);
+          examined += static_cast<int64_t>(res->hits.size());
+          for (auto& hit : res->hits) add(std::move(hit.version));
+          if (!res->more || res->hits.empty()) break;
+          rq.after = res->hits.back().position;
+        }
       }
     }
     size_t first_new = included.size();

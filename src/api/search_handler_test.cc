@@ -405,15 +405,24 @@ TEST_F(SearchApiTest, IncludesCutAtTheBoundSaySo) {
   Put("/fhir/Patient/many", R"({"resourceType":"Patient"})");
   Put("/fhir/Patient/few", R"({"resourceType":"Patient"})");
   Obs("few-1", "few", "2024-01-01");
-  std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
-  const size_t n = SearchHandler::kMaxIncluded + 5;
-  for (size_t i = 0; i < n; ++i) {
-    if (i) bundle += ',';
-    bundle += R"({"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},)"
-              R"("subject":{"reference":"Patient/many"}},"request":{"method":"POST","url":"Observation"}})";
-  }
-  bundle += "]}";
-  ASSERT_EQ(CallAs("POST", "/fhir", system_token_, bundle).status, 200);
+  // `n` Observations about `patient`, labelled R if `restricted`.
+  auto observations = [&](const std::string& patient, size_t n, bool restricted) {
+    std::string bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+    for (size_t i = 0; i < n; ++i) {
+      if (i) bundle += ',';
+      bundle += R"({"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},)";
+      if (restricted) {
+        bundle += R"("meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality",)"
+                  R"("code":"R"}]},)";
+      }
+      bundle += R"("subject":{"reference":"Patient/)" + patient +
+                R"("}},"request":{"method":"POST","url":"Observation"}})";
+    }
+    bundle += "]}";
+    const std::string cleared = Token("backend", "system", "", "system/*.cruds", {"R"});
+    ASSERT_EQ(CallAs("POST", "/fhir", cleared, bundle).status, 200);
+  };
+  observations("many", SearchHandler::kMaxIncluded + 5, false);
 
   auto count = [](const json::object& b, std::string_view mode) {
     size_t c = 0;
@@ -429,6 +438,25 @@ TEST_F(SearchApiTest, IncludesCutAtTheBoundSaySo) {
   auto whole = CallAs("GET", "/fhir/Patient?_id=few&_revinclude=Observation:patient", system_token_).Json();
   EXPECT_EQ(count(whole, "include"), 1u);
   EXPECT_EQ(count(whole, "outcome"), 0u);
+
+  // Hidden records never trigger the warning: a clinician who may see two
+  // of a patient's Observations, the other 1,005 being restricted, gets the
+  // two and no hint that more exist.
+  Put("/fhir/Patient/guarded", R"({"resourceType":"Patient"})");
+  Put("/fhir/CareTeam/guarded-team",
+      R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/guarded"},)"
+      R"("participant":[{"member":{"reference":"Practitioner/drg"}}]})");
+  observations("guarded", SearchHandler::kMaxIncluded + 5, true);
+  observations("guarded", 2, false);
+  const std::string dr = Token("gina", "clinician", "Practitioner/drg", "user/*.rs");
+  auto guarded = CallAs("GET", "/fhir/Patient?_id=guarded&_revinclude=Observation:patient", dr).Json();
+  EXPECT_EQ(count(guarded, "match"), 1u);
+  EXPECT_EQ(count(guarded, "include"), 2u) << "the visible ones past the first 1,000 hits are found";
+  EXPECT_EQ(count(guarded, "outcome"), 0u);
+  const std::string cleared = Token("backend", "system", "", "system/*.cruds", {"R"});
+  auto all = CallAs("GET", "/fhir/Patient?_id=guarded&_revinclude=Observation:patient", cleared).Json();
+  EXPECT_EQ(count(all, "include"), SearchHandler::kMaxIncluded);
+  EXPECT_EQ(count(all, "outcome"), 1u);
 }
 
 // The CapabilityStatement lists exactly the parameters search accepts.
