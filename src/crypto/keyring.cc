@@ -472,6 +472,7 @@ std::string_view KeyPurposeName(KeyPurpose p) {
     case KeyPurpose::kBackup: return "backup";
     case KeyPurpose::kSearchCursor: return "search_cursor";
     case KeyPurpose::kBulkExport: return "bulk_export";
+    case KeyPurpose::kTotpSeal: return "totp_seal";
   }
   return "unknown";
 }

@@ -58,7 +58,10 @@ std::string KeyringFilePath(const std::string& dir);
 
 // kSearchCursor seals FHIR search paging cursors (AEAD: they carry sort-key
 // values, so they are encrypted as well as authenticated). kBulkExport seals
-// bulk $export NDJSON files while they wait in DATA_DIR/exports.
+// bulk $export NDJSON files while they wait in DATA_DIR/exports. kTotpSeal
+// seals built-in accounts' TOTP secrets (until it existed they were sealed
+// under a key derived from kTokenSign, so a token-key rotation would have
+// had to re-seal them: one key, one purpose).
 enum class KeyPurpose {
   kStorage,
   kSharedData,
@@ -67,11 +70,12 @@ enum class KeyPurpose {
   kTokenSign,
   kBackup,
   kSearchCursor,
-  kBulkExport
+  kBulkExport,
+  kTotpSeal
 };
 // Stable names, used in the keyring file and in AAD: never rename one.
 std::string_view KeyPurposeName(KeyPurpose p);
-inline constexpr int kKeyPurposeCount = 8;
+inline constexpr int kKeyPurposeCount = 9;
 // Purposes from this index on were added after the first release: Open
 // creates, wraps and persists them when an older keyring file lacks them.
 inline constexpr int kFirstAddedKeyPurpose = 6;

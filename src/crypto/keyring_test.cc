@@ -116,7 +116,7 @@ TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
   std::string old, line;
   while (std::getline(lines, line)) {
     if (line.rfind("key.search_cursor=", 0) == 0 || line.rfind("key.bulk_export=", 0) == 0 ||
-        line.rfind("checksum=", 0) == 0) {
+        line.rfind("key.totp_seal=", 0) == 0 || line.rfind("checksum=", 0) == 0) {
       continue;
     }
     old += line + "\n";
@@ -137,6 +137,7 @@ TEST_F(KeyringTest, OpenAddsKeyPurposesAnOlderFileLacks) {
   }
   EXPECT_EQ((*upgraded)->Key(KeyPurpose::kSearchCursor).size(), 32u);
   EXPECT_EQ((*upgraded)->Key(KeyPurpose::kBulkExport).size(), 32u);
+  EXPECT_EQ((*upgraded)->Key(KeyPurpose::kTotpSeal).size(), 32u);
   EXPECT_FALSE((*upgraded)->Key(KeyPurpose::kSearchCursor).Equals((*created)->Key(KeyPurpose::kSearchCursor)));
   std::string rewritten = ReadAll(KeyringPath());
   EXPECT_NE(rewritten.find("key.search_cursor="), std::string::npos);

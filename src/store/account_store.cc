@@ -19,7 +19,10 @@ namespace phivault::store {
 namespace {
 
 constexpr int kSchemaVersion = 1;
-constexpr std::string_view kTotpSealInfo = "phivault/totp-seal/v1";
+// How TOTP secrets were sealed before KeyPurpose::kTotpSeal: HKDF of the
+// token-signing key with this info. Read only, to re-seal them (see
+// ResealLegacyTotpSecrets).
+constexpr std::string_view kLegacyTotpSealInfo = "phivault/totp-seal/v1";
 constexpr std::string_view kTotpAadPrefix = "phivault/totp/v1";
 
 constexpr const char* kSchema = R"sql(
@@ -172,8 +175,9 @@ Status ValidateUser(const UserRecord& u) {
 
 class SqliteAccountStore final : public AccountStore {
  public:
-  SqliteAccountStore(sqlite3* db, std::unique_ptr<crypto::Aead> totp_aead, AccountStoreOptions options)
-      : db_(db), totp_aead_(std::move(totp_aead)), options_(options) {
+  SqliteAccountStore(sqlite3* db, std::unique_ptr<crypto::Aead> totp_aead,
+                     std::unique_ptr<crypto::Aead> legacy_totp_aead, AccountStoreOptions options)
+      : db_(db), totp_aead_(std::move(totp_aead)), legacy_totp_aead_(std::move(legacy_totp_aead)), options_(options) {
     if (options_.now_ms == nullptr) options_.now_ms = SystemNowMs;
   }
   ~SqliteAccountStore() override { sqlite3_close_v2(db_); }
@@ -528,10 +532,46 @@ class SqliteAccountStore final : public AccountStore {
     if (rc == SQLITE_DONE) return DataLoss("accounts.db has no vault id; it is damaged or not a phivault accounts file");
     if (rc != SQLITE_ROW) return SqliteError(rc, "read vault id");
     if (st.Text(0) != vault_id) return PermissionDenied("accounts.db belongs to another vault than this keyring");
-    return Status::Ok();
+    return ResealLegacyTotpSecrets();
   }
 
  private:
+  // Re-seals, under the kTotpSeal key, every TOTP secret that opens only
+  // with the legacy key (a vault from before that purpose existed), in one
+  // transaction. A secret that opens with neither is left for
+  // GetTotpSecret to report.
+  Status ResealLegacyTotpSecrets() {
+    std::vector<std::pair<std::string, std::string>> resealed;
+    {
+      Stmt q;
+      PV_RETURN_IF_ERROR(
+          q.Prepare(db_, "SELECT username, totp_secret_sealed FROM users WHERE totp_secret_sealed IS NOT NULL"));
+      int rc;
+      while ((rc = q.Step()) == SQLITE_ROW) {
+        const std::string name = q.Text(0);
+        const std::string sealed = q.Blob(1);
+        if (totp_aead_->Open(sealed, TotpAad(name)).ok()) continue;
+        auto plain = legacy_totp_aead_->Open(sealed, TotpAad(name));
+        if (!plain.ok()) continue;
+        resealed.emplace_back(name, totp_aead_->Seal(*plain, TotpAad(name)));
+        SecureWipe(plain->data(), plain->size());
+      }
+      if (rc != SQLITE_DONE) return SqliteError(rc, "read TOTP secrets");
+    }
+    if (resealed.empty()) return Status::Ok();
+    PV_RETURN_IF_ERROR(InTransaction(db_, [&]() -> Status {
+      for (const auto& [name, sealed] : resealed) {
+        Stmt st;
+        PV_RETURN_IF_ERROR(st.Prepare(db_, "UPDATE users SET totp_secret_sealed = ?2 WHERE username = ?1"));
+        st.Bind(1, name).BindBlob(2, sealed);
+        PV_RETURN_IF_ERROR(StepDone(st, "re-seal a TOTP secret"));
+      }
+      return Status::Ok();
+    }));
+    log::Info("accounts.totp_secrets_resealed", {{"count", std::to_string(resealed.size())}});
+    return Status::Ok();
+  }
+
   static constexpr std::string_view kUserColumns =
       "SELECT username, password_hash, role, fhir_user, clearances, scopes, disabled, mfa_enrolled, created_ms, "
       "totp_last_step FROM users";
@@ -624,6 +664,9 @@ class SqliteAccountStore final : public AccountStore {
   std::mutex mu_;
   sqlite3* db_;
   std::unique_ptr<crypto::Aead> totp_aead_;
+  // Opens secrets sealed before kTotpSeal existed (key derived from the
+  // token-signing key); used only to re-seal them at open.
+  std::unique_ptr<crypto::Aead> legacy_totp_aead_;
   AccountStoreOptions options_;
   ChangeRecordBuilder change_builder_;  // guarded by mu_
 };
@@ -688,8 +731,10 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
   // serves both files.
   const std::string vfs_name = VaultVfsName(keyring.vault_id());
   PV_RETURN_IF_ERROR(RegisterEncryptedVfs(vfs_name, std::shared_ptr<const crypto::Aead>(std::move(*page_aead))));
-  SecureBytes seal_key = crypto::DeriveKey(keyring.Key(crypto::KeyPurpose::kTokenSign), kTotpSealInfo);
-  PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> totp_aead, crypto::Aead::New(seal_key));
+  PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> totp_aead,
+                      crypto::Aead::New(keyring.Key(crypto::KeyPurpose::kTotpSeal)));
+  SecureBytes legacy_key = crypto::DeriveKey(keyring.Key(crypto::KeyPurpose::kTokenSign), kLegacyTotpSealInfo);
+  PV_ASSIGN_OR_RETURN(std::unique_ptr<crypto::Aead> legacy_totp_aead, crypto::Aead::New(legacy_key));
 
   const std::string path = dir + "/" + kAccountsFileName;
   struct stat st;
@@ -706,7 +751,7 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
     return s;
   }
   // The store owns `db` from here, so every early return closes it.
-  auto store = std::make_shared<SqliteAccountStore>(db, std::move(totp_aead), options);
+  auto store = std::make_shared<SqliteAccountStore>(db, std::move(totp_aead), std::move(legacy_totp_aead), options);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, 5000);
   PV_RETURN_IF_ERROR(PrepareEncryptedDatabase(db));

@@ -10,6 +10,7 @@
 #include "auth/password.h"
 #include "auth/totp.h"
 #include "common/testing/temp_dir.h"
+#include "crypto/aead.h"
 #include "crypto/keyring.h"
 #include "store/sqlite_store.h"
 
@@ -149,6 +150,57 @@ TEST_F(AccountStoreTest, TotpSecretIsSealedAndReplayGuardIsDurable) {
   ASSERT_TRUE(store_->CreateUser(User("dave", "patient", "Patient/9"), nullptr).ok());
   EXPECT_EQ(store_->GetTotpSecret("dave").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store_->SetTotpSecret("nobody", fresh).code(), StatusCode::kNotFound);
+}
+
+// TOTP secrets have their own key purpose. A secret sealed the old way
+// (under a key derived from the token-signing key) is re-sealed under it at
+// the next open, so a later token-key rotation cannot lock MFA users out.
+TEST_F(AccountStoreTest, LegacySealedTotpSecretsAreResealedUnderTheirOwnKey) {
+  SecureBytes secret = auth::GenerateTotpSecret();
+  ASSERT_TRUE(store_->CreateUser(User("hana", "security-admin"), &secret).ok());
+  store_.reset();
+
+  // What a vault from before kTotpSeal holds: the same secret sealed with
+  // HKDF(token-signing key, "phivault/totp-seal/v1"), AAD "phivault/totp/v1\0<user>".
+  auto legacy = crypto::Aead::New(
+      crypto::DeriveKey(keyring_->Key(crypto::KeyPurpose::kTokenSign), "phivault/totp-seal/v1"));
+  ASSERT_TRUE(legacy.ok());
+  std::string aad = "phivault/totp/v1";
+  aad += '\0';
+  aad += "hana";
+  const std::string legacy_sealed = (*legacy)->Seal(secret.view(), aad);
+  auto raw_column = [&](const char* sql, const std::string* bind) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2((data_ + "/accounts.db").c_str(), &db, SQLITE_OPEN_READWRITE,
+                              VaultVfsName(keyring_->vault_id()).c_str()),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &st, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    if (bind) sqlite3_bind_blob(st, 1, bind->data(), static_cast<int>(bind->size()), SQLITE_TRANSIENT);
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+      out.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)), sqlite3_column_bytes(st, 0));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close_v2(db);
+    return out;
+  };
+  raw_column("UPDATE users SET totp_secret_sealed = ?1 WHERE username = 'hana'", &legacy_sealed);
+  ASSERT_EQ(raw_column("SELECT totp_secret_sealed FROM users WHERE username = 'hana'", nullptr), legacy_sealed);
+
+  Reopen();
+  auto back = store_->GetTotpSecret("hana");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->Equals(secret));
+  store_.reset();
+  const std::string now_sealed = raw_column("SELECT totp_secret_sealed FROM users WHERE username = 'hana'", nullptr);
+  EXPECT_NE(now_sealed, legacy_sealed);
+  EXPECT_FALSE((*legacy)->Open(now_sealed, aad).ok()) << "still sealed under the token-signing key";
+  auto own = crypto::Aead::New(keyring_->Key(crypto::KeyPurpose::kTotpSeal));
+  ASSERT_TRUE(own.ok());
+  auto opened = (*own)->Open(now_sealed, aad);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_TRUE(SecureBytes::From(*opened).Equals(secret));
 }
 
 TEST_F(AccountStoreTest, ConcurrentTotpStepIsAcceptedOnce) {
