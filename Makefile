@@ -21,18 +21,20 @@ demo: build
 test: build
 	ctest --test-dir build/release --output-on-failure -j $(JOBS)
 
-# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer
+# (clang-14; the same build also produces the fuzzers).
 test-asan: deps
 	cmake --preset asan >/dev/null
 	cmake --build build/asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build/asan --output-on-failure -j $(JOBS)
 
-# Builds every libFuzzer target with clang-14 and runs each for FUZZ_SECONDS.
+# Runs every libFuzzer target for FUZZ_SECONDS (builds only the fuzzers if
+# test-asan has not built the tree already).
 fuzz-smoke: deps
-	cmake --preset fuzz >/dev/null
-	cmake --build build/fuzz -j $(JOBS)
-	bash fuzz/run_all.sh build/fuzz $(FUZZ_SECONDS)
+	cmake --preset asan >/dev/null
+	cmake --build build/asan -j $(JOBS) --target fuzzers
+	bash fuzz/run_all.sh build/asan $(FUZZ_SECONDS)
 
 # Micro benchmarks and the loopback server benchmark (wrk vs nginx).
 bench:
