@@ -532,7 +532,11 @@ class SqliteAccountStore final : public AccountStore {
     if (rc == SQLITE_DONE) return DataLoss("accounts.db has no vault id; it is damaged or not a phivault accounts file");
     if (rc != SQLITE_ROW) return SqliteError(rc, "read vault id");
     if (st.Text(0) != vault_id) return PermissionDenied("accounts.db belongs to another vault than this keyring");
-    return ResealLegacyTotpSecrets();
+    Status resealed = ResealLegacyTotpSecrets();
+    // Only the re-seal needs the legacy key; its schedule leaves memory now
+    // rather than at shutdown.
+    legacy_totp_aead_.reset();
+    return resealed;
   }
 
  private:
