@@ -31,6 +31,12 @@ thread_local std::string t_inserted_family;
 thread_local bool t_reused = false;
 thread_local std::string t_reused_subject;
 thread_local std::string t_reused_family;
+// Set when this worker's current token request has recorded an entry that
+// explains a refusal (a failed login, throttling, a refresh failure).
+thread_local bool t_refusal_audited = false;
+// The authenticated account of the current request, once its password
+// checked out, so a later refusal (scope) names who was refused.
+thread_local std::string t_request_username;
 
 int64_t SystemNowS() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -379,8 +385,22 @@ void AuthService::Audit(std::string_view event, std::string_view username, std::
     std::lock_guard lock(audit_mu_);
     hook = audit_;
   }
+  if (outcome != "success") t_refusal_audited = true;
   if (hook) hook(event, username, source, outcome);
 }
+
+namespace {
+
+// The OAuth "error" code of a refusal built by OAuthError ("" if none).
+std::string OAuthErrorCode(const http::HttpResponse& r) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) return "";
+  const boost::json::value* e = v.get_object().if_contains("error");
+  return e != nullptr && e->is_string() ? std::string(e->get_string()) : "";
+}
+
+}  // namespace
 
 void AuthService::Handle(http::HttpRequest request, http::Responder respond) {
   if (request.path == kJwksPath) {
@@ -450,6 +470,22 @@ void AuthService::WorkerLoop() {
 }
 
 http::HttpResponse AuthService::HandleToken(http::HttpRequest& request) {
+  // Every refused token request leaves an audit entry, including the ones
+  // refused before any credential was looked at (a malformed body, an
+  // unknown grant, a scope beyond the account's): probing the token
+  // endpoint must be visible to the privacy officer.
+  t_refusal_audited = false;
+  http::HttpResponse resp = HandleTokenRequest(request);
+  if (resp.status >= 400 && !t_refusal_audited) {
+    std::string code = OAuthErrorCode(resp);
+    Audit("token.request_refused", t_request_username, SourceAddress(request.remote_address),
+          code.empty() ? std::string_view("refused") : std::string_view(code));
+  }
+  t_request_username.clear();
+  return resp;
+}
+
+http::HttpResponse AuthService::HandleTokenRequest(http::HttpRequest& request) {
   if (request.body.size() > options_.max_body_bytes) {
     return OAuthError(400, "invalid_request", "the request is too large");
   }
@@ -540,6 +576,7 @@ http::HttpResponse AuthService::PasswordGrant(const Params& params, const std::s
   }
   throttle_->RecordSuccess(account_key, source);
   Audit("login.success", name, source, "success");
+  t_request_username = name;
 
   if (auth::PasswordNeedsRehash(user->password_hash, options_.password_params)) {
     auto h = auth::HashPassword(*password, options_.password_params);
@@ -594,6 +631,7 @@ http::HttpResponse AuthService::RefreshGrant(const Params& params, const std::st
   if (!user.ok() || user->disabled) return end_login(user.ok() ? rotated->record.subject : "", "invalid_grant");
   if (!sessions_->ActiveFamily(family, now)) return end_login(user->username, "idle_timeout");
 
+  t_request_username = user->username;
   // Never more than the account has now: an admin may have narrowed it.
   std::string granted = Intersect(rotated->record.scope, user->scopes);
   std::optional<std::string> scope = Narrow(Find(params, "scope"), granted);

@@ -199,7 +199,9 @@ class AuthService final : public http::Handler {
 
   AuthService() = default;
   void WorkerLoop();
+  // Answers one token request; audits a refusal that recorded no entry.
   http::HttpResponse HandleToken(http::HttpRequest& request);
+  http::HttpResponse HandleTokenRequest(http::HttpRequest& request);
   http::HttpResponse PasswordGrant(const std::vector<std::pair<std::string, std::string>>& params,
                                    const std::string& source);
   http::HttpResponse RefreshGrant(const std::vector<std::pair<std::string, std::string>>& params,

@@ -205,6 +205,14 @@ TEST_F(AuthServiceTest, JsonBodyAndScopeNarrowing) {
   r = Call("POST", "/auth/token", body, "application/json");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.Str("error"), "invalid_scope");
+  // The password checked out, then the scope was refused: both are recorded,
+  // and the refusal names the account.
+  EXPECT_EQ(Events("login.success").size(), 2u);
+  EXPECT_EQ(Events("token.issued").size(), 1u);
+  auto refused = Events("token.request_refused");
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].username, "alice");
+  EXPECT_EQ(refused[0].outcome, "invalid_scope");
 }
 
 TEST_F(AuthServiceTest, FailedLoginsAreIndistinguishable) {
@@ -239,6 +247,8 @@ TEST_F(AuthServiceTest, FailedLoginsAreIndistinguishable) {
   EXPECT_EQ(failures[0].username, "");
   EXPECT_EQ(failures[1].username, "alice");
   EXPECT_EQ(failures[6].username, "");
+  // A failed login is recorded once, not again as a refused request.
+  EXPECT_TRUE(Events("token.request_refused").empty());
 }
 
 TEST_F(AuthServiceTest, UnknownNamesCostAPasswordCheckToo) {
@@ -427,6 +437,20 @@ TEST_F(AuthServiceTest, MalformedRequestsAreRejectedCleanly) {
   EXPECT_EQ(js("{\"grant_type\":\"password\",\"grant_type\":\"password\"}").Str("error"), "invalid_request");
   EXPECT_EQ(js("{\"grant_type\":{\"a\":{\"b\":1}}}").status, 400);
   EXPECT_EQ(js("{not json").status, 400);
+  // Each refused POST to the token endpoint left exactly one entry, with the
+  // OAuth error as its outcome and the caller's address; none names an account.
+  auto refused = Events("token.request_refused");
+  ASSERT_EQ(refused.size(), 16u);
+  EXPECT_EQ(refused[0].outcome, "invalid_request");
+  EXPECT_EQ(refused[2].outcome, "unsupported_grant_type");
+  for (const auto& e : refused) {
+    EXPECT_EQ(e.source, "192.0.2.1");
+    EXPECT_EQ(e.username, "");
+  }
+  {
+    std::lock_guard lk(audit_mu_);
+    EXPECT_EQ(audit_.size(), refused.size());
+  }
   EXPECT_EQ(Call("POST", "/.well-known/jwks.json", "", "").status, 405);
   EXPECT_EQ(Call("GET", "/auth/other", "", "").status, 404);
   EXPECT_TRUE(AuthService::Handles("/auth/token"));

@@ -151,7 +151,8 @@ audit::AuditEntry AuthEventEntry(std::string_view event, std::string_view userna
   } else if (event == "account.lockout") {
     e.action = audit::AuditAction::kLockout;
   } else {
-    // login.failure, login.throttled, token.refresh_failure, token.refresh_reuse
+    // login.failure, login.throttled, token.refresh_failure, token.refresh_reuse,
+    // token.request_refused
     e.action = audit::AuditAction::kLoginFailure;
   }
   return e;
