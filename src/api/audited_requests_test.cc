@@ -280,6 +280,59 @@ TEST_F(AuditedRequestsTest, BundleEntryListsEveryWriteAndEveryReadItReturned) {
   EXPECT_EQ(entries[0].patients, std::vector<std::string>{"pat1"});
 }
 
+// A batch's entry must fit in the log after its writes committed; otherwise
+// the write stands while its answer turns into a 503. Reads past what the
+// entry can hold are refused one by one instead, and nothing returned goes
+// unrecorded.
+TEST_F(AuditedRequestsTest, BatchReadsStopWhereTheAuditEntryWouldOverflow) {
+  std::string create = R"({"resourceType":"Bundle","type":"transaction","entry":[)";
+  std::string batch = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient","id":"newcomer"},"request":{"method":"PUT","url":"Patient/newcomer"}})";
+  for (int i = 0; i < 100; ++i) {
+    std::string id = "budget-" + std::to_string(i);
+    if (i) create += ',';
+    create += R"({"resource":{"resourceType":"Patient","id":")" + id + R"("},"request":{"method":"PUT","url":"Patient/)" +
+              id + R"("}})";
+    batch += R"(,{"request":{"method":"GET","url":"Patient/)" + id + R"("}})";
+  }
+  create += "]}";
+  batch += "]}";
+  ASSERT_EQ(Call("POST", "/fhir", create).status, 200);
+
+  constexpr size_t kBudget = 6000;
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  so.max_audit_entry_bytes = kBudget;
+  service_ = std::make_unique<FhirService>(vault_->store(), access_.get(), vault_->audit_trail(), so);
+
+  Reply r;
+  auto entries = EntriesOf([&] { r = Call("POST", "/fhir", batch); });
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto answers = r.Json().at("entry").as_array();
+  ASSERT_EQ(answers.size(), 101u);
+  EXPECT_EQ(answers[0].at("response").at("status").as_string(), "201 Created");
+  size_t served = 0, refused = 0;
+  for (size_t i = 1; i < answers.size(); ++i) {
+    std::string status(answers[i].at("response").at("status").as_string());
+    if (status == "200 OK") {
+      EXPECT_EQ(refused, 0u) << "a read after the first refusal was served";
+      ++served;
+    } else {
+      EXPECT_EQ(status.substr(0, 3), "413") << status;
+      ++refused;
+    }
+  }
+  EXPECT_GT(served, 10u);
+  EXPECT_GT(refused, 0u);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].resources.size(), 1 + served);  // the write and each read served
+  EXPECT_EQ(entries[0].http_status, 200);
+  EXPECT_LE(audit::Serialize(entries[0]).size(), kBudget);
+  EXPECT_EQ(PendingRecords(), 0u);
+  EXPECT_TRUE(vault_->audit_trail()->Healthy());
+}
+
 // An open checks the audit history before the latest checkpoint in the
 // background (the log grows without bound; checking it all first would keep
 // the vault down for minutes). A rewritten entry found by that check stops

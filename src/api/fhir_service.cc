@@ -898,10 +898,21 @@ void FhirService::Bundle(Call& call) {
                     auto i = vread ? policy::Interaction::kVRead : policy::Interaction::kRead;
                     return policy::DecisionStatus(access_->DecideType(*caller, i, type));
                   };
+                  // What the reads may add to the entry: the entry so far
+                  // (with the writes) plus room for the answer's fields must
+                  // stay within what the log accepts.
+                  size_t entry_bytes = audit::Serialize(entry).size() + kAnswerFieldsBytes;
                   auto authorize_read = [&](const store::ResourceVersion& v, bool vread) -> Status {
                     policy::Decision d = access_->Decide(
                         *caller, vread ? policy::Interaction::kVRead : policy::Interaction::kRead, v, req, now);
                     if (d.allowed) {
+                      size_t cost = AddedResourceBytes(v);
+                      if (entry_bytes + cost > options_.max_audit_entry_bytes) {
+                        return Status(StatusCode::kTooLarge,
+                                      "this batch reads more than one audit entry can record; split it into "
+                                      "smaller batches");
+                      }
+                      entry_bytes += cost;
                       AddResource(entry, v);
                       if (d.break_glass) entry.break_glass = true;
                     }

@@ -56,6 +56,10 @@ struct ServiceOptions {
   int default_page_size = 50;
   int max_page_size = 1000;
   size_t max_bundle_entries = 10000;
+  // The audit log's largest entry (audit.max_entry_bytes). A batch stops
+  // answering its reads once their entry would outgrow it, so a committed
+  // write is never followed by an entry the log refuses.
+  size_t max_audit_entry_bytes = 1u << 20;
   // Supplies the search-cursor key (may be null: a random per-process key).
   const crypto::Keyring* keyring = nullptr;
 };

@@ -81,6 +81,15 @@ void AddResource(audit::AuditEntry& e, const store::ResourceVersion& v) {
   e.patients.insert(e.patients.end(), v.patients.begin(), v.patients.end());
 }
 
+size_t AddedResourceBytes(const store::ResourceVersion& v) {
+  // {"type":"","id":"","version":"","prior_version":""} and a comma: 52
+  // bytes, plus a version of at most 20 digits. Types, ids and patient
+  // references need no JSON escapes.
+  size_t n = 52 + 20 + v.type.size() + v.id.size();
+  for (const auto& p : v.patients) n += p.size() + 3;  // "p",
+  return n;
+}
+
 void AddRequested(audit::AuditEntry& e, std::string_view type, std::string_view id) {
   e.resources.push_back({std::string(type), std::string(id), "", ""});
 }

@@ -38,6 +38,12 @@ void SetAgent(audit::AuditEntry& e, const Caller& caller);
 void NoteDecision(audit::AuditEntry& e, const policy::Decision& d);
 // A resource returned (or asked for and refused), with its patient link.
 void AddResource(audit::AuditEntry& e, const store::ResourceVersion& v);
+// An upper bound on the bytes AddResource(e, v) adds to the serialized entry.
+size_t AddedResourceBytes(const store::ResourceVersion& v);
+// Room kept for what a write's entry gains after its record was stored (the
+// answer's status, the data category, the match a conditional create shows),
+// so the final entry fits wherever the stored record did.
+inline constexpr size_t kAnswerFieldsBytes = 4096;
 // Asked for, but unknown to the store: type and id only.
 void AddRequested(audit::AuditEntry& e, std::string_view type, std::string_view id);
 // Every write that succeeded, with its prior version and patient link.

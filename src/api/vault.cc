@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "api/request_audit.h"
 #include "audit/inbox.h"
 #include "store/sqlite_store.h"
 
@@ -68,8 +69,10 @@ StatusOr<std::unique_ptr<Vault>> Vault::Open(const VaultConfig& config) {
   PV_ASSIGN_OR_RETURN(v->lock_fd_, LockDataDir(config.data_dir));
   store::SqliteStoreOptions opts;
   opts.data_dir = config.data_dir;
-  // What the store keeps for the log must be what the log accepts.
-  opts.max_audit_record_bytes = config.audit.max_entry_bytes;
+  // What the store keeps for the log must be what the log accepts, with
+  // room for what the entry gains once the write is answered.
+  const size_t max_entry = config.audit.max_entry_bytes;
+  opts.max_audit_record_bytes = max_entry > 2 * kAnswerFieldsBytes ? max_entry - kAnswerFieldsBytes : max_entry / 2;
   PV_ASSIGN_OR_RETURN(v->store_, store::OpenSqliteStore(opts, v->keyring_.get()));
   PV_ASSIGN_OR_RETURN(v->audit_log_, audit::AuditLog::Open(config.data_dir, *v->keyring_, config.audit));
   v->trail_ = std::make_unique<AuditTrail>(v->audit_log_.get(), v->store_.get());

@@ -197,6 +197,7 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   api::ServiceOptions so;
   so.base_url = cfg.BaseUrl();
   so.parse_limits.max_bytes = cfg.max_body_bytes;
+  so.max_audit_entry_bytes = cfg.Vault().audit.max_entry_bytes;
   so.keyring = &vault->keyring();  // search cursor key
   s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), vault->audit_trail(), so, s.auth.get());
   api::AuditServiceOptions aso;
