@@ -35,8 +35,14 @@
 namespace phivault::audit {
 namespace {
 
-// Reads of a live log's last segment before a damaged tail is taken as real.
-constexpr int kLiveTailReads = 5;
+// Reads (20 ms apart) of a live log's last segment that must find a damaged
+// record at the same offset before it is taken as real damage: a second, so
+// that a writer preempted in the middle of a group on a loaded machine is not
+// mistaken for tampering. While the writer keeps appending, reads may catch
+// different groups half-written; after kMaxLiveTailReads in all the copy
+// stops before the record being written.
+constexpr int kLiveTailReads = 50;
+constexpr int kMaxLiveTailReads = 250;
 
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
@@ -102,19 +108,35 @@ Status ExportSnapshot(const std::string& audit_dir, const std::string& out_dir, 
       // A bad record is copied (and everything after it up to the end of
       // what was complete when we looked): hiding it would hide tampering.
       // A group commit writing over the padding looks damaged for an
-      // instant, so a damaged tail is read again before it is copied as found.
+      // instant, so a damaged tail is read again; only damage that stays at
+      // one offset is copied as found.
+      uint64_t bad_offset = 0;
+      int reads_at_bad_offset = 0;
       for (int attempt = 1;; ++attempt) {
         PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[i].path));
         Record rec;
         SegmentReader::Result r;
         while ((r = reader->Next(&rec)) == SegmentReader::Result::kRecord) {
         }
-        if (r == SegmentReader::Result::kCorrupt && attempt < kLiveTailReads) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(20));
-          continue;
+        if (r == SegmentReader::Result::kCorrupt) {
+          if (attempt == 1 || reader->good_offset() != bad_offset) {
+            bad_offset = reader->good_offset();
+            reads_at_bad_offset = 0;
+          }
+          if (++reads_at_bad_offset < kLiveTailReads) {
+            if (attempt < kMaxLiveTailReads) {
+              std::this_thread::sleep_for(std::chrono::milliseconds(20));
+              continue;
+            }
+            // The bad record moved on every read: each was a group being
+            // written, and everything before this one read back whole.
+            if (reader->header_ok()) len = bad_offset;
+          }
+          break;
         }
-        if ((r == SegmentReader::Result::kTorn || (r == SegmentReader::Result::kEnd && reader->padding())) &&
-            reader->header_ok()) {
+        // Also at a plain end: the file may have grown since this read, and
+        // what it grew by may be a group still being written.
+        if ((r == SegmentReader::Result::kTorn || r == SegmentReader::Result::kEnd) && reader->header_ok()) {
           len = reader->good_offset();  // without the writer's zero padding
         }
         break;

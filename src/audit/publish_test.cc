@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 
@@ -29,6 +32,15 @@ class PublishTest : public ::testing::Test {
     auto log = AuditLog::Open(tmp_.path(), *keyring_, o);
     ASSERT_TRUE(log.ok()) << log.status().ToString();
     log_ = std::move(*log);
+  }
+  // Appends `n` entries, signs a checkpoint over them and closes the log.
+  // Returns the verifier key.
+  std::string FillAndClose(int n) {
+    for (int i = 0; i < n; ++i) EXPECT_TRUE(log_->AppendAndWait("{\"n\":" + std::to_string(i) + "}").ok());
+    EXPECT_TRUE(log_->SignCheckpoint().ok());
+    std::string vkey = log_->VerifierKey();
+    log_.reset();
+    return vkey;
   }
   TempDir tmp_;
   std::unique_ptr<crypto::Keyring> keyring_;
@@ -67,10 +79,7 @@ TEST_F(PublishTest, SnapshotsOfALiveLogVerify) {
 }
 
 TEST_F(PublishTest, SnapshotKeepsDamageForTheVerifier) {
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(log_->AppendAndWait("{\"n\":" + std::to_string(i) + "}").ok());
-  ASSERT_TRUE(log_->SignCheckpoint().ok());
-  const std::string vkey = log_->VerifierKey();
-  log_.reset();
+  const std::string vkey = FillAndClose(100);
   auto segs = ListSegments(AuditLog::AuditDir(tmp_.path()));
   ASSERT_TRUE(segs.ok());
   ASSERT_GT(segs->size(), 1u);
@@ -85,6 +94,46 @@ TEST_F(PublishTest, SnapshotKeepsDamageForTheVerifier) {
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->first_bad_index, 0u);
   EXPECT_EQ(r->problem, Problem::kModified);
+}
+
+// A group whose write stalls (the writer preempted on a loaded machine)
+// looks damaged to the exporter until the write completes. Export waits for
+// it instead of copying it as damage; damage that stays is still copied.
+TEST_F(PublishTest, SnapshotWaitsForAStalledWriteButKeepsLastingDamage) {
+  const std::string vkey = FillAndClose(100);
+  auto segs = ListSegments(AuditLog::AuditDir(tmp_.path()));
+  ASSERT_TRUE(segs.ok());
+  const std::string last = segs->back().path;
+  const std::string whole = ReadFile(last);
+  const off_t inside_last_payload = static_cast<off_t>(whole.size() - 5);
+  auto put_byte = [&](char c) {
+    int fd = ::open(last.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, &c, 1, inside_last_payload), 1);
+    ::close(fd);
+  };
+  const char original = whole[static_cast<size_t>(inside_last_payload)];
+
+  put_byte(static_cast<char>(original ^ 1));
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    put_byte(original);
+  });
+  const std::string out = tmp_.Sub("export-stalled");
+  ASSERT_TRUE(ExportSnapshot(AuditLog::AuditDir(tmp_.path()), out, vkey).ok());
+  finisher.join();
+  auto r = Verify(out, vkey);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->ok) << r->reason;
+  EXPECT_EQ(r->entries, 100u);
+
+  put_byte(static_cast<char>(original ^ 1));
+  const std::string damaged = tmp_.Sub("export-damaged");
+  ASSERT_TRUE(ExportSnapshot(AuditLog::AuditDir(tmp_.path()), damaged, vkey).ok());
+  r = Verify(damaged, vkey);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->first_bad_index, 99u);
 }
 
 TEST_F(PublishTest, PublishedCheckpointsReadBackInEveryForm) {
