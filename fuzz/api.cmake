@@ -11,3 +11,9 @@ if(TARGET phivault_api)
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bulk_export_fuzzer.cc
     DEPS phivault_api)
 endif()
+# The OAuth token endpoint (api/auth_service.h); seeds in fuzz/corpus/auth_token.
+if(TARGET phivault_api)
+  phivault_fuzzer(auth_token_fuzzer
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/auth_token_fuzzer.cc
+    DEPS phivault_api)
+endif()

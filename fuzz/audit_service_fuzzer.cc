@@ -6,19 +6,17 @@
 //
 // Input: byte 0 picks the path template, byte 1 the caller's role and the
 // Prefer header; the rest is "ID?QUERY" (ID used by templates that take one).
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <string_view>
 
 #include "api/audit_service.h"
 #include "audit/entry.h"
 #include "crypto/keyring.h"
+#include "fuzz_scratch.h"
 
 namespace {
 
@@ -33,14 +31,8 @@ struct Fixture {
 Fixture& Get() {
   static Fixture* f = [] {
     auto* fx = new Fixture;
-    static char tmpl[] = "/tmp/phivault-audit-fuzz-XXXXXX";
-    const char* dir = ::mkdtemp(tmpl);
-    if (dir == nullptr) std::abort();
-    std::atexit([] { std::filesystem::remove_all(tmpl); });
-    crypto::MasterKeySource src;
-    src.key_file = std::string(dir) + "/master.key";
-    if (!crypto::GenerateKeyFile(src.key_file).ok()) std::abort();
-    auto k = crypto::Keyring::Create(dir, src);
+    const std::string dir = fuzzing::MakeScratchDir();
+    auto k = crypto::Keyring::Create(dir, fuzzing::MakeKeyFile(dir));
     if (!k.ok()) std::abort();
     fx->keyring = std::move(*k);
     auto log = audit::AuditLog::Open(dir, *fx->keyring);

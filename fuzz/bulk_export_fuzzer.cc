@@ -7,13 +7,10 @@
 //
 // Input: byte 0 picks the URL template and the method, byte 1 the Prefer
 // header and the caller's scope; the rest is "ID?QUERY".
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -22,6 +19,7 @@
 
 #include "api/bulk_export.h"
 #include "api/vault.h"
+#include "fuzz_scratch.h"
 
 namespace {
 
@@ -49,13 +47,9 @@ void Put(api::Vault& v, const std::string& type, const std::string& id, const st
 Fixture& Get() {
   static Fixture* f = [] {
     auto* fx = new Fixture;
-    static char tmpl[] = "/tmp/phivault-export-fuzz-XXXXXX";
-    const char* dir = ::mkdtemp(tmpl);
-    if (dir == nullptr) std::abort();
-    std::atexit([] { std::filesystem::remove_all(tmpl); });
-    api::VaultConfig cfg{std::string(dir) + "/data", {}};
-    cfg.key.key_file = std::string(dir) + "/master.key";
-    if (!crypto::GenerateKeyFile(cfg.key.key_file).ok() || !api::Vault::Init(cfg).ok()) std::abort();
+    const std::string dir = fuzzing::MakeScratchDir();
+    api::VaultConfig cfg{dir + "/data", fuzzing::MakeKeyFile(dir)};
+    if (!api::Vault::Init(cfg).ok()) std::abort();
     fx->vault = std::move(api::Vault::Open(cfg)).value();
     Put(*fx->vault, "Patient", "p1", R"({"resourceType":"Patient","id":"p1"})", {"p1"});
     Put(*fx->vault, "Observation", "o1",
