@@ -175,9 +175,8 @@ Status ValidateUser(const UserRecord& u) {
 
 class SqliteAccountStore final : public AccountStore {
  public:
-  SqliteAccountStore(sqlite3* db, std::unique_ptr<crypto::Aead> totp_aead,
-                     std::unique_ptr<crypto::Aead> legacy_totp_aead, AccountStoreOptions options)
-      : db_(db), totp_aead_(std::move(totp_aead)), legacy_totp_aead_(std::move(legacy_totp_aead)), options_(options) {
+  SqliteAccountStore(sqlite3* db, std::unique_ptr<crypto::Aead> totp_aead, AccountStoreOptions options)
+      : db_(db), totp_aead_(std::move(totp_aead)), options_(options) {
     if (options_.now_ms == nullptr) options_.now_ms = SystemNowMs;
   }
   ~SqliteAccountStore() override { sqlite3_close_v2(db_); }
@@ -501,7 +500,9 @@ class SqliteAccountStore final : public AccountStore {
     return false;
   }
 
-  Status Init(const std::string& vault_id) {
+  // `legacy_totp_aead` opens TOTP secrets sealed before kTotpSeal existed;
+  // only the re-seal here needs it.
+  Status Init(const std::string& vault_id, const crypto::Aead& legacy_totp_aead) {
     // Decided by the schema, not by whether the file existed, so a file left
     // empty by a crash during the very first open is initialised next time.
     bool fresh = false;
@@ -532,11 +533,7 @@ class SqliteAccountStore final : public AccountStore {
     if (rc == SQLITE_DONE) return DataLoss("accounts.db has no vault id; it is damaged or not a phivault accounts file");
     if (rc != SQLITE_ROW) return SqliteError(rc, "read vault id");
     if (st.Text(0) != vault_id) return PermissionDenied("accounts.db belongs to another vault than this keyring");
-    Status resealed = ResealLegacyTotpSecrets();
-    // Only the re-seal needs the legacy key; its schedule leaves memory now
-    // rather than at shutdown.
-    legacy_totp_aead_.reset();
-    return resealed;
+    return ResealLegacyTotpSecrets(legacy_totp_aead);
   }
 
  private:
@@ -544,7 +541,7 @@ class SqliteAccountStore final : public AccountStore {
   // with the legacy key (a vault from before that purpose existed), in one
   // transaction. A secret that opens with neither is left for
   // GetTotpSecret to report.
-  Status ResealLegacyTotpSecrets() {
+  Status ResealLegacyTotpSecrets(const crypto::Aead& legacy_totp_aead) {
     std::vector<std::pair<std::string, std::string>> resealed;
     {
       Stmt q;
@@ -555,7 +552,7 @@ class SqliteAccountStore final : public AccountStore {
         const std::string name = q.Text(0);
         const std::string sealed = q.Blob(1);
         if (totp_aead_->Open(sealed, TotpAad(name)).ok()) continue;
-        auto plain = legacy_totp_aead_->Open(sealed, TotpAad(name));
+        auto plain = legacy_totp_aead.Open(sealed, TotpAad(name));
         if (!plain.ok()) continue;
         resealed.emplace_back(name, totp_aead_->Seal(*plain, TotpAad(name)));
         SecureWipe(plain->data(), plain->size());
@@ -668,9 +665,6 @@ class SqliteAccountStore final : public AccountStore {
   std::mutex mu_;
   sqlite3* db_;
   std::unique_ptr<crypto::Aead> totp_aead_;
-  // Opens secrets sealed before kTotpSeal existed (key derived from the
-  // token-signing key); used only to re-seal them at open.
-  std::unique_ptr<crypto::Aead> legacy_totp_aead_;
   AccountStoreOptions options_;
   ChangeRecordBuilder change_builder_;  // guarded by mu_
 };
@@ -755,7 +749,7 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
     return s;
   }
   // The store owns `db` from here, so every early return closes it.
-  auto store = std::make_shared<SqliteAccountStore>(db, std::move(totp_aead), std::move(legacy_totp_aead), options);
+  auto store = std::make_shared<SqliteAccountStore>(db, std::move(totp_aead), options);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, 5000);
   PV_RETURN_IF_ERROR(PrepareEncryptedDatabase(db));
@@ -764,7 +758,8 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
                           "PRAGMA mmap_size=0; PRAGMA secure_delete=ON;"));
   // Owner-only like the keyring; SQLite creates files with the umask's mode.
   if (!existed) ::chmod(path.c_str(), 0600);
-  PV_RETURN_IF_ERROR(store->Init(keyring.vault_id()));
+  // The legacy key schedule lives only until open returns.
+  PV_RETURN_IF_ERROR(store->Init(keyring.vault_id(), *legacy_totp_aead));
   return std::shared_ptr<AccountStore>(std::move(store));
 }
 
