@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <mutex>
+#include <utility>
 
 #include "auth/jwt.h"
 #include "common/log.h"
@@ -78,27 +79,12 @@ class Stmt : public sqlite::Statement {
   Status Prepare(sqlite3* db, const char* sql) { return Statement::Prepare(db, sql, "accounts.db"); }
 };
 
-Status Exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
-  if (err) sqlite3_free(err);
-  return rc == SQLITE_OK ? Status::Ok() : SqliteError(rc, "exec");
-}
+Status Exec(sqlite3* db, const char* sql) { return sqlite::Exec(db, sql, "accounts.db"); }
 
-// Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back on error. IMMEDIATE
-// takes the write lock up front so a concurrent admin process makes us wait
-// (busy timeout) instead of failing half-way.
+// A concurrent admin process makes us wait instead of failing half-way.
 template <typename F>
 Status InTransaction(sqlite3* db, F&& body) {
-  PV_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE"));
-  Status s = body();
-  if (!s.ok()) {
-    Exec(db, "ROLLBACK").IgnoreError();
-    return s;
-  }
-  s = Exec(db, "COMMIT");
-  if (!s.ok()) Exec(db, "ROLLBACK").IgnoreError();
-  return s;
+  return sqlite::InTransaction(db, "accounts.db", std::forward<F>(body));
 }
 
 Status StepDone(Stmt& st, std::string_view what) {

@@ -15,6 +15,13 @@ Status Error(int rc, std::string_view file, std::string_view what) {
   return Internal(msg);
 }
 
+Status Exec(sqlite3* db, const char* sql, std::string_view file) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (err) sqlite3_free(err);
+  return rc == SQLITE_OK ? Status::Ok() : Error(rc, file, "exec");
+}
+
 Statement::~Statement() {
   if (!s_) return;
   if (owned_) {

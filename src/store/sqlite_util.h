@@ -21,6 +21,22 @@ namespace phivault::store::sqlite {
 // constraint violation is AlreadyExists.
 Status Error(int rc, std::string_view file, std::string_view what);
 
+// Runs `sql` (one or more statements, no results).
+Status Exec(sqlite3* db, const char* sql, std::string_view file);
+
+// Runs `body` (returning Status) inside BEGIN IMMEDIATE ... COMMIT and rolls
+// back if it or the COMMIT fails. IMMEDIATE takes the write lock up front, so
+// another process writing the file makes this wait (busy timeout) instead of
+// failing half-way.
+template <typename F>
+Status InTransaction(sqlite3* db, std::string_view file, F&& body) {
+  PV_RETURN_IF_ERROR(Exec(db, "BEGIN IMMEDIATE", file));
+  Status s = body();
+  if (s.ok()) s = Exec(db, "COMMIT", file);
+  if (!s.ok()) Exec(db, "ROLLBACK", file).IgnoreError();
+  return s;
+}
+
 // Binds parameters and reads columns of a prepared statement. Owning
 // statements (Prepare) are finalized on destruction; borrowed ones (from a
 // connection's cache) are reset and their bindings cleared.
@@ -42,6 +58,8 @@ class Statement {
   Statement& BindNull(int i);
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() { return sqlite3_step(s_); }
+  // Makes the statement ready to run again (bindings stay until rebound).
+  void Reset() { sqlite3_reset(s_); }
   int64_t Int(int col) { return sqlite3_column_int64(s_, col); }
   bool IsNull(int col) { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   std::string Text(int col);
