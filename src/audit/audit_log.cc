@@ -1050,43 +1050,97 @@ StatusOr<std::vector<std::string>> AuditLog::ConsistencyProof(uint64_t size1, ui
   return out;
 }
 
+StatusOr<AuditLog::ReadPosition> AuditLog::PositionLocked(uint64_t start) const {
+  ReadPosition p;
+  const uint64_t slot = start / kSparseStep;
+  if (slot >= sparse_first_) {
+    if (slot - sparse_first_ >= sparse_.size()) return Internal("audit: record index incomplete");
+    p.from = sparse_[slot - sparse_first_];
+    p.index = slot * kSparseStep;
+  } else {
+    // Not indexed until the history check is done: scan the segment.
+    auto after = std::upper_bound(segments_.begin(), segments_.end(), start,
+                                  [](uint64_t i, const Segment& s) { return i < s.first_index; });
+    p.from = {static_cast<uint32_t>(after - segments_.begin() - 1), 0};
+    p.index = segments_[p.from.segment].first_index;
+  }
+  return p;
+}
+
+Status AuditLog::ReadFrom(const std::vector<Segment>& segments, ReadPosition pos, uint64_t end,
+                          const std::function<bool(uint64_t)>& wanted, std::vector<std::string>* out) const {
+  uint64_t index = pos.index;
+  for (size_t s = pos.from.segment; s < segments.size() && index < end; ++s) {
+    PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[s].path, s == pos.from.segment ? pos.from.offset : 0));
+    Record r;
+    while (index < end && reader->Next(&r) == SegmentReader::Result::kRecord) {
+      if (r.index != index) return DataLoss("audit: record out of sequence at index " + std::to_string(index));
+      if (wanted(index)) {
+        PV_ASSIGN_OR_RETURN(std::string plain, aead_->Open(r.payload, Aad(index)));
+        out->push_back(std::move(plain));
+      }
+      ++index;
+    }
+  }
+  if (index < end) return DataLoss("audit: entries missing from the segment files");
+  return Status::Ok();
+}
+
 StatusOr<std::vector<std::string>> AuditLog::ReadEntries(uint64_t start, uint64_t end) const {
   std::vector<Segment> segments;
-  SparseEntry from;
-  uint64_t index;  // of the record at `from`
+  ReadPosition pos;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (start > end || end > size_) return InvalidArgument("audit: range beyond the log");
     if (end - start > kMaxReadEntries) return InvalidArgument("audit: at most 10000 entries per read");
     if (start == end) return std::vector<std::string>{};
     segments = segments_;
-    const uint64_t slot = start / kSparseStep;
-    if (slot >= sparse_first_) {
-      if (slot - sparse_first_ >= sparse_.size()) return Internal("audit: record index incomplete");
-      from = sparse_[slot - sparse_first_];
-      index = slot * kSparseStep;
-    } else {
-      // Not indexed until the history check is done: scan the segment.
-      auto after = std::upper_bound(segments.begin(), segments.end(), start,
-                                    [](uint64_t i, const Segment& s) { return i < s.first_index; });
-      from = {static_cast<uint32_t>(after - segments.begin() - 1), 0};
-      index = segments[from.segment].first_index;
+    PV_ASSIGN_OR_RETURN(pos, PositionLocked(start));
+  }
+  std::vector<std::string> out;
+  PV_RETURN_IF_ERROR(ReadFrom(segments, pos, end, [start](uint64_t i) { return i >= start; }, &out));
+  return out;
+}
+
+StatusOr<std::vector<std::string>> AuditLog::ReadSelected(const std::vector<uint64_t>& indices) const {
+  if (indices.size() > kMaxReadEntries) return InvalidArgument("audit: at most 10000 entries per read");
+  for (size_t k = 1; k < indices.size(); ++k) {
+    if (indices[k] <= indices[k - 1]) return InvalidArgument("audit: indices must ascend");
+  }
+  // One pass per run of indices that share a sparse slot: each pass starts
+  // at the slot's recorded position and stops after the run's last index.
+  struct Run {
+    size_t first, last;  // into indices, inclusive
+    ReadPosition pos;
+  };
+  std::vector<Run> runs;
+  std::vector<Segment> segments;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!indices.empty() && indices.back() >= size_) return InvalidArgument("audit: index beyond the log");
+    segments = segments_;
+    for (size_t k = 0; k < indices.size(); ++k) {
+      if (!runs.empty() && indices[k] / kSparseStep == indices[runs.back().last] / kSparseStep) {
+        runs.back().last = k;
+        continue;
+      }
+      PV_ASSIGN_OR_RETURN(ReadPosition pos, PositionLocked(indices[k]));
+      runs.push_back({k, k, pos});
     }
   }
   std::vector<std::string> out;
-  for (size_t s = from.segment; s < segments.size() && index < end; ++s) {
-    PV_ASSIGN_OR_RETURN(auto reader, SegmentReader::Open(segments[s].path, s == from.segment ? from.offset : 0));
-    Record r;
-    while (index < end && reader->Next(&r) == SegmentReader::Result::kRecord) {
-      if (r.index != index) return DataLoss("audit: record out of sequence at index " + std::to_string(index));
-      if (index >= start) {
-        PV_ASSIGN_OR_RETURN(std::string plain, aead_->Open(r.payload, Aad(index)));
-        out.push_back(std::move(plain));
-      }
-      ++index;
-    }
+  out.reserve(indices.size());
+  for (const Run& run : runs) {
+    size_t next = run.first;
+    PV_RETURN_IF_ERROR(ReadFrom(
+        segments, run.pos, indices[run.last] + 1,
+        [&](uint64_t i) {
+          if (next > run.last || indices[next] != i) return false;
+          ++next;
+          return true;
+        },
+        &out));
   }
-  if (index < end) return DataLoss("audit: entries missing from the segment files");
   return out;
 }
 

@@ -168,6 +168,10 @@ class AuditLog {
 
   // Decrypted entries [start, end); at most 10000 at a time.
   StatusOr<std::vector<std::string>> ReadEntries(uint64_t start, uint64_t end) const;
+  // Decrypted entries at `indices`, in that order; at most 10000 at a time.
+  // REQUIRES (else InvalidArgument): ascending, no repeats, each below size().
+  // Decrypts only those entries (an index lookup reads scattered entries).
+  StatusOr<std::vector<std::string>> ReadSelected(const std::vector<uint64_t>& indices) const;
 
   // Writes a consistent snapshot for an auditor: OUT/seg-*.log, OUT/checkpoints
   // and OUT/vkey.txt. Contains no key and no plaintext.
@@ -189,6 +193,18 @@ class AuditLog {
     uint32_t segment;  // position in segments_
     uint64_t offset;
   };
+  // Where a read starts: the record of entry `index` is at `from`.
+  struct ReadPosition {
+    SparseEntry from{};
+    uint64_t index = 0;
+  };
+  // The nearest recorded position at or before entry `start`.
+  // REQUIRES: mu_ held; start < size_.
+  StatusOr<ReadPosition> PositionLocked(uint64_t start) const;
+  // Reads the records from `pos` up to entry `end` (exclusive) in `segments`
+  // and appends the decrypted entries `wanted` accepts, in index order.
+  Status ReadFrom(const std::vector<Segment>& segments, ReadPosition pos, uint64_t end,
+                  const std::function<bool(uint64_t)>& wanted, std::vector<std::string>* out) const;
   class FileHashStore;
 
   AuditLog() = default;

@@ -371,6 +371,39 @@ TEST_F(AuditHistoryTest, OpenScansOnlyTheTailAndChecksTheHistoryInTheBackground)
 // then on nothing is appended (so nothing is served unaudited). The cached
 // nodes that still hash the original record are kept, and the damage is
 // marked on disk, so the next open checks everything first and refuses.
+TEST_F(AuditHistoryTest, ReadSelectedReturnsExactlyTheAskedEntries) {
+  const std::vector<uint64_t> picks = {0, 1, 2, 1023, 1024, 1500, 2047, 2048, 2999};
+  auto check = [&](const AuditLog& log) {
+    auto e = log.ReadSelected(picks);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_EQ(e->size(), picks.size());
+    for (size_t k = 0; k < picks.size(); ++k) EXPECT_EQ((*e)[k], Entry(picks[k]));
+  };
+  {
+    // While the history is unchecked, positions come from scanning segments.
+    Gate gate;
+    AuditLogOptions o = Small();
+    o.before_history_check = [&] { gate.Wait(); };
+    auto log = OpenLog(o);
+    ASSERT_NE(log, nullptr);
+    check(*log);
+    gate.Open();
+  }
+  auto log = OpenLog(Small());
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->WaitForHistoryCheck().ok());
+  check(*log);
+  auto none = log->ReadSelected({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  EXPECT_EQ(log->ReadSelected({5, 4}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(log->ReadSelected({5, 5}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(log->ReadSelected({5, kEntries}).status().code(), StatusCode::kInvalidArgument);
+  std::vector<uint64_t> too_many(10001);
+  for (size_t k = 0; k < too_many.size(); ++k) too_many[k] = k;
+  EXPECT_EQ(log->ReadSelected(too_many).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(AuditHistoryTest, RewrittenHistoryStopsTheLogOnceFound) {
   auto seg = testing::ReadSegment(Segment(2));
   std::string payload(seg.payloads[3]);

@@ -55,11 +55,6 @@ std::vector<std::string> SplitComma(std::string_view v) {
   return out;
 }
 
-std::string_view StripPatientPrefix(std::string_view p) {
-  constexpr std::string_view kPrefix = "Patient/";
-  return p.substr(0, kPrefix.size()) == kPrefix ? p.substr(kPrefix.size()) : p;
-}
-
 bool AnyOf(const std::vector<std::string>& alternatives, auto&& pred) {
   return alternatives.empty() || std::any_of(alternatives.begin(), alternatives.end(), pred);
 }
@@ -122,6 +117,11 @@ int CompareField(const AccessReportRow& a, const AccessReportRow& b, ReportField
 }
 
 }  // namespace
+
+std::string_view StripPatientPrefix(std::string_view p) {
+  constexpr std::string_view kPrefix = "Patient/";
+  return p.substr(0, kPrefix.size()) == kPrefix ? p.substr(kPrefix.size()) : p;
+}
 
 StatusOr<std::pair<int64_t, int64_t>> ParseDateRange(std::string_view s) {
   const Status bad = InvalidArgument("date: expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss[.fff](Z|+hh:mm)");

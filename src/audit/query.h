@@ -4,13 +4,10 @@
 //
 // Everything here is a pure function over decoded entries: the caller reads
 // the log (AuditLog::ReadEntries, at most 10000 entries per call), parses
-// each entry (ParseEntry) and passes the (index, entry) pairs in. A linear
-// scan is the intended implementation at this stage: the audit volume of one
-// vault is millions of entries, scanned at a few hundred thousand per second
-// after decryption, and ITI-81 and access reports are rare, privileged
-// requests. When that stops being acceptable, an index (patient → indices,
-// date → first index, which the log's time order gives almost for free) can
-// produce the same candidate list without changing these functions.
+// each entry (ParseEntry) and passes the (index, entry) pairs in. Which
+// entries are read is the caller's choice: all of them (a scan), or those an
+// index lists for a patient (api/audit_indexer.h). These functions decide
+// either way, so both give the same answer.
 //
 // Matching rules (ITI-81 search parameters of AuditEvent):
 //   patient  the entry touched that patient ("Patient/123" or "123")
@@ -58,6 +55,9 @@ struct AuditQuery {
 };
 
 bool Matches(const AuditQuery& q, const AuditEntry& e);
+
+// "Patient/x" -> "x"; anything else unchanged. Entries record bare ids.
+std::string_view StripPatientPrefix(std::string_view p);
 
 // The matching entries, in the order given (index order when read from the
 // log), at most `limit` of them.
