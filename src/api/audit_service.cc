@@ -11,6 +11,7 @@
 #include "audit/balp.h"
 #include "audit/checkpoint.h"
 #include "audit/query.h"
+#include "common/log.h"
 #include "fhir/time.h"
 
 // Inside Handlers: assigns the value of a StatusOr expression, or returns
@@ -149,6 +150,25 @@ StatusOr<uint64_t> Scan(const audit::AuditLog& log, uint64_t start, uint64_t end
   return i;
 }
 
+// Reads the entries at `ids` (ascending), parses each and hands it to `fn`
+// until it returns false. Returns how many ids were examined. Entries that
+// do not parse are skipped, as in Scan.
+template <typename Fn>
+StatusOr<size_t> ReadListed(const audit::AuditLog& log, const std::vector<uint64_t>& ids, Fn fn) {
+  for (size_t k = 0; k < ids.size(); k += kReadChunk) {
+    const std::vector<uint64_t> chunk(ids.begin() + static_cast<ptrdiff_t>(k),
+                                      ids.begin() + static_cast<ptrdiff_t>(std::min(ids.size(), k + kReadChunk)));
+    PV_ASSIGN_OR_RETURN(std::vector<std::string> raw, log.ReadSelected(chunk));
+    if (raw.size() != chunk.size()) return DataLoss("audit log returned fewer entries than asked for");
+    for (size_t j = 0; j < raw.size(); ++j) {
+      auto entry = audit::ParseEntry(raw[j]);
+      if (!entry.ok()) continue;
+      if (!fn(audit::IndexedEntry{chunk[j], std::move(*entry)})) return k + j + 1;
+    }
+  }
+  return ids.size();
+}
+
 struct Ctx {
   const http::HttpRequest& req;
   QueryParams params;
@@ -157,8 +177,9 @@ struct Ctx {
 
 }  // namespace
 
-AuditService::AuditService(audit::AuditLog* log, AccessControl* access, AuditServiceOptions options)
-    : log_(log), access_(access), options_(std::move(options)) {}
+AuditService::AuditService(audit::AuditLog* log, AccessControl* access, AuditServiceOptions options,
+                           AuditIndexer* indexer)
+    : log_(log), access_(access), options_(std::move(options)), indexer_(indexer) {}
 
 bool AuditService::Handles(std::string_view path) {
   if (path == "/audit" || path.starts_with("/audit/")) return true;
@@ -231,7 +252,8 @@ namespace {
 
 class Handlers {
  public:
-  Handlers(audit::AuditLog& log, const AuditServiceOptions& o, Ctx& ctx) : log_(log), o_(o), c_(ctx) {}
+  Handlers(audit::AuditLog& log, AuditIndexer* indexer, const AuditServiceOptions& o, Ctx& ctx)
+      : log_(log), indexer_(indexer), o_(o), c_(ctx) {}
 
   http::HttpResponse Checkpoint() {
     PV_ASSIGN_OR_RETURN_RESPONSE(std::string note, log_.Checkpoint());
@@ -342,12 +364,22 @@ class Handlers {
     }
     const uint64_t have = log_.size();
     if (cursor > have) return Error(InvalidArgument("invalid paging cursor"));
-    const uint64_t scan_end = std::min(have, cursor + std::max<uint64_t>(o_.max_scan_entries, 1));
+    const uint64_t budget = std::max<uint64_t>(o_.max_scan_entries, 1);
     std::vector<audit::IndexedEntry> hits;
-    PV_ASSIGN_OR_RETURN_RESPONSE(uint64_t next, Scan(log_, cursor, scan_end, [&](audit::IndexedEntry e) {
-                                   if (audit::Matches(q, e.entry)) hits.push_back(std::move(e));
-                                   return static_cast<int>(hits.size()) < count;
-                                 }));
+    auto collect = [&](audit::IndexedEntry e) {
+      if (audit::Matches(q, e.entry)) hits.push_back(std::move(e));
+      return static_cast<int>(hits.size()) < count;
+    };
+    // `next`: the first index not yet examined. With a patient filter, the
+    // index's candidates stand for the prefix it covers.
+    uint64_t next = cursor;
+    if (indexer_ != nullptr && !q.patient.empty()) {
+      PV_ASSIGN_OR_RETURN_RESPONSE(next, ExamineListed(q.patient, cursor, have, budget, collect));
+    }
+    if (static_cast<int>(hits.size()) < count && next < have) {
+      const uint64_t scan_end = std::min(have, next + budget);
+      PV_ASSIGN_OR_RETURN_RESPONSE(next, Scan(log_, next, scan_end, collect));
+    }
     const std::string fhir_base = o_.base_url + "/fhir";
     auto link = [&](uint64_t cur) {
       QueryParams p = used;
@@ -411,11 +443,26 @@ class Handlers {
       rows.insert(rows.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
       batch.clear();
     };
-    PV_ASSIGN_OR_RETURN_RESPONSE(uint64_t scanned, Scan(log_, 0, snapshot, [&](audit::IndexedEntry e) {
-                                   batch.push_back(std::move(e));
-                                   if (batch.size() >= kReadChunk) flush();
-                                   return true;
-                                 }));
+    auto add = [&](audit::IndexedEntry e) {
+      batch.push_back(std::move(e));
+      if (batch.size() >= kReadChunk) flush();
+      return true;
+    };
+    // The index lists this patient's entries in the prefix it covers; the
+    // rest of the snapshot is scanned.
+    uint64_t scan_from = 0;
+    if (indexer_ != nullptr) {
+      const uint64_t covered = std::min(indexer_->covered(), snapshot);
+      auto ids = indexer_->EntriesFor(patient_id, 0, covered, SIZE_MAX);
+      if (ids.ok()) {
+        PV_ASSIGN_OR_RETURN_RESPONSE(size_t listed, ReadListed(log_, *ids, add));
+        (void)listed;
+        scan_from = covered;
+      } else {
+        log::Warn("audit.index_lookup_failed", {{"error", ids.status().message()}, {"fallback", "scan"}});
+      }
+    }
+    PV_ASSIGN_OR_RETURN_RESPONSE(uint64_t scanned, Scan(log_, scan_from, snapshot, add));
     (void)scanned;
     flush();
     audit::SortAccessReport(rows, sort);
@@ -445,6 +492,43 @@ class Handlers {
   }
 
  private:
+  // Hands `fn` the entries the index lists for any of `patients` in
+  // [cursor, covered), at most `budget` per patient, in index order, until
+  // `fn` returns false. Returns the first index not yet accounted for: after
+  // the entry `fn` stopped at, else where a patient's list was cut by the
+  // budget, else the end of the covered prefix. Falls back to `cursor`
+  // (the caller scans) if the index cannot answer.
+  template <typename Fn>
+  StatusOr<uint64_t> ExamineListed(const std::vector<std::string>& patients, uint64_t cursor, uint64_t have,
+                                   uint64_t budget, Fn fn) {
+    const uint64_t covered = std::min(indexer_->covered(), have);
+    if (cursor >= covered) return cursor;
+    uint64_t until = covered;
+    std::vector<uint64_t> ids;
+    for (const std::string& p : patients) {
+      auto listed = indexer_->EntriesFor(p, cursor, covered, budget);
+      if (!listed.ok()) {
+        log::Warn("audit.index_lookup_failed", {{"error", listed.status().message()}, {"fallback", "scan"}});
+        return cursor;
+      }
+      // A list cut by the budget says nothing past its last entry.
+      if (listed->size() >= budget) until = std::min(until, listed->back() + 1);
+      ids.insert(ids.end(), listed->begin(), listed->end());
+    }
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    ids.erase(std::lower_bound(ids.begin(), ids.end(), until), ids.end());
+    uint64_t last = cursor;
+    bool stopped = false;
+    PV_ASSIGN_OR_RETURN(size_t examined, ReadListed(log_, ids, [&](audit::IndexedEntry e) {
+                          last = e.index;
+                          stopped = !fn(std::move(e));
+                          return !stopped;
+                        }));
+    (void)examined;
+    return stopped ? last + 1 : until;
+  }
+
   json::object RowParameter(const audit::AccessReportRow& r) const {
     json::array part;
     auto add = [&](std::string_view name, std::string_view type, json::value v) {
@@ -471,6 +555,7 @@ class Handlers {
   http::HttpResponse Json(const json::object& o) const { return JsonResponse(200, json::serialize(o), c_.fmt); }
 
   audit::AuditLog& log_;
+  AuditIndexer* const indexer_;
   const AuditServiceOptions& o_;
   Ctx& c_;
 };
@@ -488,7 +573,7 @@ void AuditService::HandleAs(const Caller& caller, const http::HttpRequest& reque
   auto fmt = NegotiateFormat(request, *params);
   if (!fmt.ok()) return reply(OutcomeResponse(406, "error", "not-supported", fmt.status().message()), "/audit");
   Ctx ctx{request, std::move(*params), *fmt};
-  Handlers h(*log_, options_, ctx);
+  Handlers h(*log_, indexer_, options_, ctx);
 
   if (auto patient = AccessReportPatient(path)) {
     constexpr std::string_view route = "/fhir/Patient/{id}/$access-report";

@@ -29,8 +29,9 @@
 //     the log size it looked at (_snapshot) and later pages re-read exactly
 //     that prefix with an _offset: new entries never shift a page.
 // Scans run on the calling thread: a linear scan with decryption costs a few
-// microseconds per entry (audit/query.h explains why that is acceptable for
-// these rare requests and what index would replace it).
+// microseconds per entry. With an AuditIndexer, the access report and an
+// AuditEvent search with `patient` read only the entries the index lists for
+// that patient, and scan only the entries past what the index covers.
 //
 // This service never writes to the audit log. The request itself must be
 // audited by whoever routes to it (FhirService): Describe() says what that
@@ -50,6 +51,7 @@
 #include <vector>
 
 #include "api/access_control.h"
+#include "api/audit_indexer.h"
 #include "audit/audit_log.h"
 #include "audit/entry.h"
 #include "http/types.h"
@@ -82,7 +84,10 @@ class AuditService final : public http::Handler {
  public:
   // REQUIRES: log is non-null; both outlive the service. `access` may be
   // null only if Handle() is never called (HandleAs needs no AccessControl).
-  AuditService(audit::AuditLog* log, AccessControl* access, AuditServiceOptions options);
+  // `indexer` (may be null: every query scans the log) narrows access
+  // reports and AuditEvent searches by patient to that patient's entries.
+  AuditService(audit::AuditLog* log, AccessControl* access, AuditServiceOptions options,
+               AuditIndexer* indexer = nullptr);
 
   // True for every path this service answers (see the file comment); the
   // router sends those here instead of to the FHIR store.
@@ -100,6 +105,7 @@ class AuditService final : public http::Handler {
   audit::AuditLog* log_;
   AccessControl* access_;
   AuditServiceOptions options_;
+  AuditIndexer* indexer_;
 };
 
 }  // namespace phivault::api

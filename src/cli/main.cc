@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "api/access_control.h"
+#include "api/audit_indexer.h"
 #include "api/audit_service.h"
 #include "api/auth_service.h"
 #include "api/bulk_export.h"
@@ -137,6 +138,9 @@ struct Served {
   std::jthread change_drainer;
   std::unique_ptr<api::AuthService> auth;      // its sessions outlive `access`, which uses them
   std::unique_ptr<api::AccessControl> access;
+  // Which audit entries touched which patient (access reports read only
+  // those); follows the log in the background at idle priority.
+  std::unique_ptr<api::AuditIndexer> audit_index;
   std::unique_ptr<api::AuditService> audit_api;
   std::unique_ptr<api::BulkExporter> bulk_export;
   std::unique_ptr<api::FhirService> service;
@@ -202,7 +206,9 @@ StatusOr<Served> StartServing(api::Vault* vault, const Config& cfg) {
   s.service = std::make_unique<api::FhirService>(vault->store(), s.access.get(), vault->audit_trail(), so, s.auth.get());
   api::AuditServiceOptions aso;
   aso.base_url = cfg.BaseUrl();
-  s.audit_api = std::make_unique<api::AuditService>(vault->audit_log(), s.access.get(), aso);
+  PV_ASSIGN_OR_RETURN(s.audit_index, api::AuditIndexer::Open(cfg.data_dir, vault->keyring(), vault->audit_log()));
+  s.audit_index->StartFollowing(std::chrono::seconds(2));
+  s.audit_api = std::make_unique<api::AuditService>(vault->audit_log(), s.access.get(), aso, s.audit_index.get());
   s.service->SetAuditEndpoints(s.audit_api.get());
   api::BulkExportOptions beo;
   beo.dir = cfg.data_dir + "/exports";
