@@ -425,10 +425,14 @@ void AuthService::Handle(http::HttpRequest request, http::Responder respond) {
     respond(OAuthError(404, "invalid_request", "not found"));
     return;
   }
+  // Refusals before the queue are audited here (HandleToken audits the
+  // rest): a flood that fills the queue is as much the privacy officer's
+  // business as one bad password.
   if (request.method != "POST") {
     http::HttpResponse r = OAuthError(405, "invalid_request", "use POST");
     r.headers.emplace_back("Allow", "POST");
     Wipe(request.body);
+    Audit("token.request_refused", "", SourceAddress(request.remote_address), "invalid_request");
     respond(std::move(r));
     return;
   }
@@ -438,6 +442,7 @@ void AuthService::Handle(http::HttpRequest request, http::Responder respond) {
     Wipe(request.body);
     http::HttpResponse r = OAuthError(503, "temporarily_unavailable", "too many token requests; try again shortly");
     r.headers.emplace_back("Retry-After", "1");
+    Audit("token.request_refused", "", SourceAddress(request.remote_address), "temporarily_unavailable");
     respond(std::move(r));
     return;
   }

@@ -437,12 +437,12 @@ TEST_F(AuthServiceTest, MalformedRequestsAreRejectedCleanly) {
   EXPECT_EQ(js("{\"grant_type\":\"password\",\"grant_type\":\"password\"}").Str("error"), "invalid_request");
   EXPECT_EQ(js("{\"grant_type\":{\"a\":{\"b\":1}}}").status, 400);
   EXPECT_EQ(js("{not json").status, 400);
-  // Each refused POST to the token endpoint left exactly one entry, with the
+  // Each refused request to the token endpoint left exactly one entry, with the
   // OAuth error as its outcome and the caller's address; none names an account.
   auto refused = Events("token.request_refused");
-  ASSERT_EQ(refused.size(), 16u);
-  EXPECT_EQ(refused[0].outcome, "invalid_request");
-  EXPECT_EQ(refused[2].outcome, "unsupported_grant_type");
+  ASSERT_EQ(refused.size(), 17u);
+  EXPECT_EQ(refused[0].outcome, "invalid_request");  // the GET
+  EXPECT_EQ(refused[3].outcome, "unsupported_grant_type");
   for (const auto& e : refused) {
     EXPECT_EQ(e.source, "192.0.2.1");
     EXPECT_EQ(e.username, "");
@@ -456,6 +456,64 @@ TEST_F(AuthServiceTest, MalformedRequestsAreRejectedCleanly) {
   EXPECT_TRUE(AuthService::Handles("/auth/token"));
   EXPECT_TRUE(AuthService::Handles("/.well-known/jwks.json"));
   EXPECT_FALSE(AuthService::Handles("/fhir/Patient"));
+}
+
+TEST_F(AuthServiceTest, ARequestRefusedBecauseTheQueueIsFullIsAudited) {
+  // One login worker, one queue slot. The worker is held inside the audit
+  // hook of a first (malformed) request; a second waits in the queue; the
+  // third finds the queue full.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false, worker_held = false;
+  std::vector<AuditEvent> seen;
+  AuthServiceOptions o;
+  o.issuer = kIssuer;
+  o.password_params = pw_params_;
+  o.login_threads = 1;
+  o.max_queued = 1;
+  o.audit = [&](std::string_view e, std::string_view u, std::string_view src, std::string_view out) {
+    std::unique_lock lk(mu);
+    seen.push_back({std::string(e), std::string(u), std::string(src), std::string(out)});
+    if (!worker_held) {
+      worker_held = true;
+      cv.notify_all();
+      cv.wait(lk, [&] { return release; });
+    }
+  };
+  auto svc = AuthService::Create(accounts_, *keyring_, std::move(o));
+  ASSERT_TRUE(svc.ok()) << svc.status().ToString();
+  auto post = [&](std::string body, std::string remote, std::function<void(http::HttpResponse)> respond) {
+    http::HttpRequest req;
+    req.method = "POST";
+    req.target = req.path = "/auth/token";
+    req.body = std::move(body);
+    req.remote_address = std::move(remote);
+    req.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+    (*svc)->Handle(std::move(req), std::move(respond));
+  };
+  std::atomic<int> answered{0};
+  post("grant_type=nope", "192.0.2.1:1", [&](http::HttpResponse) { ++answered; });
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return worker_held; });
+  }
+  post("grant_type=nope", "192.0.2.2:1", [&](http::HttpResponse) { ++answered; });
+  int status = 0;
+  post("grant_type=password&username=a&password=b", "192.0.2.3:1",
+       [&](http::HttpResponse r) { status = r.status; });
+  EXPECT_EQ(status, 503);
+  {
+    std::unique_lock lk(mu);
+    release = true;
+    cv.notify_all();
+  }
+  svc->reset();  // joins the worker
+  std::lock_guard lk(mu);
+  auto it = std::find_if(seen.begin(), seen.end(), [](const AuditEvent& e) { return e.source == "192.0.2.3"; });
+  ASSERT_NE(it, seen.end()) << "the refused request left no entry";
+  EXPECT_EQ(it->event, "token.request_refused");
+  EXPECT_EQ(it->outcome, "temporarily_unavailable");
+  EXPECT_EQ(it->username, "") << "the body of a refused request is never read";
 }
 
 TEST(AuthHelpersTest, ParseFormBody) {
