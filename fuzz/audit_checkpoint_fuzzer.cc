@@ -117,9 +117,23 @@ void FuzzSegment(std::string_view in) {
     Record rec;
     int n = 0;
     SegmentReader::Result res;
+    struct Seen {
+      uint64_t offset, index;
+      std::string payload;  // a copy: Record::payload dies with the next Next()
+    };
+    std::vector<Seen> firsts;  // to re-read from their offsets below
     while ((res = (*r)->Next(&rec)) == SegmentReader::Result::kRecord && n++ < 100000) {
       if (rec.payload.size() > kMaxRecordBytes) std::abort();
       (void)HashLeaf(rec.payload);
+      if (firsts.size() < 8) firsts.push_back({rec.offset, rec.index, std::string(rec.payload)});
+    }
+    // A reader opened at a record's offset (as ReadEntries and ReadSelected
+    // open one) reads that same record.
+    for (const Seen& want : firsts) {
+      auto at = SegmentReader::Open(path, want.offset);
+      Record got;
+      if (!at.ok() || (*at)->Next(&got) != SegmentReader::Result::kRecord) std::abort();
+      if (got.offset != want.offset || got.index != want.index || got.payload != want.payload) std::abort();
     }
     // Padding is zeros to the end of the file and nothing else, and the
     // reader's answer after the last record does not change when asked again.

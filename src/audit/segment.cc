@@ -143,25 +143,29 @@ StatusOr<std::unique_ptr<SegmentReader>> SegmentReader::Open(const std::string& 
   if (fd < 0) return NotFound("audit: cannot open " + path + ": " + std::strerror(errno));
   std::unique_ptr<SegmentReader> r(new SegmentReader());
   r->fd_ = fd;
-  r->buf_.resize(1 << 20);
-  if (r->Fill(kSegmentHeaderSize) &&
-      std::memcmp(r->buf_.data(), kSegmentMagic.data(), kSegmentMagic.size()) == 0) {
+  // The header alone first: a positioned read (one entry, an index lookup)
+  // must not pull in the start of the file as well.
+  char header[kSegmentHeaderSize];
+  ssize_t got;
+  do {
+    got = ::pread(fd, header, sizeof(header), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got == static_cast<ssize_t>(sizeof(header)) &&
+      std::memcmp(header, kSegmentMagic.data(), kSegmentMagic.size()) == 0) {
     r->header_ok_ = true;
-    r->first_index_ = GetLe64(r->buf_.data() + 8);
+    r->first_index_ = GetLe64(header + 8);
   }
   r->good_offset_ = kSegmentHeaderSize;
-  if (r->header_ok_ && start_offset > kSegmentHeaderSize) {
-    // Position for a reader that already knows a record boundary.
-    r->pos_ = 0;
-    r->len_ = 0;
-    r->eof_ = false;
-    r->file_offset_ = start_offset;
-    r->good_offset_ = start_offset;
-    if (::lseek(fd, static_cast<off_t>(start_offset), SEEK_SET) < 0) {
-      return Internal("audit: seek failed in " + path);
-    }
-  } else if (r->header_ok_) {
-    r->pos_ = kSegmentHeaderSize;
+  if (r->header_ok_) {
+    // Records start after the header, or at a boundary the caller knows.
+    const uint64_t at = std::max<uint64_t>(start_offset, kSegmentHeaderSize);
+    r->file_offset_ = at;
+    r->good_offset_ = at;
+    if (::lseek(fd, static_cast<off_t>(at), SEEK_SET) < 0) return Internal("audit: seek failed in " + path);
+  } else {
+    // Recovery decides what a file without a valid header holds: it reads
+    // from the first byte.
+    r->Fill(kSegmentHeaderSize);
   }
   return r;
 }
@@ -180,6 +184,11 @@ bool SegmentReader::Fill(size_t n) {
       file_offset_ += pos_;
       len_ -= pos_;
       pos_ = 0;
+    }
+    // The buffer grows with the reading: a reader that wants one record
+    // reads kMinReadBuffer, a scan soon reads kMaxReadBuffer at a time.
+    if (buf_.size() < kMaxReadBuffer) {
+      buf_.resize(buf_.empty() ? kMinReadBuffer : std::min(kMaxReadBuffer, 2 * buf_.size()));
     }
     if (buf_.size() < n) buf_.resize(n);
     const ssize_t got = ::read(fd_, buf_.data() + len_, buf_.size() - len_);

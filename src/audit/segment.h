@@ -99,6 +99,9 @@ class SegmentReader {
   // True if every byte from the read position to the end of file is zero.
   bool RestIsZero();
 
+  static constexpr size_t kMinReadBuffer = 16 << 10;
+  static constexpr size_t kMaxReadBuffer = 1 << 20;
+
   int fd_ = -1;
   bool header_ok_ = false;
   uint64_t first_index_ = 0;
