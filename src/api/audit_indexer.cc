@@ -104,19 +104,25 @@ void AuditIndexer::StartFollowing(std::chrono::milliseconds period) {
     LowerThisThreadPriority();
     std::mutex mu;
     std::condition_variable_any cv;
+    // After a failure the wait doubles, up to a minute: a damaged log must
+    // not fill the operator's log with one line every period.
+    std::chrono::milliseconds wait = period;
     while (!stop.stop_requested()) {
       {
         std::unique_lock lk(mu);
-        cv.wait_for(lk, stop, period, [] { return false; });
+        cv.wait_for(lk, stop, wait, [] { return false; });
       }
+      bool failed = false;
       // One batch at a time, so a stop request is seen within one batch.
       while (!stop.stop_requested() && covered() < log_->size()) {
         auto r = CatchUp(kBatch);
         if (!r.ok()) {
           log::Error("audit.index_not_updated", {{"error", r.status().message()}});
+          failed = true;
           break;
         }
       }
+      wait = failed ? std::min<std::chrono::milliseconds>(2 * wait, std::chrono::minutes(1)) : period;
     }
   });
 }
