@@ -6,12 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "api/testing/test_vault.h"
 #include "audit/entry.h"
+#include "audit/segment.h"
+#include "common/log.h"
 
 namespace phivault::api {
 namespace {
@@ -165,6 +171,53 @@ TEST_F(AuditIndexerTest, TheFollowerIndexesNewEntriesByItself) {
   ASSERT_GE(ix->covered(), a + 1);
   EXPECT_EQ(For(*ix, "p7"), std::vector<uint64_t>{a});
   ix.reset();  // stops the thread
+}
+
+TEST_F(AuditIndexerTest, TheFollowerBacksOffWhileTheLogCannotBeRead) {
+  Append({"p1"});
+  // Damage the first record of the first segment: every read of the log
+  // from entry 0 now fails its checksum, so every catch-up fails.
+  std::string first_segment;
+  for (const auto& f : std::filesystem::directory_iterator(tv_.data_dir + "/audit")) {
+    const std::string name = f.path().filename();
+    if (name.starts_with("seg-") && (first_segment.empty() || f.path().string() < first_segment)) {
+      first_segment = f.path().string();
+    }
+  }
+  ASSERT_FALSE(first_segment.empty());
+  {
+    std::fstream seg(first_segment, std::ios::in | std::ios::out | std::ios::binary);
+    seg.seekg(audit::kSegmentHeaderSize + audit::kRecordHeaderSize + 3);
+    char c = 0;
+    seg.read(&c, 1);
+    seg.seekp(audit::kSegmentHeaderSize + audit::kRecordHeaderSize + 3);
+    c = static_cast<char>(c ^ 0x01);
+    seg.write(&c, 1);
+  }
+  auto ix = Open();
+  ASSERT_NE(ix, nullptr);
+  ASSERT_FALSE(ix->CatchUp(UINT64_MAX).ok());
+
+  const std::string log_path = tmp_.Sub("operator.log");
+  const int fd = ::open(log_path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+  ASSERT_GE(fd, 0);
+  log::SetFd(fd);
+  // A 10 ms period: without backoff, 700 ms would hold about 70 attempts;
+  // doubling from 10 ms allows at most 7 (10+20+40+...+640 ms).
+  ix->StartFollowing(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  ix.reset();
+  log::SetFd(2);
+  ::close(fd);
+  std::ifstream in(log_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t failures = 0;
+  for (size_t at = text.find("audit.index_not_updated"); at != std::string::npos;
+       at = text.find("audit.index_not_updated", at + 1)) {
+    ++failures;
+  }
+  EXPECT_GE(failures, 1u) << text;
+  EXPECT_LE(failures, 12u) << "the follower retried without backing off:\n" << text;
 }
 
 }  // namespace
