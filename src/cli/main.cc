@@ -139,7 +139,7 @@ struct Served {
   std::unique_ptr<api::AuthService> auth;      // its sessions outlive `access`, which uses them
   std::unique_ptr<api::AccessControl> access;
   // Which audit entries touched which patient (access reports read only
-  // those); follows the log in the background at idle priority.
+  // those); follows the log from a background thread at nice 19.
   std::unique_ptr<api::AuditIndexer> audit_index;
   std::unique_ptr<api::AuditService> audit_api;
   std::unique_ptr<api::BulkExporter> bulk_export;
