@@ -23,6 +23,7 @@
 #include "audit/entry.h"
 #include "crypto/keyring.h"
 #include "policy/principal.h"
+#include "scratch_keyring.h"
 
 namespace {
 
@@ -38,33 +39,17 @@ uint64_t Entries() {
   return v ? std::strtoull(v, nullptr, 10) : 200000;
 }
 
-struct Fixture {
-  std::string dir;
-  std::unique_ptr<crypto::Keyring> keyring;
+struct Fixture : bench::ScratchKeyring {
   std::unique_ptr<audit::AuditLog> log;
   uint64_t patients = 0;
 
-  Fixture() {
-    const char* base = std::getenv("PHIVAULT_BENCH_TMP");
-    std::string tmpl = std::string(base ? base : "/tmp") + "/phivault-report-bench-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) Die("mkdtemp failed");
-    dir = tmpl;
-    crypto::MasterKeySource src;
-    src.key_file = dir + "/master.key";
-    if (!crypto::GenerateKeyFile(src.key_file).ok()) Die("key file");
-    auto k = crypto::Keyring::Create(dir, src);
-    if (!k.ok()) Die(k.status().ToString());
-    keyring = std::move(k).value();
+  Fixture() : ScratchKeyring("report-bench") {
     auto l = audit::AuditLog::Open(dir, *keyring);
     if (!l.ok()) Die(l.status().ToString());
     log = std::move(l).value();
     Fill(Entries());
   }
-  ~Fixture() {
-    log.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+  ~Fixture() { log.reset(); }  // before the directory goes
 
   // Appends n reads with up to 4,096 awaiting durability at a time.
   void Fill(uint64_t n) {
@@ -101,9 +86,10 @@ struct Fixture {
   }
 };
 
+// One log for every case, removed at exit.
 Fixture& Shared() {
-  static Fixture* f = new Fixture();  // lives until exit: one log for every case
-  return *f;
+  static Fixture f;
+  return f;
 }
 
 api::Caller PrivacyOfficer() {

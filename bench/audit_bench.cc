@@ -26,6 +26,7 @@
 #include "audit/merkle.h"
 #include "audit/verify.h"
 #include "crypto/keyring.h"
+#include "scratch_keyring.h"
 
 namespace {
 
@@ -37,28 +38,9 @@ void Die(const std::string& what) {
   std::abort();
 }
 
-std::string MakeTempDir() {
-  const char* base = std::getenv("PHIVAULT_BENCH_TMP");
-  std::string tmpl = std::string(base ? base : "/tmp") + "/phivault-audit-bench-XXXXXX";
-  if (!::mkdtemp(tmpl.data())) Die("mkdtemp failed");
-  return tmpl;
-}
-
-struct Vault {
-  std::string dir;
-  std::unique_ptr<crypto::Keyring> keyring;
-  Vault() : dir(MakeTempDir()) {
-    crypto::MasterKeySource src;
-    src.key_file = dir + "/master.key";
-    if (!crypto::GenerateKeyFile(src.key_file).ok()) Die("key file");
-    auto k = crypto::Keyring::Create(dir, src);
-    if (!k.ok()) Die(k.status().ToString());
-    keyring = std::move(k).value();
-  }
-  ~Vault() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
+// A scratch keyring directory named after this benchmark.
+struct Vault : bench::ScratchKeyring {
+  Vault() : ScratchKeyring("audit-bench") {}
 };
 
 std::string Entry(uint64_t i) {
