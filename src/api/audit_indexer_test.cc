@@ -74,7 +74,10 @@ TEST_F(AuditIndexerTest, CatchesUpInStepsAndKeepsItsPlaceAcrossReopen) {
   const uint64_t a = Append({"p1"});
   const uint64_t b = Append({"p2", "p1", "p1"});  // a search: each patient once
   ASSERT_TRUE(log_->AppendAndWait("not json at all").ok());  // skipped, as scans skip it
-  const uint64_t c = Append({"Patient/p3"});           // stored as given; looked up as given
+  // Entries record bare ids. One that does not is indexed as stored, and a
+  // lookup strips "Patient/" from the query just as Matches does, so index
+  // and scan agree that it matches neither "p3" nor "Patient/p3".
+  const uint64_t c = Append({"Patient/p3"});
   const uint64_t d = Append({});
   {
     auto ix = Open();
@@ -92,7 +95,11 @@ TEST_F(AuditIndexerTest, CatchesUpInStepsAndKeepsItsPlaceAcrossReopen) {
     EXPECT_EQ(For(*ix, "p2"), std::vector<uint64_t>{b});
     EXPECT_EQ(For(*ix, "p1", a + 1), std::vector<uint64_t>{b});
     EXPECT_TRUE(For(*ix, "p1", 0, a).empty());
-    (void)c;
+    EXPECT_TRUE(For(*ix, "p3").empty());
+    EXPECT_TRUE(For(*ix, "Patient/p3").empty());
+    auto raw = ix->EntriesFor("Patient/Patient/p3", 0, UINT64_MAX, SIZE_MAX);
+    ASSERT_TRUE(raw.ok());
+    EXPECT_EQ(*raw, std::vector<uint64_t>{c}) << "stored exactly as the entry holds it";
   }
   const uint64_t e = Append({"p1"});
   auto ix = Open();
