@@ -71,10 +71,8 @@ Status AuditIndexer::IndexBatch(uint64_t from, uint64_t to) {
   for (uint64_t k = 0; k < raw.size(); ++k) {
     auto entry = audit::ParseEntry(raw[k]);
     if (!entry.ok()) continue;  // skipped by every scan too
-    std::vector<std::string>& patients = entry->patients;
-    std::sort(patients.begin(), patients.end());
-    patients.erase(std::unique(patients.begin(), patients.end()), patients.end());
-    for (std::string& p : patients) postings.push_back({std::move(p), from + k});
+    // A patient named twice is stored once (the index ignores repeats).
+    for (std::string& p : entry->patients) postings.push_back({std::move(p), from + k});
   }
   PV_ASSIGN_OR_RETURN(std::string root, log_->Root(to));
   return index_->Extend(from, {to, std::move(root)}, postings);

@@ -3,16 +3,14 @@
 // with. (audit_service_test.cc runs every query with and without an index.)
 #include "api/audit_indexer.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "api/testing/test_vault.h"
 #include "audit/entry.h"
@@ -28,7 +26,6 @@ class AuditIndexerTest : public ::testing::Test {
     tv_ = testing::TestVault::Create(tmp_);
     ASSERT_NE(tv_.vault, nullptr);
     log_ = tv_.vault->audit_log();
-    base_ = log_->size();
   }
 
   uint64_t Append(std::vector<std::string> patients) {
@@ -67,7 +64,6 @@ class AuditIndexerTest : public ::testing::Test {
   phivault::testing::TempDir tmp_;
   testing::TestVault tv_;
   audit::AuditLog* log_ = nullptr;
-  uint64_t base_ = 0;
 };
 
 TEST_F(AuditIndexerTest, CatchesUpInStepsAndKeepsItsPlaceAcrossReopen) {

@@ -151,10 +151,9 @@ StatusOr<uint64_t> Scan(const audit::AuditLog& log, uint64_t start, uint64_t end
 }
 
 // Reads the entries at `ids` (ascending), parses each and hands it to `fn`
-// until it returns false. Returns how many ids were examined. Entries that
-// do not parse are skipped, as in Scan.
+// until it returns false. Entries that do not parse are skipped, as in Scan.
 template <typename Fn>
-StatusOr<size_t> ReadListed(const audit::AuditLog& log, const std::vector<uint64_t>& ids, Fn fn) {
+Status ReadListed(const audit::AuditLog& log, const std::vector<uint64_t>& ids, Fn fn) {
   for (size_t k = 0; k < ids.size(); k += kReadChunk) {
     const std::vector<uint64_t> chunk(ids.begin() + static_cast<ptrdiff_t>(k),
                                       ids.begin() + static_cast<ptrdiff_t>(std::min(ids.size(), k + kReadChunk)));
@@ -163,10 +162,10 @@ StatusOr<size_t> ReadListed(const audit::AuditLog& log, const std::vector<uint64
     for (size_t j = 0; j < raw.size(); ++j) {
       auto entry = audit::ParseEntry(raw[j]);
       if (!entry.ok()) continue;
-      if (!fn(audit::IndexedEntry{chunk[j], std::move(*entry)})) return k + j + 1;
+      if (!fn(audit::IndexedEntry{chunk[j], std::move(*entry)})) return Status::Ok();
     }
   }
-  return ids.size();
+  return Status::Ok();
 }
 
 struct Ctx {
@@ -455,8 +454,7 @@ class Handlers {
       const uint64_t covered = std::min(indexer_->covered(), snapshot);
       auto ids = indexer_->EntriesFor(patient_id, 0, covered, SIZE_MAX);
       if (ids.ok()) {
-        PV_ASSIGN_OR_RETURN_RESPONSE(size_t listed, ReadListed(log_, *ids, add));
-        (void)listed;
+        if (Status s = ReadListed(log_, *ids, add); !s.ok()) return Error(s);
         scan_from = covered;
       } else {
         log::Warn("audit.index_lookup_failed", {{"error", ids.status().message()}, {"fallback", "scan"}});
@@ -520,12 +518,11 @@ class Handlers {
     ids.erase(std::lower_bound(ids.begin(), ids.end(), until), ids.end());
     uint64_t last = cursor;
     bool stopped = false;
-    PV_ASSIGN_OR_RETURN(size_t examined, ReadListed(log_, ids, [&](audit::IndexedEntry e) {
-                          last = e.index;
-                          stopped = !fn(std::move(e));
-                          return !stopped;
-                        }));
-    (void)examined;
+    PV_RETURN_IF_ERROR(ReadListed(log_, ids, [&](audit::IndexedEntry e) {
+      last = e.index;
+      stopped = !fn(std::move(e));
+      return !stopped;
+    }));
     return stopped ? last + 1 : until;
   }
 
