@@ -71,8 +71,12 @@ Status AuditIndexer::IndexBatch(uint64_t from, uint64_t to) {
   for (uint64_t k = 0; k < raw.size(); ++k) {
     auto entry = audit::ParseEntry(raw[k]);
     if (!entry.ok()) continue;  // skipped by every scan too
-    // A patient named twice is stored once (the index ignores repeats).
-    for (std::string& p : entry->patients) postings.push_back({std::move(p), from + k});
+    // A value named twice is stored once (the index ignores repeats).
+    for (std::string& p : entry->patients) postings.push_back({store::AuditKey::kPatient, std::move(p), from + k});
+    for (std::string* a : {&entry->agent.subject, &entry->agent.fhir_user, &entry->agent.client_id,
+                           &entry->agent.device_id}) {
+      if (!a->empty()) postings.push_back({store::AuditKey::kAgent, std::move(*a), from + k});
+    }
   }
   PV_ASSIGN_OR_RETURN(std::string root, log_->Root(to));
   return index_->Extend(from, {to, std::move(root)}, postings);
@@ -91,9 +95,11 @@ StatusOr<uint64_t> AuditIndexer::CatchUp(uint64_t max_entries) {
   return at;
 }
 
-StatusOr<std::vector<uint64_t>> AuditIndexer::EntriesFor(std::string_view patient, uint64_t start, uint64_t end,
-                                                         size_t limit) {
-  return index_->EntriesFor(audit::StripPatientPrefix(patient), start, std::min(end, covered()), limit);
+StatusOr<std::vector<uint64_t>> AuditIndexer::EntriesFor(store::AuditKey kind, std::string_view value,
+                                                         uint64_t start, uint64_t end, size_t limit) {
+  // Agent values match exactly (audit/query.h); patient ids without the prefix.
+  if (kind == store::AuditKey::kPatient) value = audit::StripPatientPrefix(value);
+  return index_->EntriesFor(kind, value, start, std::min(end, covered()), limit);
 }
 
 void AuditIndexer::StartFollowing(std::chrono::milliseconds period) {

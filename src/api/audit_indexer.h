@@ -1,5 +1,6 @@
 // AuditIndexer: keeps the audit index (store/audit_index.h) caught up with
-// the audit log, and tells the audit API which entries touched a patient.
+// the audit log, and tells the audit API which entries touched a patient or
+// were made by an agent.
 //
 // Without it, every page of an access report decrypted the whole log: at a
 // few microseconds per entry, a log of a year's accesses took minutes per
@@ -65,7 +66,13 @@ class AuditIndexer {
 
   // The entries in [start, min(end, covered())) that touched `patient`
   // ("Patient/x" or "x"), ascending, at most `limit`.
-  StatusOr<std::vector<uint64_t>> EntriesFor(std::string_view patient, uint64_t start, uint64_t end, size_t limit);
+  StatusOr<std::vector<uint64_t>> EntriesFor(std::string_view patient, uint64_t start, uint64_t end, size_t limit) {
+    return EntriesFor(store::AuditKey::kPatient, patient, start, end, limit);
+  }
+  // The same for any key: for kAgent, the entries whose agent has `value`
+  // as its subject, fhirUser, client id or device id.
+  StatusOr<std::vector<uint64_t>> EntriesFor(store::AuditKey kind, std::string_view value, uint64_t start,
+                                             uint64_t end, size_t limit);
 
   // Starts the background thread (once; later calls do nothing).
   void StartFollowing(std::chrono::milliseconds period);

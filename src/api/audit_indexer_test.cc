@@ -106,6 +106,52 @@ TEST_F(AuditIndexerTest, CatchesUpInStepsAndKeepsItsPlaceAcrossReopen) {
   EXPECT_EQ(For(*ix, "p1"), (std::vector<uint64_t>{a, b, e}));
 }
 
+TEST_F(AuditIndexerTest, ListsEachEntryUnderEveryIdentifierOfItsAgent) {
+  // What an agent= search matches (audit/query.h): subject, fhirUser,
+  // client id, device id, each exactly as stored.
+  audit::AuditEntry user;
+  user.time_ms = 1767225600000;
+  user.action = audit::AuditAction::kRead;
+  user.agent.subject = "u-17";
+  user.agent.fhir_user = "Practitioner/pr-17";
+  user.agent.client_id = "ward-app";
+  user.patients = {"p1"};
+  audit::AuditEntry device = user;
+  device.agent = {};
+  device.agent.subject = "pump-3";
+  device.agent.device_id = "dev-serial-99";
+  device.action = audit::AuditAction::kCreate;
+  audit::AuditEntry anonymous = user;
+  anonymous.agent = {};
+  anonymous.action = audit::AuditAction::kLoginFailure;
+  auto append = [&](const audit::AuditEntry& e) {
+    auto idx = log_->AppendAndWait(audit::Serialize(e));
+    EXPECT_TRUE(idx.ok());
+    return idx.ok() ? *idx : 0;
+  };
+  const uint64_t u = append(user);
+  const uint64_t d = append(device);
+  const uint64_t anon = append(anonymous);
+  const uint64_t u2 = append(user);
+  auto ix = Open();
+  ASSERT_NE(ix, nullptr);
+  ASSERT_TRUE(ix->CatchUp(UINT64_MAX).ok());
+  auto agent = [&](std::string_view v) {
+    auto r = ix->EntriesFor(store::AuditKey::kAgent, v, 0, UINT64_MAX, SIZE_MAX);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::vector<uint64_t>{};
+  };
+  EXPECT_EQ(agent("u-17"), (std::vector<uint64_t>{u, u2}));
+  EXPECT_EQ(agent("Practitioner/pr-17"), (std::vector<uint64_t>{u, u2}));
+  EXPECT_EQ(agent("ward-app"), (std::vector<uint64_t>{u, u2}));
+  EXPECT_EQ(agent("pump-3"), std::vector<uint64_t>{d});
+  EXPECT_EQ(agent("dev-serial-99"), std::vector<uint64_t>{d});
+  EXPECT_TRUE(agent("pr-17").empty()) << "agent values match exactly";
+  EXPECT_TRUE(agent("").empty()) << "an entry without an agent is listed under nothing";
+  EXPECT_TRUE(agent("p1").empty()) << "patients are another key";
+  EXPECT_EQ(For(*ix, "p1"), (std::vector<uint64_t>{u, d, anon, u2}));
+}
+
 TEST_F(AuditIndexerTest, AnIndexThatDoesNotMatchTheLogIsRebuilt) {
   const uint64_t a = Append({"p1"});
   const uint64_t size = log_->size();
@@ -114,7 +160,7 @@ TEST_F(AuditIndexerTest, AnIndexThatDoesNotMatchTheLogIsRebuilt) {
 
   // The same coverage, but another history's root: a log replaced or restored
   // from elsewhere. Its postings would point at other entries.
-  WriteIndexState(size, std::string(32, 'x'), {{"ghost", a}});
+  WriteIndexState(size, std::string(32, 'x'), {{store::AuditKey::kPatient, "ghost", a}});
   auto ix = Open();
   ASSERT_NE(ix, nullptr);
   EXPECT_EQ(ix->covered(), 0u);
@@ -123,7 +169,7 @@ TEST_F(AuditIndexerTest, AnIndexThatDoesNotMatchTheLogIsRebuilt) {
 
   // More entries than the log holds: a log truncated or restored to an
   // earlier point.
-  WriteIndexState(size + 5, *root, {{"ghost", a}});
+  WriteIndexState(size + 5, *root, {{store::AuditKey::kPatient, "ghost", a}});
   ix = Open();
   ASSERT_NE(ix, nullptr);
   EXPECT_EQ(ix->covered(), 0u);
@@ -131,7 +177,7 @@ TEST_F(AuditIndexerTest, AnIndexThatDoesNotMatchTheLogIsRebuilt) {
   ix.reset();
 
   // The matching state is kept as it is.
-  WriteIndexState(size, *root, {{"kept", a}});
+  WriteIndexState(size, *root, {{store::AuditKey::kPatient, "kept", a}});
   ix = Open();
   ASSERT_NE(ix, nullptr);
   EXPECT_EQ(ix->covered(), size);

@@ -369,11 +369,17 @@ class Handlers {
       if (audit::Matches(q, e.entry)) hits.push_back(std::move(e));
       return static_cast<int>(hits.size()) < count;
     };
-    // `next`: the first index not yet examined. With a patient filter, the
-    // index's candidates stand for the prefix it covers.
+    // `next`: the first index not yet examined. With a patient or agent
+    // filter, the index's candidates stand for the prefix it covers. Both
+    // filters must hold, so one list is enough; a patient's is usually the
+    // shorter.
     uint64_t next = cursor;
     if (indexer_ != nullptr && !q.patient.empty()) {
-      PV_ASSIGN_OR_RETURN_RESPONSE(next, ExamineListed(q.patient, cursor, have, budget, collect));
+      PV_ASSIGN_OR_RETURN_RESPONSE(next, ExamineListed(store::AuditKey::kPatient, q.patient, cursor, have, budget,
+                                                       collect));
+    } else if (indexer_ != nullptr && !q.agent.empty()) {
+      PV_ASSIGN_OR_RETURN_RESPONSE(next, ExamineListed(store::AuditKey::kAgent, q.agent, cursor, have, budget,
+                                                       collect));
     }
     if (static_cast<int>(hits.size()) < count && next < have) {
       const uint64_t scan_end = std::min(have, next + budget);
@@ -490,21 +496,21 @@ class Handlers {
   }
 
  private:
-  // Hands `fn` the entries the index lists for any of `patients` in
-  // [cursor, covered), at most `budget` per patient, in index order, until
-  // `fn` returns false. Returns the first index not yet accounted for: after
-  // the entry `fn` stopped at, else where a patient's list was cut by the
-  // budget, else the end of the covered prefix. Falls back to `cursor`
-  // (the caller scans) if the index cannot answer.
+  // Hands `fn` the entries the index lists under any of `values` (of
+  // `kind`) in [cursor, covered), at most `budget` per value, in index
+  // order, until `fn` returns false. Returns the first index not yet
+  // accounted for: after the entry `fn` stopped at, else where a value's
+  // list was cut by the budget, else the end of the covered prefix. Falls
+  // back to `cursor` (the caller scans) if the index cannot answer.
   template <typename Fn>
-  StatusOr<uint64_t> ExamineListed(const std::vector<std::string>& patients, uint64_t cursor, uint64_t have,
-                                   uint64_t budget, Fn fn) {
+  StatusOr<uint64_t> ExamineListed(store::AuditKey kind, const std::vector<std::string>& values, uint64_t cursor,
+                                   uint64_t have, uint64_t budget, Fn fn) {
     const uint64_t covered = std::min(indexer_->covered(), have);
     if (cursor >= covered) return cursor;
     uint64_t until = covered;
     std::vector<uint64_t> ids;
-    for (const std::string& p : patients) {
-      auto listed = indexer_->EntriesFor(p, cursor, covered, budget);
+    for (const std::string& v : values) {
+      auto listed = indexer_->EntriesFor(kind, v, cursor, covered, budget);
       if (!listed.ok()) {
         log::Warn("audit.index_lookup_failed", {{"error", listed.status().message()}, {"fallback", "scan"}});
         return cursor;

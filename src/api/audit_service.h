@@ -30,8 +30,9 @@
 //     that prefix with an _offset: new entries never shift a page.
 // Scans run on the calling thread: a linear scan with decryption costs a few
 // microseconds per entry. With an AuditIndexer, the access report and an
-// AuditEvent search with `patient` read only the entries the index lists for
-// that patient, and scan only the entries past what the index covers.
+// AuditEvent search with `patient` or `agent` read only the entries the index
+// lists for that patient (or agent), and scan only the entries past what the
+// index covers.
 //
 // This service never writes to the audit log. The request itself must be
 // audited by whoever routes to it (FhirService): Describe() says what that

@@ -14,17 +14,28 @@
 namespace phivault::store {
 namespace {
 
+// PRAGMA user_version of the current layout. The first release left it at 0
+// and indexed patients only, in `patient_entries`; its coverage says nothing
+// about agents, so such a file (or any other version) is emptied and
+// rebuilt. 1 is never used.
+constexpr int kLayoutVersion = 2;
+
 constexpr const char* kSchema = R"sql(
-CREATE TABLE IF NOT EXISTS coverage (
+DROP TABLE IF EXISTS patient_entries;
+DROP TABLE IF EXISTS postings;
+DROP TABLE IF EXISTS coverage;
+CREATE TABLE coverage (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   through INTEGER NOT NULL,
   root BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS patient_entries (
-  patient TEXT NOT NULL,
+CREATE TABLE postings (
+  kind INTEGER NOT NULL,
+  value TEXT NOT NULL,
   entry INTEGER NOT NULL,
-  PRIMARY KEY (patient, entry)
+  PRIMARY KEY (kind, value, entry)
 ) WITHOUT ROWID;
+PRAGMA user_version = 2;
 )sql";
 
 Status SqlError(int rc, std::string_view what) { return sqlite::Error(rc, kAuditIndexFileName, what); }
@@ -52,9 +63,16 @@ class SqliteAuditIndex final : public AuditIndex {
     sqlite3_close_v2(writer_);
   }
 
+  // Creates the tables, or replaces those of another layout version.
   Status CreateSchema() {
     std::lock_guard<std::mutex> lock(write_mu_);
-    return Exec(writer_, kSchema);
+    Stmt q;
+    PV_RETURN_IF_ERROR(q.Prepare(writer_, "PRAGMA user_version"));
+    if (int rc = q.Step(); rc != SQLITE_ROW) return SqlError(rc, "read layout version");
+    const int64_t version = q.Int(0);
+    q.Reset();
+    if (version == kLayoutVersion) return Status::Ok();
+    return InTransaction(writer_, [&] { return Exec(writer_, kSchema); });
   }
 
   StatusOr<AuditIndexCoverage> Coverage() override {
@@ -72,9 +90,10 @@ class SqliteAuditIndex final : public AuditIndex {
       PV_ASSIGN_OR_RETURN(AuditIndexCoverage now, CoverageOf(writer_));
       if (now.through != from) return Status(StatusCode::kConflict, "audit index: coverage moved");
       Stmt ins;
-      PV_RETURN_IF_ERROR(ins.Prepare(writer_, "INSERT OR IGNORE INTO patient_entries(patient, entry) VALUES (?1, ?2)"));
+      PV_RETURN_IF_ERROR(
+          ins.Prepare(writer_, "INSERT OR IGNORE INTO postings(kind, value, entry) VALUES (?1, ?2, ?3)"));
       for (const AuditPosting& p : postings) {
-        ins.Bind(1, p.patient).Bind(2, static_cast<int64_t>(p.entry));
+        ins.Bind(1, static_cast<int64_t>(p.kind)).Bind(2, p.value).Bind(3, static_cast<int64_t>(p.entry));
         if (int rc = ins.Step(); rc != SQLITE_DONE) return SqlError(rc, "insert posting");
         ins.Reset();
       }
@@ -88,24 +107,25 @@ class SqliteAuditIndex final : public AuditIndex {
 
   Status Reset() override {
     std::lock_guard<std::mutex> lock(write_mu_);
-    return InTransaction(writer_, [&] { return Exec(writer_, "DELETE FROM patient_entries; DELETE FROM coverage;"); });
+    return InTransaction(writer_, [&] { return Exec(writer_, "DELETE FROM postings; DELETE FROM coverage;"); });
   }
 
-  StatusOr<std::vector<uint64_t>> EntriesFor(std::string_view patient, uint64_t start, uint64_t end,
+  StatusOr<std::vector<uint64_t>> EntriesFor(AuditKey kind, std::string_view value, uint64_t start, uint64_t end,
                                              size_t limit) override {
     std::vector<uint64_t> out;
     if (start >= end || limit == 0) return out;
     std::lock_guard<std::mutex> lock(read_mu_);
     Stmt q;
     PV_RETURN_IF_ERROR(q.Prepare(reader_,
-                                 "SELECT entry FROM patient_entries WHERE patient = ?1 AND entry >= ?2 AND entry < ?3 "
-                                 "ORDER BY entry LIMIT ?4"));
+                                 "SELECT entry FROM postings WHERE kind = ?1 AND value = ?2 AND entry >= ?3 "
+                                 "AND entry < ?4 ORDER BY entry LIMIT ?5"));
     // Indices are below 2^63 (a log of that many entries does not exist), so
     // the signed bind is exact.
-    q.Bind(1, patient)
-        .Bind(2, static_cast<int64_t>(start))
-        .Bind(3, static_cast<int64_t>(std::min<uint64_t>(end, INT64_MAX)))
-        .Bind(4, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    q.Bind(1, static_cast<int64_t>(kind))
+        .Bind(2, value)
+        .Bind(3, static_cast<int64_t>(start))
+        .Bind(4, static_cast<int64_t>(std::min<uint64_t>(end, INT64_MAX)))
+        .Bind(5, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
     int rc;
     while ((rc = q.Step()) == SQLITE_ROW) out.push_back(static_cast<uint64_t>(q.Int(0)));
     if (rc != SQLITE_DONE) return SqlError(rc, "lookup");

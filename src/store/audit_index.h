@@ -1,6 +1,8 @@
-// AuditIndex: which audit-log entries touched which patient, so that an
-// access report (Patient/{id}/$access-report) or an AuditEvent search by
-// patient reads that patient's entries instead of decrypting the whole log.
+// AuditIndex: which audit-log entries touched which patient, and which were
+// made by which agent, so that an access report (Patient/{id}/$access-report)
+// or an AuditEvent search by patient or agent (a privacy officer's "what did
+// this user look at") reads those entries instead of decrypting the whole
+// log.
 //
 // The index is derived data. The audit log is the record; the index covers a
 // prefix of it, [0, through), and remembers the log's Merkle root over that
@@ -44,9 +46,16 @@ struct AuditIndexCoverage {
   std::string root;
 };
 
-// One entry touched one patient (the bare id, as audit entries record it).
+// What an entry is listed under. The numbers are stored; do not reuse them.
+enum class AuditKey : int {
+  kPatient = 1,  // a patient the entry touched (the bare id, as entries record it)
+  kAgent = 2,    // who acted: the agent's subject, fhirUser, client id or device id
+};
+
+// Entry `entry` is listed under (kind, value).
 struct AuditPosting {
-  std::string patient;
+  AuditKey kind = AuditKey::kPatient;
+  std::string value;
   uint64_t entry = 0;
 };
 
@@ -66,15 +75,17 @@ class AuditIndex {
   // Forgets everything: the coverage goes back to 0.
   virtual Status Reset() = 0;
 
-  // The entries in [start, end) that touched `patient`, ascending, at most
-  // `limit` of them.
-  virtual StatusOr<std::vector<uint64_t>> EntriesFor(std::string_view patient, uint64_t start, uint64_t end,
-                                                     size_t limit) = 0;
+  // The entries in [start, end) listed under (kind, value), ascending, at
+  // most `limit` of them.
+  virtual StatusOr<std::vector<uint64_t>> EntriesFor(AuditKey kind, std::string_view value, uint64_t start,
+                                                     uint64_t end, size_t limit) = 0;
 };
 
 // Opens or creates DIR/audit-index.db. DataLoss if its pages do not
 // authenticate (another key, or a modified file): the caller may delete the
-// file and open again, since the log can rebuild it.
+// file and open again, since the log can rebuild it. A file written in
+// another layout (an older release's) is emptied at open, coverage 0, so
+// that it is rebuilt and never answers with postings it lacks.
 StatusOr<std::unique_ptr<AuditIndex>> OpenAuditIndex(const std::string& dir, const crypto::Keyring& keyring);
 
 }  // namespace phivault::store
