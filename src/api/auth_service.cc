@@ -359,8 +359,11 @@ AuthService::~AuthService() {
   }
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  // Requests still queued are refused unread, and audited like every other
+  // refusal: a flood cut short by a restart must still show in the log.
   for (auto& job : queue_) {
     Wipe(job.request.body);
+    Audit("token.request_refused", "", SourceAddress(job.request.remote_address), "temporarily_unavailable");
     job.respond(OAuthError(503, "temporarily_unavailable", "the server is shutting down"));
   }
 }

@@ -47,7 +47,8 @@
 // Thread-safety: Handle() may be called from any thread concurrently; every
 // public method is thread-safe. Lifetime: the service keeps the account store
 // (shared) and its own copies of keys; it does not keep the keyring. The
-// destructor stops the workers and answers queued requests with 503; the
+// destructor stops the workers and answers queued requests with 503 (each
+// audited through the hook, which must therefore outlive the service); the
 // Responders it was given may be called until then.
 #ifndef PHIVAULT_API_AUTH_SERVICE_H_
 #define PHIVAULT_API_AUTH_SERVICE_H_

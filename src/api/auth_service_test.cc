@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "auth/jwks.h"
 #include "auth/jwt.h"
@@ -458,62 +461,122 @@ TEST_F(AuthServiceTest, MalformedRequestsAreRejectedCleanly) {
   EXPECT_FALSE(AuthService::Handles("/fhir/Patient"));
 }
 
-TEST_F(AuthServiceTest, ARequestRefusedBecauseTheQueueIsFullIsAudited) {
-  // One login worker, one queue slot. The worker is held inside the audit
-  // hook of a first (malformed) request; a second waits in the queue; the
-  // third finds the queue full.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false, worker_held = false;
-  std::vector<AuditEvent> seen;
-  AuthServiceOptions o;
-  o.issuer = kIssuer;
-  o.password_params = pw_params_;
-  o.login_threads = 1;
-  o.max_queued = 1;
-  o.audit = [&](std::string_view e, std::string_view u, std::string_view src, std::string_view out) {
-    std::unique_lock lk(mu);
-    seen.push_back({std::string(e), std::string(u), std::string(src), std::string(out)});
-    if (!worker_held) {
-      worker_held = true;
-      cv.notify_all();
-      cv.wait(lk, [&] { return release; });
-    }
-  };
-  auto svc = AuthService::Create(accounts_, *keyring_, std::move(o));
-  ASSERT_TRUE(svc.ok()) << svc.status().ToString();
-  auto post = [&](std::string body, std::string remote, std::function<void(http::HttpResponse)> respond) {
+// A token service with one login worker that the test can hold inside the
+// audit hook of the first request it audits, so that later requests stay
+// queued until Release().
+class HeldWorker {
+ public:
+  HeldWorker(const std::shared_ptr<store::AccountStore>& accounts, const crypto::Keyring& keyring,
+             const auth::PasswordHashParams& pw, size_t max_queued) {
+    AuthServiceOptions o;
+    o.issuer = kIssuer;
+    o.password_params = pw;
+    o.login_threads = 1;
+    o.max_queued = max_queued;
+    o.audit = [this](std::string_view e, std::string_view u, std::string_view src, std::string_view out) {
+      std::unique_lock lk(mu_);
+      seen_.push_back({std::string(e), std::string(u), std::string(src), std::string(out)});
+      if (!held_) {
+        held_ = true;
+        cv_.notify_all();
+        cv_.wait(lk, [&] { return released_; });
+      }
+    };
+    auto svc = AuthService::Create(accounts, keyring, std::move(o));
+    EXPECT_TRUE(svc.ok()) << svc.status().ToString();
+    if (svc.ok()) service = std::move(*svc);
+  }
+
+  void Post(std::string body, std::string remote, std::function<void(http::HttpResponse)> respond) {
     http::HttpRequest req;
     req.method = "POST";
     req.target = req.path = "/auth/token";
     req.body = std::move(body);
     req.remote_address = std::move(remote);
     req.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
-    (*svc)->Handle(std::move(req), std::move(respond));
-  };
-  std::atomic<int> answered{0};
-  post("grant_type=nope", "192.0.2.1:1", [&](http::HttpResponse) { ++answered; });
-  {
-    std::unique_lock lk(mu);
-    cv.wait(lk, [&] { return worker_held; });
+    service->Handle(std::move(req), std::move(respond));
   }
-  post("grant_type=nope", "192.0.2.2:1", [&](http::HttpResponse) { ++answered; });
+  // Sends a malformed request and waits until the worker is held auditing it.
+  void HoldTheWorker() {
+    Post("grant_type=nope", "192.0.2.1:1", [](http::HttpResponse) {});
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return held_; });
+  }
+  void Release() {
+    {
+      std::lock_guard lk(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+  }
+  // The audit entries seen from `source` (an address without port).
+  std::vector<AuditEvent> From(std::string_view source) {
+    std::lock_guard lk(mu_);
+    std::vector<AuditEvent> out;
+    for (const auto& e : seen_) {
+      if (e.source == source) out.push_back(e);
+    }
+    return out;
+  }
+
+  ~HeldWorker() {
+    Release();
+    service.reset();  // its hook uses the members below
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false, held_ = false;
+  std::vector<AuditEvent> seen_;
+
+ public:
+  std::unique_ptr<AuthService> service;  // last: destroyed before the hook's state
+};
+
+TEST_F(AuthServiceTest, ARequestRefusedBecauseTheQueueIsFullIsAudited) {
+  // One queue slot: while the worker is held, a second request waits in the
+  // queue and a third finds it full.
+  HeldWorker w(accounts_, *keyring_, pw_params_, 1);
+  ASSERT_NE(w.service, nullptr);
+  w.HoldTheWorker();
+  w.Post("grant_type=nope", "192.0.2.2:1", [](http::HttpResponse) {});
   int status = 0;
-  post("grant_type=password&username=a&password=b", "192.0.2.3:1",
-       [&](http::HttpResponse r) { status = r.status; });
+  w.Post("grant_type=password&username=a&password=b", "192.0.2.3:1", [&](http::HttpResponse r) { status = r.status; });
   EXPECT_EQ(status, 503);
-  {
-    std::unique_lock lk(mu);
-    release = true;
-    cv.notify_all();
+  w.Release();
+  w.service.reset();  // joins the worker
+  const std::vector<AuditEvent> refused = w.From("192.0.2.3");
+  ASSERT_EQ(refused.size(), 1u) << "the refused request left no entry";
+  EXPECT_EQ(refused[0].event, "token.request_refused");
+  EXPECT_EQ(refused[0].outcome, "temporarily_unavailable");
+  EXPECT_EQ(refused[0].username, "") << "the body of a refused request is never read";
+}
+
+TEST_F(AuthServiceTest, RequestsStillQueuedAtShutdownAreAudited) {
+  // The worker is held while a second request waits in the queue; then the
+  // service is destroyed. Whichever way the release and the stop
+  // interleave, the queued request must leave exactly one entry. In the
+  // usual order (the stop is seen first, the release comes 100 ms later)
+  // the destructor refuses it, and that refusal is what this test is about.
+  HeldWorker w(accounts_, *keyring_, pw_params_, 4);
+  ASSERT_NE(w.service, nullptr);
+  w.HoldTheWorker();
+  std::atomic<int> queued_status{0};
+  w.Post("grant_type=nope", "192.0.2.2:1", [&](http::HttpResponse r) { queued_status = r.status; });
+  std::thread stopper([&] { w.service.reset(); });  // blocks joining the held worker
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  w.Release();
+  stopper.join();
+  const std::vector<AuditEvent> queued = w.From("192.0.2.2");
+  ASSERT_EQ(queued.size(), 1u) << "the queued request left no entry (or two)";
+  EXPECT_EQ(queued[0].event, "token.request_refused");
+  if (queued_status == 503) {
+    EXPECT_EQ(queued[0].outcome, "temporarily_unavailable") << "refused by the shutdown";
+    EXPECT_EQ(queued[0].username, "") << "the body of a request refused at shutdown is never read";
+  } else {
+    EXPECT_EQ(queued_status, 400) << "the worker answered it before the stop";
   }
-  svc->reset();  // joins the worker
-  std::lock_guard lk(mu);
-  auto it = std::find_if(seen.begin(), seen.end(), [](const AuditEvent& e) { return e.source == "192.0.2.3"; });
-  ASSERT_NE(it, seen.end()) << "the refused request left no entry";
-  EXPECT_EQ(it->event, "token.request_refused");
-  EXPECT_EQ(it->outcome, "temporarily_unavailable");
-  EXPECT_EQ(it->username, "") << "the body of a refused request is never read";
 }
 
 TEST(AuthHelpersTest, ParseFormBody) {
