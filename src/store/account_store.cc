@@ -165,7 +165,13 @@ class SqliteAccountStore final : public AccountStore {
       : db_(db), totp_aead_(std::move(totp_aead)), options_(options) {
     if (options_.now_ms == nullptr) options_.now_ms = SystemNowMs;
   }
-  ~SqliteAccountStore() override { sqlite3_close_v2(db_); }
+  ~SqliteAccountStore() override {
+    sqlite3_close_v2(reader_);
+    sqlite3_close_v2(db_);
+  }
+
+  // Lookups get their own connection (see reader_): called once, after Init.
+  void AttachReader(sqlite3* reader) { reader_ = reader; }
 
   Status CreateUser(const UserRecord& in, const SecureBytes* totp_secret) override {
     UserRecord u = in;
@@ -197,9 +203,9 @@ class SqliteAccountStore final : public AccountStore {
 
   StatusOr<UserRecord> GetUser(std::string_view username) override {
     std::string name = NormalizeUsername(username);
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     Stmt st;
-    PV_RETURN_IF_ERROR(st.Prepare(db_, std::string(kUserColumns).append(" WHERE username = ?1").c_str()));
+    PV_RETURN_IF_ERROR(st.Prepare(reader_, std::string(kUserColumns).append(" WHERE username = ?1").c_str()));
     st.Bind(1, name);
     int rc = st.Step();
     if (rc == SQLITE_DONE) return NotFound("no such user");
@@ -208,9 +214,9 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   StatusOr<std::vector<UserRecord>> ListUsers() override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     Stmt st;
-    PV_RETURN_IF_ERROR(st.Prepare(db_, std::string(kUserColumns).append(" ORDER BY username").c_str()));
+    PV_RETURN_IF_ERROR(st.Prepare(reader_, std::string(kUserColumns).append(" ORDER BY username").c_str()));
     std::vector<UserRecord> out;
     for (;;) {
       int rc = st.Step();
@@ -265,9 +271,9 @@ class SqliteAccountStore final : public AccountStore {
     std::string name = NormalizeUsername(username);
     std::string sealed;
     {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(read_mu_);
       Stmt st;
-      PV_RETURN_IF_ERROR(st.Prepare(db_, "SELECT totp_secret_sealed FROM users WHERE username = ?1"));
+      PV_RETURN_IF_ERROR(st.Prepare(reader_, "SELECT totp_secret_sealed FROM users WHERE username = ?1"));
       st.Bind(1, name);
       int rc = st.Step();
       if (rc == SQLITE_DONE) return NotFound("no such user");
@@ -339,9 +345,9 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   StatusOr<std::vector<DeviceRecord>> ListDevices() override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     Stmt st;
-    PV_RETURN_IF_ERROR(st.Prepare(db_, std::string(kDeviceColumns).append(" ORDER BY device_id").c_str()));
+    PV_RETURN_IF_ERROR(st.Prepare(reader_, std::string(kDeviceColumns).append(" ORDER BY device_id").c_str()));
     std::vector<DeviceRecord> out;
     for (;;) {
       int rc = st.Step();
@@ -474,10 +480,10 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   StatusOr<bool> RefreshFamilyLive(std::string_view family, int64_t now_s) override {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     Stmt q;
     PV_RETURN_IF_ERROR(
-        q.Prepare(db_, "SELECT 1 FROM refresh_tokens WHERE family = ?1 AND family_expires_ms > ?2 LIMIT 1"));
+        q.Prepare(reader_, "SELECT 1 FROM refresh_tokens WHERE family = ?1 AND family_expires_ms > ?2 LIMIT 1"));
     q.Bind(1, family);
     q.Bind(2, now_s * 1000);
     int rc = q.Step();
@@ -594,9 +600,9 @@ class SqliteAccountStore final : public AccountStore {
   }
 
   StatusOr<DeviceRecord> OneDevice(const char* where, std::string_view key) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(read_mu_);
     Stmt st;
-    PV_RETURN_IF_ERROR(st.Prepare(db_, std::string(kDeviceColumns).append(where).c_str()));
+    PV_RETURN_IF_ERROR(st.Prepare(reader_, std::string(kDeviceColumns).append(where).c_str()));
     st.Bind(1, key);
     int rc = st.Step();
     if (rc == SQLITE_DONE) return NotFound("no such device");
@@ -648,8 +654,14 @@ class SqliteAccountStore final : public AccountStore {
     return st.Int(0);
   }
 
-  std::mutex mu_;
+  // Writes (and the reads inside their transactions) go through db_ under
+  // mu_. Lookups go through reader_ under read_mu_: an mTLS device lookup
+  // runs on a network thread for every request, and must not wait behind a
+  // refresh-token write's fsync. WAL lets the reader see the last commit
+  // while a write is in progress.
+  std::mutex mu_, read_mu_;
   sqlite3* db_;
+  sqlite3* reader_ = nullptr;
   std::unique_ptr<crypto::Aead> totp_aead_;
   AccountStoreOptions options_;
   ChangeRecordBuilder change_builder_;  // guarded by mu_
@@ -746,6 +758,20 @@ StatusOr<std::shared_ptr<AccountStore>> OpenAccountStore(const std::string& dir,
   if (!existed) ::chmod(path.c_str(), 0600);
   // The legacy key schedule lives only until open returns.
   PV_RETURN_IF_ERROR(store->Init(keyring.vault_id(), *legacy_totp_aead));
+  // The lookup connection, opened once the schema exists.
+  sqlite3* reader = nullptr;
+  rc = sqlite3_open_v2(path.c_str(), &reader, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE,
+                       vfs_name.c_str());
+  if (rc != SQLITE_OK) {
+    if (reader != nullptr) rc = sqlite3_extended_errcode(reader);
+    sqlite3_close_v2(reader);
+    return SqliteError(rc, "open " + std::string(kAccountsFileName) + " for lookups");
+  }
+  store->AttachReader(reader);  // owned by the store from here
+  sqlite3_extended_result_codes(reader, 1);
+  sqlite3_busy_timeout(reader, 5000);
+  PV_RETURN_IF_ERROR(PrepareEncryptedDatabase(reader));
+  PV_RETURN_IF_ERROR(Exec(reader, "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0; PRAGMA query_only=ON;"));
   return std::shared_ptr<AccountStore>(std::move(store));
 }
 

@@ -30,9 +30,12 @@
 // them and each read sees the latest committed state, so a disabled user
 // cannot log in from the next request on.
 //
-// Thread-safety: every method is safe to call concurrently (one connection
-// guarded by one mutex; logins and admin actions are rare and dominated by
-// Argon2id, so a pool would buy nothing). Lifetime: Open registers (or
+// Thread-safety: every method is safe to call concurrently. Writes share
+// one connection and mutex (logins and admin actions are rare and dominated
+// by Argon2id, so a pool would buy nothing). Lookups (users, devices, a
+// login's liveness) have their own connection and mutex, because a device's
+// certificate is looked up on a network thread for each of its requests and
+// must not wait behind a write's fsync; they see the last committed state. Lifetime: Open registers (or
 // re-registers) the encrypting VFS with the keyring's storage key; as with
 // SqliteStore::Init, do it at startup before the server runs. The store keeps
 // its own copy of the TOTP sealing key (wiped on destruction) and does not

@@ -4,7 +4,11 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
+#include <mutex>
 #include <thread>
 
 #include "auth/password.h"
@@ -260,6 +264,60 @@ TEST_F(AccountStoreTest, Devices) {
   ASSERT_TRUE(all.ok());
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].device_id, "monitor-0");
+}
+
+// A device's certificate is looked up on a network thread for each of its
+// requests. That lookup must not wait while a write holds the store (here a
+// user being created, held inside its transaction by the change-record
+// builder), and it sees the last committed state, not the write in flight.
+TEST_F(AccountStoreTest, LookupsDoNotWaitForAWriteInProgress) {
+  ASSERT_TRUE(store_->AddDevice(Device("monitor-1", 'a')).ok());
+  std::mutex mu;
+  std::condition_variable cv;
+  bool inside = false, release = false, write_returned = false;
+  store_->SetChangeRecordBuilder([&](const AccountChange& c) {
+    std::unique_lock lk(mu);
+    inside = true;
+    cv.notify_all();
+    cv.wait(lk, [&] { return release; });
+    return c.kind + "|" + c.id;
+  });
+  std::thread writer([&] {
+    Status s = store_->CreateUser(User("hank", "clinician", "Practitioner/h"), nullptr);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    std::lock_guard lk(mu);
+    write_returned = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return inside || write_returned; });
+  }
+  if (!inside) {
+    writer.join();
+    FAIL() << "the write never reached its change record";
+  }
+  // The write now holds the store's write lock and its SQLite transaction.
+  auto lookups = std::async(std::launch::async, [&] {
+    auto d = store_->FindDeviceByCert(std::string(64, 'a'));
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(store_->GetUser("hank").status().code(), StatusCode::kNotFound) << "not committed yet";
+    EXPECT_TRUE(store_->ListDevices().ok());
+  });
+  // Generous: this bounds a wait that must not happen at all; it is not a
+  // speed check. Without the lookup connection the lookups wait for release.
+  const bool finished = lookups.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  EXPECT_TRUE(finished) << "a lookup waited for the write in progress";
+  {
+    std::lock_guard lk(mu);
+    release = true;
+  }
+  cv.notify_all();
+  writer.join();
+  lookups.get();
+  auto hank = store_->GetUser("hank");
+  ASSERT_TRUE(hank.ok()) << "a committed write is seen by the next lookup: " << hank.status().ToString();
+  EXPECT_EQ(hank->role, "clinician");
 }
 
 TEST_F(AccountStoreTest, EveryChangeKeepsItsAuditRecordAndAFailedChangeKeepsNone) {
