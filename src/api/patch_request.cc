@@ -66,6 +66,18 @@ Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, 
     }
     return policy::DecisionStatus(d);
   }
+  // And the right to read it as it is now. Unlike PUT, a patch is applied to
+  // the stored content and the result is returned: without this, a
+  // write-only scope, or a consent that denies access but not correction,
+  // could read the record with an empty patch (or probe it with "test").
+  policy::Decision r = access.Decide(caller, policy::Interaction::kRead, current, request, now_ms);
+  if (!r.allowed) {
+    if (entry) {
+      NoteDecision(*entry, r);
+      AddResource(*entry, current);
+    }
+    return policy::DecisionStatus(r);
+  }
   if (current.deleted) return Status(StatusCode::kGone, "resource was deleted");
   if (const std::string* im = request.Header("if-match")) {
     PV_ASSIGN_OR_RETURN(int64_t wanted, ParseIfMatch(*im));

@@ -4,7 +4,9 @@
 // group commit) and no second write path exists.
 //
 // RewritePatchAsUpdate reads the current version, checks the caller may
-// update it as it is now (a hidden record answers like a missing one),
+// update it and read it as it is now (a hidden record answers like a missing
+// one; the read right is needed because the patch works on, and returns,
+// the stored content),
 // honours If-Match, applies the patch to a copy and replaces the request's
 // body with the patched resource, its Content-Type with application/fhir+json
 // and its If-Match with the version the patch was applied to. A write that

@@ -144,5 +144,57 @@ TEST_F(PatchTest, AuthorizationIsThatOfAnUpdate) {
   EXPECT_EQ(Call("GET", "/fhir/Observation/obs1").Json()["status"], "final");
 }
 
+// A patch is applied to the stored content and its result is returned, so
+// it needs the right to read the record as well as to change it. Without
+// that, an empty patch "[]" read the record for a write-only scope, and for
+// a clinician whose patient's consent denies access but not correction.
+TEST_F(PatchTest, AlsoNeedsTheRightToReadTheRecord) {
+  ASSERT_EQ(Call("PUT", "/fhir/Observation/obs1",
+                 R"({"resourceType":"Observation","id":"obs1","status":"preliminary","code":{"text":"secret-x"},)"
+                 R"("subject":{"reference":"Patient/pat1"}})")
+                .status,
+            201);
+  Headers writer = {{"authorization", "Bearer " + Token("svcw", "system", "", "system/Observation.cud")}};
+  ExpectOutcome(Call("GET", "/fhir/Observation/obs1", "", writer), 403);
+  auto blind = Patch("/fhir/Observation/obs1", "[]", writer);
+  ExpectOutcome(blind, 403);
+  EXPECT_EQ(blind.body.find("secret-x"), std::string::npos) << blind.body;
+  ExpectOutcome(Patch("/fhir/Observation/obs1", R"([{"op":"test","path":"/code/text","value":"secret-x"}])", writer),
+                403);
+  // The same scope may still replace the record whole: PUT returns only what
+  // the caller sent.
+  EXPECT_EQ(Call("PUT", "/fhir/Observation/obs1",
+                 R"({"resourceType":"Observation","id":"obs1","status":"final","code":{"text":"y"},)"
+                 R"("subject":{"reference":"Patient/pat1"}})",
+                 writer)
+                .status,
+            200);
+
+  // A related clinician whose access (not correction) the patient's consent
+  // denies: the record looks missing to a read, and to a patch.
+  ASSERT_EQ(Call("PUT", "/fhir/CareTeam/ct1",
+                 R"({"resourceType":"CareTeam","id":"ct1","status":"active","subject":{"reference":"Patient/pat1"},)"
+                 R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})")
+                .status,
+            201);
+  Headers dr = {{"authorization", "Bearer " + Token("alice", "clinician", "Practitioner/dr1", "user/*.cruds")}};
+  ASSERT_EQ(Call("GET", "/fhir/Observation/obs1", "", dr).status, 200);
+  ASSERT_EQ(Call("PUT", "/fhir/Consent/c1",
+                 R"({"resourceType":"Consent","id":"c1","status":"active",)"
+                 R"("scope":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentscope","code":"patient-privacy"}]},)"
+                 R"("category":[{"text":"privacy"}],"patient":{"reference":"Patient/pat1"},)"
+                 R"("provision":{"type":"deny","actor":[{"reference":{"reference":"Practitioner/dr1"}}],)"
+                 R"("action":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/consentaction","code":"access"}]}]}})")
+                .status,
+            201);
+  auto read = Call("GET", "/fhir/Observation/obs1", "", dr);
+  EXPECT_EQ(read.status, 404) << read.body;
+  auto patched = Patch("/fhir/Observation/obs1", "[]", dr);
+  auto missing = Patch("/fhir/Observation/nope", "[]", dr);
+  EXPECT_EQ(patched.status, 404) << patched.body;
+  EXPECT_EQ(patched.body, missing.body) << "a patch refused by the consent must look like a missing record";
+  EXPECT_EQ(Versions("Observation", "obs1"), 2) << "refused patches store nothing";
+}
+
 }  // namespace
 }  // namespace phivault::api
