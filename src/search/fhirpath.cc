@@ -3,7 +3,9 @@
 #include <cctype>
 #include <charconv>
 #include <string>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace phivault::search {
 
@@ -550,18 +552,30 @@ class Evaluator {
         Items l, r;
         if (!Eval(*n.lhs, focus, l) || !Eval(*n.rhs, focus, r)) return false;
         // Union removes duplicates; items from the resource are compared by
-        // identity, literals by value.
-        for (Items* c : {&l, &r}) {
-          for (auto& it : *c) {
-            bool dup = false;
-            for (const auto& o : out) {
-              if (it.ptr ? o.ptr == it.ptr : (it.root ? o.root == it.root : (!o.ptr && !o.root && o.owned == it.owned))) {
-                dup = true;
-                break;
-              }
+        // identity, literals by value. Identities are hashed: a stored
+        // resource may put 100,000 items on each side, and a pairwise scan
+        // made one write of such a resource cost tens of seconds.
+        std::unordered_set<const boost::json::value*> seen_values;
+        std::unordered_set<const boost::json::object*> seen_roots;
+        std::vector<size_t> literals;  // indices into out; only expressions make them, so few
+        seen_values.reserve(out.size() + l.size() + r.size());
+        auto add = [&](PathItem&& it) {
+          if (it.ptr) {
+            if (!seen_values.insert(it.ptr).second) return;
+          } else if (it.root) {
+            if (!seen_roots.insert(it.root).second) return;
+          } else {
+            for (size_t k : literals) {
+              if (out[k].owned == it.owned) return;
             }
-            if (!dup) out.push_back(std::move(it));
+            literals.push_back(out.size());
           }
+          out.push_back(std::move(it));
+        };
+        Items before;
+        before.swap(out);
+        for (Items* c : {&before, &l, &r}) {
+          for (auto& it : *c) add(std::move(it));
         }
         return true;
       }

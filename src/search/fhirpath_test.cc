@@ -61,6 +61,41 @@ TEST(FhirPath, UnionWhereAndResolve) {
             (V{"Practitioner/7"}));
 }
 
+// Items from the resource are the same item only when they are the same
+// element; literals are compared by value. Checked on arrays large enough
+// that a pairwise duplicate scan would be felt (bench/fhirpath_bench.cc
+// times the growth).
+TEST(FhirPath, UnionKeepsDistinctElementsAndDropsRepeatsAtScale) {
+  constexpr int kN = 20000;
+  boost::json::array endpoints, series_endpoints;
+  for (int i = 0; i < kN; ++i) {
+    // Equal values, distinct elements: both sides keep theirs.
+    endpoints.push_back(boost::json::object{{"reference", "Endpoint/" + std::to_string(i)}});
+    series_endpoints.push_back(boost::json::object{{"reference", "Endpoint/" + std::to_string(i)}});
+  }
+  boost::json::object r{{"resourceType", "ImagingStudy"},
+                        {"endpoint", endpoints},
+                        {"series", boost::json::array{boost::json::object{{"endpoint", series_endpoints}}}}};
+  auto p = FhirPath::Compile("ImagingStudy.endpoint | ImagingStudy.series.endpoint");
+  ASSERT_TRUE(p.ok());
+  auto both = p->Evaluate(r);
+  ASSERT_TRUE(both.ok());
+  EXPECT_EQ(both->size(), 2u * kN);
+  // Order: the left side first, each side in document order.
+  EXPECT_EQ((*both)[0].ptr, &r["endpoint"].as_array()[0]);
+  EXPECT_EQ((*both)[kN].ptr, &r["series"].as_array()[0].as_object()["endpoint"].as_array()[0]);
+  auto same = FhirPath::Compile("ImagingStudy.endpoint | ImagingStudy.endpoint | ImagingStudy.endpoint");
+  ASSERT_TRUE(same.ok());
+  auto once = same->Evaluate(r);
+  ASSERT_TRUE(once.ok());
+  ASSERT_EQ(once->size(), static_cast<size_t>(kN)) << "the same elements are listed once";
+  EXPECT_EQ((*once)[kN - 1].ptr, &r["endpoint"].as_array()[kN - 1]);
+
+  auto res = Res(kPatient);
+  EXPECT_EQ(Eval("'a' | 'b' | 'a' | Patient.id | 'b'", res), (V{"a", "b", "p1"}));
+  EXPECT_EQ(Eval("Patient | Patient", res).size(), 1u) << "the resource itself, once";
+}
+
 TEST(FhirPath, ChoiceTypesAndBooleans) {
   auto r = Res(kPatient);
   EXPECT_EQ(Eval("Patient.deceased", r), (V{"false"}));
