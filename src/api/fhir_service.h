@@ -55,6 +55,11 @@ struct ServiceOptions {
   fhir::ParseLimits parse_limits;
   int default_page_size = 50;
   int max_page_size = 1000;
+  // The store work one search request may do, in store::SearchBudget units
+  // (SQLite: 100 virtual machine steps each). Beyond it the search answers
+  // 400 "too costly". 5,000,000 units allow several seconds of scanning; the
+  // searches of the benchmarks and tests use a small fraction of that.
+  int64_t search_work_units = 5000000;
   size_t max_bundle_entries = 10000;
   // The audit log's largest entry (audit.max_entry_bytes). A batch stops
   // answering its reads once their entry would outgrow it, so a committed

@@ -82,6 +82,8 @@ struct SearchHandler::Run {
   int64_t now_ms;
   std::map<std::string, bool> type_ok;
   audit::AuditEntry* entry = nullptr;  // marked when a grant let a record through
+  // Shared by every store search this request makes (store/search_query.h).
+  store::SearchBudget budget{h->options_.search_work_units};
 
   bool Visible(const store::ResourceVersion& v) {
     if (v.deleted) return false;
@@ -162,6 +164,7 @@ struct SearchHandler::Run {
   // over mostly hidden data cannot be made arbitrarily slow; the link then
   // leads to a short page.
   StatusOr<bool> AnyVisible(store::SearchQuery q, std::string from, bool backward) {
+    q.budget = &budget;
     q.backward = backward;
     q.count = 100;
     for (int round = 0; round < kMaxRefillRounds; ++round) {
@@ -178,6 +181,7 @@ struct SearchHandler::Run {
 
   // Every visible match of `q` (bounded).
   Status CollectVisible(store::SearchQuery q, std::vector<store::ResourceVersion>& out) {
+    q.budget = &budget;
     q.count = 1000;
     int64_t examined = 0;
     for (;;) {
@@ -331,6 +335,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
 
   Run run{this, req, caller, now_ms, {}, entry};
   if (Status joins = run.ResolveJoins(type, sr.query.conditions); !joins.ok()) return ErrorResponse(joins, fmt);
+  sr.query.budget = &run.budget;
   store::SearchQuery q = sr.query;
   std::vector<store::SearchHit> page;
   std::optional<int64_t> total;
@@ -481,6 +486,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         }
         if (c.values.empty()) continue;
         store::SearchQuery rq;
+        rq.budget = &run.budget;
         rq.type = inc.source_type;
         rq.conditions.push_back(std::move(c));
         rq.count = 1000;

@@ -490,5 +490,29 @@ TEST_F(SearchApiTest, CapabilityStatementListsExactlyTheSupportedParameters) {
   EXPECT_TRUE(revinclude);
 }
 
+// A search that no index narrows is stopped once it has spent the
+// request's work budget (ServiceOptions::search_work_units), with a 400
+// OperationOutcome, not after minutes on a network thread.
+TEST_F(SearchApiTest, ASearchBeyondItsWorkBudgetIsRefused) {
+  for (int i = 0; i < 30; ++i) Obs("b" + std::to_string(i), "pb", "2024-01-" + std::to_string(10 + i % 18));
+  const std::string costly = "/fhir/Observation?status:not=cancelled&_sort=-date";
+  auto fine = Call("GET", costly);
+  ASSERT_EQ(fine.status, 200) << fine.body;
+  EXPECT_EQ(fine.Json()["entry"].as_array().size(), 30u);
+
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  so.search_work_units = 20;
+  FhirService tight(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  auto refused = http::testing::CallHandler(tight, http::testing::MakeRequest("GET", costly, system_token_));
+  ExpectOutcome(refused, 400);
+  EXPECT_NE(refused.body.find("too costly"), std::string::npos) << refused.body;
+  // The budget is per request: an indexed search right after fits in it.
+  auto cheap = http::testing::CallHandler(tight, http::testing::MakeRequest("GET", "/fhir/Observation?_id=b1", system_token_));
+  ASSERT_EQ(cheap.status, 200) << cheap.body;
+  EXPECT_EQ(cheap.Json()["entry"].as_array().size(), 1u);
+}
+
 }  // namespace
 }  // namespace phivault::api

@@ -468,6 +468,63 @@ TEST_F(SearchConformanceTest, UnknownParametersAndLenientHandling) {
   }
 }
 
+// Untrusted parameters must not buy unbounded work: at most 256 values in
+// all (each is one more predicate on every candidate), and a work budget
+// that stops a search no index narrows.
+TEST_F(SearchConformanceTest, TheWorkOfASearchIsBounded) {
+  auto hundred = [](const std::string& p) {
+    std::string v = p + "=";
+    for (int i = 0; i < 100; ++i) v += (i ? ",ne2000-01-" : "ne2000-01-") + std::to_string(10 + i % 18);
+    return v;
+  };
+  ASSERT_TRUE(Parse("Patient", hundred("birthdate") + "&" + hundred("birthdate")).ok());
+  auto three = Parse("Patient", hundred("birthdate") + "&" + hundred("birthdate") + "&" + hundred("birthdate"));
+  ASSERT_FALSE(three.ok());
+  EXPECT_EQ(three.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(three.status().message().find("across all parameters"), std::string::npos) << three.status().message();
+
+  auto req = Parse("Observation", "status:not=cancelled&_sort=-date");
+  ASSERT_TRUE(req.ok());
+  store::SearchBudget ample{1000000};
+  req->query.budget = &ample;
+  auto found = store_->Search(req->query);
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  EXPECT_EQ(found->hits.size(), 4u);
+  EXPECT_LT(ample.units_left, 1000000) << "the search was charged";
+  const int64_t cost = 1000000 - ample.units_left;
+  store::SearchBudget short_of_it{cost - 1};
+  req->query.budget = &short_of_it;
+  auto stopped = store_->Search(req->query);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(stopped.status().message().find("too costly"), std::string::npos) << stopped.status().message();
+  store::SearchBudget spent{0};
+  req->query.budget = &spent;
+  EXPECT_EQ(store_->Search(req->query).status().code(), StatusCode::kInvalidArgument) << "a spent budget buys nothing";
+}
+
+// A chain or _revinclude resolves to up to 1,000 ids, OR-ed in one
+// condition. As a flat chain that passed SQLite's expression depth limit
+// (1,000) and the search failed with a 500.
+TEST_F(SearchConformanceTest, AThousandValuesInOneConditionStillPrepare) {
+  auto req = Parse("Patient", "_id=smith");
+  ASSERT_TRUE(req.ok());
+  store::SearchCondition& c = req->query.conditions.at(0);
+  ASSERT_EQ(c.values.size(), 1u);
+  const store::SearchValue one = c.values[0];
+  for (int i = 0; i < 1999; ++i) {
+    store::SearchValue v = one;
+    v.code = "nobody-" + std::to_string(i);
+    c.values.push_back(v);
+  }
+  c.values.back().code = "astrom";
+  auto page = store_->Search(req->query);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  std::set<std::string> ids;
+  for (const auto& h : page->hits) ids.insert(h.version.id);
+  EXPECT_EQ(ids, (std::set<std::string>{"smith", "astrom"}));
+}
+
 TEST(SplitEscapedTest, HonoursEscapes) {
   EXPECT_EQ(SplitEscaped("a,b\\,c", ','), (std::vector<std::string>{"a", "b,c"}));
   EXPECT_EQ(SplitEscaped("s\\|x|c", '|'), (std::vector<std::string>{"s|x", "c"}));

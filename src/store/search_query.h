@@ -15,7 +15,8 @@
 // the API layer seals them into tamper-proof cursors before a client sees
 // them.
 //
-// Thread-safety: plain values. Lifetime: no references to anything.
+// Thread-safety: plain values. Lifetime: no references to anything, except
+// the optional SearchBudget, which must outlive the searches charged to it.
 #ifndef PHIVAULT_STORE_SEARCH_QUERY_H_
 #define PHIVAULT_STORE_SEARCH_QUERY_H_
 
@@ -89,6 +90,16 @@ struct SearchSortKey {
   bool descending = false;
 };
 
+// The work one request's searches may do together. Untrusted parameters
+// can make a query that no index narrows (`ne`, `:not`, many values): the
+// engine charges each search's work here and fails it with InvalidArgument
+// ("too costly") once the budget is spent, instead of holding a network
+// thread for minutes. SQLite charges one unit per 100 virtual machine
+// steps. Not thread-safe: one request's searches run one after another.
+struct SearchBudget {
+  int64_t units_left = 0;
+};
+
 struct SearchQuery {
   std::string type;  // REQUIRES: a known resource type
   std::vector<SearchCondition> conditions;  // AND-ed
@@ -98,6 +109,7 @@ struct SearchQuery {
   // Page backwards: the `count` matches just before `after` (REQUIRES:
   // non-empty), still returned in forward order.
   bool backward = false;
+  SearchBudget* budget = nullptr;  // charged by the engine; null = unbounded
 };
 
 }  // namespace phivault::store

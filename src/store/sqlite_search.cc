@@ -185,17 +185,45 @@ StatusOr<std::string> ValuePredicate(Sql& q, const SearchCondition& c, const Sea
   return InvalidArgument("unsupported search parameter type");
 }
 
+// The values [first, last) OR-ed as a balanced tree: a flat chain of n ORs
+// nests n deep in SQLite's parser, and past its expression depth limit
+// (1,000) a valid search failed to prepare (a chain or _revinclude resolves
+// to up to 1,000 ids).
+StatusOr<std::string> OrTree(Sql& q, const SearchCondition& c, size_t first, size_t last) {
+  if (last - first == 1) return ValuePredicate(q, c, c.values[first]);
+  const size_t mid = first + (last - first) / 2;
+  PV_ASSIGN_OR_RETURN(std::string left, OrTree(q, c, first, mid));
+  PV_ASSIGN_OR_RETURN(std::string right, OrTree(q, c, mid, last));
+  return "(" + left + " OR " + right + ")";
+}
+
 StatusOr<std::string> ValuesPredicate(Sql& q, const SearchCondition& c) {
   if (c.values.empty()) return InvalidArgument("a search condition without values");
-  std::string out = "(";
-  for (size_t i = 0; i < c.values.size(); ++i) {
-    if (i) out += " OR ";
-    PV_ASSIGN_OR_RETURN(std::string p, ValuePredicate(q, c, c.values[i]));
-    out += p;
-  }
-  out += ")";
-  return out;
+  PV_ASSIGN_OR_RETURN(std::string tree, OrTree(q, c, 0, c.values.size()));
+  return "(" + tree + ")";
 }
+
+// Charges a search's virtual machine steps to its budget while installed
+// (SearchBudget); SQLite then stops the statement with SQLITE_INTERRUPT.
+class BudgetGuard {
+ public:
+  static constexpr int kStepsPerUnit = 100;
+  BudgetGuard(sqlite3* db, SearchBudget* budget) : db_(budget != nullptr ? db : nullptr) {
+    if (db_ != nullptr) sqlite3_progress_handler(db_, kStepsPerUnit, &Charge, budget);
+  }
+  ~BudgetGuard() {
+    if (db_ != nullptr) sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+  }
+  BudgetGuard(const BudgetGuard&) = delete;
+  BudgetGuard& operator=(const BudgetGuard&) = delete;
+
+ private:
+  static int Charge(void* arg) {
+    auto* budget = static_cast<SearchBudget*>(arg);
+    return --budget->units_left < 0 ? 1 : 0;
+  }
+  sqlite3* const db_;
+};
 
 StatusOr<std::string> MatchSql(Sql& q, const std::string& type, const std::vector<SearchCondition>& conds,
                                size_t depth);
@@ -746,6 +774,10 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
     ~Finalizer() { sqlite3_finalize(p); }
   } fin{raw};
   BindAll(raw, q.binds);
+  if (query.budget != nullptr && query.budget->units_left <= 0) {
+    return InvalidArgument("the search is too costly; narrow it");
+  }
+  const BudgetGuard charged(db, query.budget);
   std::vector<Match> out;
   while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
     Match m;
@@ -756,6 +788,9 @@ StatusOr<std::vector<Match>> FindMatches(sqlite3* db, const SearchQuery& query, 
     for (size_t i = 0; i < query.sort.size(); ++i) keys.push_back(Column(raw, static_cast<int>(2 + i)));
     m.position = EncodePosition(keys, m.id);
     out.push_back(std::move(m));
+  }
+  if ((rc & 0xff) == SQLITE_INTERRUPT && query.budget != nullptr && query.budget->units_left < 0) {
+    return InvalidArgument("the search is too costly; narrow it");
   }
   if (rc != SQLITE_DONE) return sqlite::Error(rc, kFile, "search");
   if (back) std::reverse(out.begin(), out.end());
