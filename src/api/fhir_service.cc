@@ -482,6 +482,13 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
       AddRequested(call.entry, op.type, op.id);
       return NotFound("resource not found");
     }
+    if (!cur.ok() && op.if_match_version) {
+      // If-Match names a version of a record that does not exist: answered
+      // as a hidden record is (404), not with the store's 412, which would
+      // tell a missing id from a hidden one without creating anything.
+      AddRequested(call.entry, op.type, op.id);
+      return NotFound("resource not found");
+    }
     if (cur.ok()) {
       // Changing a record (or learning it was deleted) needs the right to
       // change it as it is now...

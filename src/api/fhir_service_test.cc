@@ -139,7 +139,8 @@ TEST_F(FhirServiceTest, BatchEntriesSucceedOrFailAlone) {
   auto& e = body["entry"].as_array();
   ASSERT_EQ(e.size(), 3u);
   EXPECT_EQ(e[0].as_object().at("response").as_object().at("status"), "201 Created");
-  EXPECT_EQ(e[1].as_object().at("response").as_object().at("status"), "412 Precondition Failed");
+  // If-Match on a record that does not exist: 404, as for a hidden one.
+  EXPECT_EQ(e[1].as_object().at("response").as_object().at("status"), "404 Not Found");
   EXPECT_EQ(e[2].as_object().at("response").as_object().at("status"), "404 Not Found");
   EXPECT_EQ(HistoryCount("Patient"), 1);
 }
@@ -335,6 +336,19 @@ TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing
   EXPECT_EQ(put_hidden.status, put_missing.status);
   EXPECT_EQ(put_hidden.body, put_missing.body);
   EXPECT_EQ(put_missing.status, 403) << "creating data for an unrelated patient is refused";
+  // With If-Match and content the caller may create, a PUT creates nothing
+  // either way, so it must not tell the hidden record from a missing one.
+  std::string unlinked = R"({"resourceType":"Observation","id":"ID","status":"final","code":{"text":"x"}})";
+  Headers dr_if_match = dr;
+  dr_if_match.emplace_back("if-match", "W/\"1\"");
+  auto if_match_hidden =
+      Call("PUT", "/fhir/Observation/obs1", std::regex_replace(unlinked, std::regex("ID"), "obs1"), dr_if_match);
+  auto if_match_missing =
+      Call("PUT", "/fhir/Observation/fresh-2", std::regex_replace(unlinked, std::regex("ID"), "fresh-2"), dr_if_match);
+  EXPECT_EQ(if_match_hidden.status, 404) << if_match_hidden.body;
+  EXPECT_EQ(if_match_missing.status, 404) << if_match_missing.body;
+  EXPECT_EQ(if_match_hidden.body, if_match_missing.body);
+  EXPECT_EQ(Call("GET", "/fhir/Observation/fresh-2").status, 404) << "nothing was created";
 
   // History shows only what the caller may see.
   auto h = Call("GET", "/fhir/Observation/_history", "", dr);
