@@ -116,13 +116,14 @@ StatusOr<std::vector<Operation>> ParseOperations(const json::value& patch, const
     Operation op{known->second, {}, {}, nullptr};
     const json::value* path = o->if_contains("path");
     if (!path || !path->is_string()) return InvalidArgument(At(i, "needs a string member \"path\""));
-    auto tokens = ParseJsonPointer(path->get_string());
+    // A pointer deeper than the document may nest cannot name anything in it.
+    auto tokens = ParseJsonPointer(path->get_string(), limits.max_depth);
     if (!tokens.ok()) return InvalidArgument(At(i, "\"path\" " + tokens.status().message()));
     op.path = std::move(*tokens);
     if (op.op == Op::kMove || op.op == Op::kCopy) {
       const json::value* from = o->if_contains("from");
       if (!from || !from->is_string()) return InvalidArgument(At(i, "needs a string member \"from\""));
-      auto ft = ParseJsonPointer(from->get_string());
+      auto ft = ParseJsonPointer(from->get_string(), limits.max_depth);
       if (!ft.ok()) return InvalidArgument(At(i, "\"from\" " + ft.status().message()));
       op.from = std::move(*ft);
     }
@@ -277,10 +278,13 @@ class Patcher {
 
 }  // namespace
 
-StatusOr<std::vector<std::string>> ParseJsonPointer(std::string_view pointer) {
+StatusOr<std::vector<std::string>> ParseJsonPointer(std::string_view pointer, size_t max_tokens) {
   std::vector<std::string> tokens;
   if (pointer.empty()) return tokens;
   if (pointer[0] != '/') return InvalidArgument("is not a JSON Pointer: it must be empty or start with '/'");
+  if (static_cast<size_t>(std::count(pointer.begin(), pointer.end(), '/')) > max_tokens) {
+    return InvalidArgument("is deeper than a document may nest");
+  }
   pointer.remove_prefix(1);
   std::string cur;
   for (size_t i = 0; i <= pointer.size(); ++i) {

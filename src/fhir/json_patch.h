@@ -30,6 +30,7 @@
 #define PHIVAULT_FHIR_JSON_PATCH_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,9 +54,10 @@ struct JsonPatchLimits {
 };
 
 // Splits an RFC 6901 pointer into unescaped reference tokens ("" -> none).
-// kInvalidArgument if it does not start with '/' or has a '~' not followed
-// by '0' or '1'.
-StatusOr<std::vector<std::string>> ParseJsonPointer(std::string_view pointer);
+// kInvalidArgument if it does not start with '/', has a '~' not followed
+// by '0' or '1', or has more than `max_tokens` tokens (checked before any
+// token is built: a pointer of millions of '/' must not cost a string each).
+StatusOr<std::vector<std::string>> ParseJsonPointer(std::string_view pointer, size_t max_tokens = SIZE_MAX);
 
 // The value `pointer` designates in `doc`, or nullptr if there is none.
 const boost::json::value* ResolveJsonPointer(const boost::json::value& doc, const std::vector<std::string>& tokens);

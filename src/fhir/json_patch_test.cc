@@ -122,6 +122,9 @@ TEST(JsonPointer, SyntaxAndIndexRules) {
   auto t = ParseJsonPointer("/a//b/");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(*t, (std::vector<std::string>{"a", "", "b", ""}));
+  EXPECT_TRUE(ParseJsonPointer("/a/b", 2).ok());
+  EXPECT_FALSE(ParseJsonPointer("/a/b/c", 2).ok()) << "more tokens than allowed";
+  EXPECT_TRUE(ParseJsonPointer("/a~1b/c", 2).ok()) << "an escaped '/' is not a separator";
   json::value doc = J(R"({"a":[10,11]})");
   EXPECT_NE(ResolveJsonPointer(doc, *ParseJsonPointer("/a/1")), nullptr);
   EXPECT_EQ(ResolveJsonPointer(doc, *ParseJsonPointer("/a/01")), nullptr) << "leading zeros are not indexes";
@@ -154,6 +157,19 @@ TEST(JsonPatch, MalformedPatchDocumentsAreInvalidArgument) {
                               {"op":"test","path":"/a","value":1}])",
                        few),
             StatusCode::kInvalidArgument);
+  // A path deeper than the document may nest is refused as it is read: a
+  // pointer of a million '/' used to become a million strings, for every
+  // operation, before any was applied.
+  JsonPatchLimits shallow;
+  shallow.max_depth = 8;
+  const std::string deep(9, '/');
+  EXPECT_EQ(PatchError(doc, R"([{"op":"test","path":")" + deep + R"(","value":1}])", shallow),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PatchError(doc, R"([{"op":"copy","from":")" + deep + R"(","path":"/b"}])", shallow),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(PatchError(doc, R"([{"op":"test","path":")" + std::string(8, '/') + R"(","value":1}])", shallow),
+            StatusCode::kConflict)
+      << "within the depth, a missing target is a conflict as before";
 }
 
 TEST(JsonPatch, InapplicableOperationsAreConflictsAndChangeNothing) {
