@@ -105,6 +105,11 @@ Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, 
         .WithExpression(v.expression());
   }
   request.body = fhir::Serialize(patched);
+  // The update path would refuse it as a body too large to send (413); the
+  // client sent a small patch whose result is what cannot be stored.
+  if (request.body.size() > limits.max_bytes) {
+    return Status(StatusCode::kConflict, "the patched resource would exceed the largest resource accepted");
+  }
   SetHeader(request, "content-type", "application/fhir+json");
   SetHeader(request, "if-match", ETag(current.version));
   return Status::Ok();

@@ -144,6 +144,35 @@ TEST_F(PatchTest, AuthorizationIsThatOfAnUpdate) {
   EXPECT_EQ(Call("GET", "/fhir/Observation/obs1").Json()["status"], "final");
 }
 
+// A patch (within the body limit) that makes the resource larger than a
+// body may be: the patch is what cannot be applied (422), not a request too
+// large (413).
+TEST_F(PatchTest, AResultBeyondTheSizeLimitIsUnprocessable) {
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  so.parse_limits.max_bytes = 4096;
+  FhirService small(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  const std::string note(3000, 'n');
+  auto call = [&](std::string method, std::string target, std::string body, Headers headers) {
+    http::HttpRequest req = http::testing::MakeRequest(std::move(method), std::move(target), system_token_);
+    req.body = std::move(body);
+    for (auto& h : headers) req.headers.push_back(std::move(h));
+    return http::testing::CallHandler(small, std::move(req));
+  };
+  ASSERT_EQ(call("PUT", "/fhir/Patient/big",
+                 R"({"resourceType":"Patient","id":"big","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">)" +
+                     note + R"(</div>"}})",
+                 {{"content-type", "application/fhir+json"}})
+                .status,
+            201);
+  auto doubled = call("PATCH", "/fhir/Patient/big", R"([{"op":"add","path":"/name","value":[{"text":")" + note + R"("}]}])",
+                      {{"content-type", "application/json-patch+json"}});
+  ExpectOutcome(doubled, 422);
+  EXPECT_NE(doubled.body.find("exceed"), std::string::npos) << doubled.body;
+  EXPECT_EQ(Versions("Patient", "big"), 1);
+}
+
 // A patch is applied to the stored content and its result is returned, so
 // it needs the right to read the record as well as to change it. Without
 // that, an empty patch "[]" read the record for a write-only scope, and for
