@@ -188,6 +188,7 @@ StatusOr<Caller> AccessControl::FromClaims(const auth::Claims& claims, const std
                                            const std::string& clearance_claim, bool builtin, int64_t now_ms) {
   (void)role_claim;  // the verifier already extracted the configured role claim
   Caller c;
+  c.issuer = claims.iss;
   policy::Principal& p = c.principal;
   p.subject = claims.sub;
   auto role = policy::ParseRole(claims.role);
@@ -280,6 +281,7 @@ StatusOr<std::shared_ptr<const Caller>> AccessControl::Authenticate(const http::
     auto device = accounts_->FindDeviceByCert(request.client_cert_sha256);
     if (device.ok() && !device->disabled) {
       Caller c;
+      c.issuer = "mtls";
       c.principal.subject = "Device/" + device->device_id;
       c.principal.role = policy::Role::kDevice;
       c.principal.fhir_user = "Device/" + device->device_id;

@@ -73,6 +73,10 @@ struct Caller {
   policy::Principal principal;
   std::string token_id;  // jti, "" for devices
   bool builtin = false;  // a token of this vault's own issuer (sessions expire when idle)
+  // Who vouches for principal.subject: the token's "iss", or "mtls" for a
+  // device that authenticated with its certificate. Subjects of different
+  // issuers are different accounts.
+  std::string issuer;
 };
 
 class AccessControl {

@@ -134,6 +134,11 @@ StatusOr<std::string> OpenSealed(const crypto::Aead& aead, const std::string& jo
   return out;
 }
 
+// One account: the same subject vouched for by the same issuer.
+bool SameAccount(const Caller& a, const Caller& b) {
+  return a.principal.subject == b.principal.subject && a.issuer == b.issuer;
+}
+
 bool HasExportScope(const Caller& caller) {
   for (const policy::ScopeGrant& g : caller.principal.scopes) {
     if (g.context == policy::ScopeGrant::kSystem && g.type == "*" && g.r && g.s) return true;
@@ -369,9 +374,7 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
   job->aead = std::move(*aead);
   {
     std::lock_guard lk(mu_);
-    size_t mine = std::count_if(jobs_.begin(), jobs_.end(), [&](const auto& j) {
-      return j.second->caller->principal.subject == caller->principal.subject;
-    });
+    size_t mine = std::count_if(jobs_.begin(), jobs_.end(), [&](const auto& j) { return SameAccount(*j.second->caller, *caller); });
     if (jobs_.size() >= options_.max_jobs || mine >= options_.max_jobs_per_caller) {
       http::HttpResponse r =
           OutcomeResponse(429, "error", "throttled", "too many bulk exports in progress; retry later", fmt);
@@ -391,7 +394,10 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
 
 std::shared_ptr<BulkExporter::Job> BulkExporter::FindLocked(const Caller& caller, const std::string& job_id) {
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end() || it->second->caller->principal.subject != caller.principal.subject) return nullptr;
+  // Only the account that started the job, and only while it still holds
+  // the export scope: another issuer's account of the same `sub`, or the
+  // same account with a token that lost the scope, finds nothing.
+  if (it == jobs_.end() || !SameAccount(*it->second->caller, caller) || !HasExportScope(caller)) return nullptr;
   return it->second;
 }
 

@@ -361,6 +361,16 @@ TEST_F(BulkExportTest, ExportNeedsTheSystemScopeAndJobsBelongToTheirCaller) {
   EXPECT_EQ(Call("GET", file, "", other).status, 404);
   EXPECT_EQ(Call("DELETE", poll, "", other).status, 404);
   EXPECT_EQ(Call("GET", poll, "", mine).status, 200);
+  // The same account with a token that no longer carries the export scope
+  // (another role, a narrower scope) cannot poll, download or cancel.
+  for (const std::string& downgraded :
+       {Token("svc1", "system", "", "system/Patient.rs"), Token("svc1", "patient", "Patient/p1", "patient/*.rs")}) {
+    Headers h = {{"authorization", "Bearer " + downgraded}};
+    EXPECT_EQ(Call("GET", poll, "", h).status, 404);
+    EXPECT_EQ(Call("GET", file, "", h).status, 404);
+    EXPECT_EQ(Call("DELETE", poll, "", h).status, 404);
+  }
+  EXPECT_EQ(Call("GET", file, "", mine).status, 200) << "the job is still there for its owner";
   // Without a token: 401 as everywhere below /fhir.
   EXPECT_EQ(Call("GET", poll, "", {{"authorization", ""}}).status, 401);
 }
