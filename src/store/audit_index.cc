@@ -3,7 +3,9 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <mutex>
+#include <tuple>
 #include <utility>
 
 #include "crypto/aead.h"
@@ -85,6 +87,15 @@ class SqliteAuditIndex final : public AuditIndex {
     for (const AuditPosting& p : postings) {
       if (p.entry < from || p.entry >= next.through) return InvalidArgument("audit index: posting outside its range");
     }
+    // Inserted in key order: a batch's postings then walk the B-tree once,
+    // instead of jumping between hundreds of patients and agents (in log
+    // order each insert missed the page cache and spilled dirty pages).
+    std::vector<const AuditPosting*> sorted;
+    sorted.reserve(postings.size());
+    for (const AuditPosting& p : postings) sorted.push_back(&p);
+    std::sort(sorted.begin(), sorted.end(), [](const AuditPosting* a, const AuditPosting* b) {
+      return std::tie(a->kind, a->value, a->entry) < std::tie(b->kind, b->value, b->entry);
+    });
     std::lock_guard<std::mutex> lock(write_mu_);
     return InTransaction(writer_, [&]() -> Status {
       PV_ASSIGN_OR_RETURN(AuditIndexCoverage now, CoverageOf(writer_));
@@ -92,8 +103,8 @@ class SqliteAuditIndex final : public AuditIndex {
       Stmt ins;
       PV_RETURN_IF_ERROR(
           ins.Prepare(writer_, "INSERT OR IGNORE INTO postings(kind, value, entry) VALUES (?1, ?2, ?3)"));
-      for (const AuditPosting& p : postings) {
-        ins.Bind(1, static_cast<int64_t>(p.kind)).Bind(2, p.value).Bind(3, static_cast<int64_t>(p.entry));
+      for (const AuditPosting* p : sorted) {
+        ins.Bind(1, static_cast<int64_t>(p->kind)).Bind(2, p->value).Bind(3, static_cast<int64_t>(p->entry));
         if (int rc = ins.Step(); rc != SQLITE_DONE) return SqlError(rc, "insert posting");
         ins.Reset();
       }
