@@ -483,9 +483,12 @@ Status FhirService::AuthorizeWrite(Call& call, store::WriteOp& op, int64_t now_m
       return NotFound("resource not found");
     }
     if (!cur.ok() && op.if_match_version) {
-      // If-Match names a version of a record that does not exist: answered
-      // as a hidden record is (404), not with the store's 412, which would
-      // tell a missing id from a hidden one without creating anything.
+      // If-Match names a version of a record that does not exist. Answered
+      // as a hidden record is: refused like its create would be if that is
+      // refused, else 404; never the store's 412, which would tell a
+      // missing id from a hidden one without creating anything.
+      policy::Decision as_create = new_content(Interaction::kCreate);
+      if (!as_create.allowed) return refused(as_create, nullptr);
       AddRequested(call.entry, op.type, op.id);
       return NotFound("resource not found");
     }

@@ -349,6 +349,15 @@ TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing
   EXPECT_EQ(if_match_missing.status, 404) << if_match_missing.body;
   EXPECT_EQ(if_match_hidden.body, if_match_missing.body);
   EXPECT_EQ(Call("GET", "/fhir/Observation/fresh-2").status, 404) << "nothing was created";
+  // ...and with content the caller may not create, both are that create's
+  // refusal (403), as without If-Match.
+  auto refused_hidden =
+      Call("PUT", "/fhir/Observation/obs1", std::regex_replace(other_patient, std::regex("ID"), "obs1"), dr_if_match);
+  auto refused_missing =
+      Call("PUT", "/fhir/Observation/fresh-3", std::regex_replace(other_patient, std::regex("ID"), "fresh-3"), dr_if_match);
+  EXPECT_EQ(refused_hidden.status, 403) << refused_hidden.body;
+  EXPECT_EQ(refused_missing.status, refused_hidden.status) << refused_missing.body;
+  EXPECT_EQ(refused_missing.body, refused_hidden.body);
 
   // History shows only what the caller may see.
   auto h = Call("GET", "/fhir/Observation/_history", "", dr);
