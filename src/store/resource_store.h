@@ -69,6 +69,12 @@ struct ExistCondition {
   // the writer thread inside the write's transaction; must not block or
   // call into the store. At most kMaxConditionMatches matches are examined.
   std::function<bool(const ResourceVersion&)> visible;
+  // The work a `query` condition may do, in SearchBudget units (its
+  // query.budget is ignored). It runs on the writer, which every write
+  // waits for, so it gets much less than a search request: 10 million
+  // SQLite steps. Beyond it the write fails with InvalidArgument ("too
+  // costly").
+  int64_t work_units = 100000;
 };
 inline constexpr int kMaxConditionMatches = 64;
 
@@ -206,7 +212,8 @@ class ResourceStore {
   // The current, non-deleted resources matching `query` in its stable order,
   // starting after `query.after`, at most `query.count` of them. The caller
   // authorizes each hit. InvalidArgument for a query the engine cannot
-  // evaluate (unknown parameter, malformed position).
+  // evaluate (unknown parameter, malformed position), and "too costly" once
+  // `query.budget` (if set) is spent.
   virtual StatusOr<SearchPage> Search(const SearchQuery& query) = 0;
 
   // Calls `fn` with the current, non-deleted version of every resource of

@@ -22,7 +22,9 @@
 // (sort keys, id) keeps positions stable while writes happen.
 //
 // Thread-safety: an IndexWriter belongs to the writer connection's thread;
-// FindMatches may run on any connection on its own thread.
+// FindMatches may run on any connection that its thread has to itself (with
+// a query budget it installs the connection's progress handler while it
+// steps).
 // Lifetime: an IndexWriter must be destroyed before its connection closes.
 #ifndef PHIVAULT_STORE_SQLITE_SEARCH_H_
 #define PHIVAULT_STORE_SQLITE_SEARCH_H_

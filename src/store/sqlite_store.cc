@@ -1318,6 +1318,12 @@ StatusOr<std::vector<std::string>> SqliteStore::FindExisting(const std::string& 
     q.sort.clear();
     q.after.clear();
     q.backward = false;
+    // This search runs on the writer, which every write waits for: its own,
+    // small budget (a copied pointer from the request must never be used
+    // on this thread). An If-None-Exist that no index narrows fails its
+    // write with "too costly" instead of stalling the others.
+    SearchBudget budget{cond.work_units};
+    q.budget = &budget;
     // Three tell "one" from "several" when every match counts; a
     // visibility filter may have to skip hidden ones.
     const int limit = cond.visible ? kMaxConditionMatches : 3;

@@ -458,6 +458,50 @@ TEST_F(StoreTest, ConditionalCreateMatchesIdentifier) {
   EXPECT_EQ(store_->Read("Patient", "second").status().code(), StatusCode::kNotFound);
 }
 
+// An If-None-Exist search runs on the writer: it is bounded by its own
+// budget, and a spent budget fails only that write.
+TEST_F(StoreTest, ConditionalCreateSearchIsBoundedByItsOwnBudget) {
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(Commit1(Put("Observation", "o" + std::to_string(i),
+                            R"({"resourceType":"Observation","status":"final","code":{"text":"x"}})", {}))
+                    .status.ok());
+  }
+  auto create = [&](const std::string& id, int64_t units) {
+    WriteOp op;
+    op.kind = WriteOp::Kind::kCreate;
+    op.type = "Observation";
+    op.id = id;
+    op.resource = boost::json::parse(R"({"resourceType":"Observation","status":"final","code":{"text":"y"}})").as_object();
+    SearchQuery q;
+    SearchCondition c;
+    c.param = "status";
+    c.type = search::ParamType::kToken;
+    c.modifier = SearchModifier::kNot;  // no index narrows it: every Observation is examined
+    SearchValue v;
+    v.code = "cancelled";
+    c.values.push_back(v);
+    q.conditions.push_back(c);
+    ExistCondition cond;
+    cond.query = q;
+    cond.work_units = units;
+    op.if_none_exist = cond;
+    return Commit1(std::move(op));
+  };
+  auto spent = create("n1", 1);
+  ASSERT_EQ(spent.results.size(), 1u);
+  ASSERT_FALSE(spent.results[0].ok());
+  EXPECT_EQ(spent.results[0].status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(spent.results[0].status().message().find("too costly"), std::string::npos)
+      << spent.results[0].status().ToString();
+  EXPECT_EQ(store_->Read("Observation", "n1").status().code(), StatusCode::kNotFound);
+  auto ample = create("n2", 100000);
+  ASSERT_EQ(ample.results.size(), 1u);
+  ASSERT_FALSE(ample.results[0].ok());
+  EXPECT_EQ(ample.results[0].status().code(), StatusCode::kPreconditionFailed)
+      << "with its budget the search finds the 40 existing matches (several: 412): "
+      << ample.results[0].status().ToString();
+}
+
 TEST_F(StoreTest, ConcurrentWritersShareGroupCommitsAndAllLand) {
   constexpr int kThreads = 8, kPerThread = 50;
   std::atomic<int> ok{0};
