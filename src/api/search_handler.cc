@@ -169,7 +169,11 @@ struct SearchHandler::Run {
     q.count = 100;
     for (int round = 0; round < kMaxRefillRounds; ++round) {
       q.after = from;
-      PV_ASSIGN_OR_RETURN(store::SearchPage page, h->store_->Search(q));
+      auto searched = h->store_->Search(q);
+      // Out of budget: offer the link, as after the last round. The page
+      // already built is answered; the next one may come up short.
+      if (!searched.ok() && budget.units_left < 0) return true;
+      PV_ASSIGN_OR_RETURN(store::SearchPage page, std::move(searched));
       for (const auto& hit : page.hits) {
         if (Visible(hit.version)) return true;
       }

@@ -27,6 +27,15 @@ constexpr size_t kMaxValuesInAll = 256;
 constexpr int kMaxHasDepth = 2;
 constexpr int64_t kDayMs = 86400000;
 
+// Parameters that shape the result rather than select resources (their
+// commas separate keys or paths, not values).
+bool IsResultParameter(std::string_view key) {
+  static constexpr std::string_view kResult[] = {"_count", "_sort", "_elements", "_summary", "_total",
+                                                 "_format", "_pretty", "_contained", "_containedType"};
+  return std::find(std::begin(kResult), std::end(kResult), key) != std::end(kResult) ||
+         key.starts_with("_include") || key.starts_with("_revinclude");
+}
+
 Status Bad(std::string_view what, std::string_view param) {
   // The parameter name is the client's own key; its value is never echoed.
   std::string name(param.substr(0, 64));
@@ -484,6 +493,16 @@ StatusOr<SearchRequest> ParseSearch(std::string_view type, const QueryPairs& par
   req.query.count = std::clamp(options.default_count, 1, std::max(1, options.max_count));
   if (!fhir::IsKnownResourceType(type)) return InvalidArgument("unknown resource type");
   if (params.size() > kMaxParams) return InvalidArgument("too many search parameters");
+  // Counted before parsing, so that lenient handling cannot drop whichever
+  // parameter crosses the cap and answer a different search than asked. An
+  // escaped comma counts too; the bound only needs to be safe.
+  size_t values = 0;
+  for (const auto& [key, value] : params) {
+    if (std::find(options.passthrough.begin(), options.passthrough.end(), key) != options.passthrough.end()) continue;
+    if (value.empty() || IsResultParameter(key)) continue;
+    values += 1 + static_cast<size_t>(std::count(value.begin(), value.end(), ','));
+  }
+  if (values > kMaxValuesInAll) return InvalidArgument("too many search values across all parameters");
   Parser parser(type, options);
   for (const auto& [key, value] : params) {
     if (std::find(options.passthrough.begin(), options.passthrough.end(), key) != options.passthrough.end()) continue;
