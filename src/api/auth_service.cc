@@ -352,16 +352,24 @@ StatusOr<std::unique_ptr<AuthService>> AuthService::Create(std::shared_ptr<store
   return s;
 }
 
-AuthService::~AuthService() {
+AuthService::~AuthService() { Stop(); }
+
+void AuthService::Stop() {
   {
     std::lock_guard lock(queue_mu_);
     stopping_ = true;
   }
   queue_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
+  std::deque<Job> left;
+  {
+    std::lock_guard lock(queue_mu_);
+    left.swap(queue_);
+  }
   // Requests still queued are refused unread, and audited like every other
   // refusal: a flood cut short by a restart must still show in the log.
-  for (auto& job : queue_) {
+  for (auto& job : left) {
     Wipe(job.request.body);
     Audit("token.request_refused", "", SourceAddress(job.request.remote_address), "temporarily_unavailable");
     job.respond(OAuthError(503, "temporarily_unavailable", "the server is shutting down"));

@@ -175,7 +175,13 @@ class AuthService final : public http::Handler {
   // REQUIRES: accounts != nullptr. InvalidArgument for a bad issuer config.
   static StatusOr<std::unique_ptr<AuthService>> Create(std::shared_ptr<store::AccountStore> accounts,
                                                        const crypto::Keyring& keyring, AuthServiceOptions options);
-  ~AuthService() override;
+  ~AuthService() override;  // Stop()s
+
+  // Stops the login workers and refuses the requests still queued (503,
+  // each audited). Later token requests are refused as the queue is full.
+  // Idempotent. `serve` calls it before it records its stop, so that those
+  // refusals precede the stop in the log.
+  void Stop();
 
   // True for the paths this service answers (/auth/token, /.well-known/jwks.json).
   static bool Handles(std::string_view path);

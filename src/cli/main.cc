@@ -263,6 +263,7 @@ int WaitAndShutdown(Served& served, api::Vault* vault, const sigset_t& signals) 
   log::Info("server.draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   served.service->SetDraining();
   served.server->Shutdown(std::chrono::seconds(30));
+  served.auth->Stop();  // its last refusals are audited before the stop
   served.change_drainer = {};  // request stop and join
   vault->store()->Close();
   if (Status s = vault->audit_trail()->RecordSystemEvent("stop"); !s.ok()) {
