@@ -37,7 +37,6 @@ CREATE TABLE postings (
   entry INTEGER NOT NULL,
   PRIMARY KEY (kind, value, entry)
 ) WITHOUT ROWID;
-PRAGMA user_version = 2;
 )sql";
 
 Status SqlError(int rc, std::string_view what) { return sqlite::Error(rc, kAuditIndexFileName, what); }
@@ -74,7 +73,11 @@ class SqliteAuditIndex final : public AuditIndex {
     const int64_t version = q.Int(0);
     q.Reset();
     if (version == kLayoutVersion) return Status::Ok();
-    return InTransaction(writer_, [&] { return Exec(writer_, kSchema); });
+    const std::string set_version = "PRAGMA user_version = " + std::to_string(kLayoutVersion) + ";";
+    return InTransaction(writer_, [&]() -> Status {
+      PV_RETURN_IF_ERROR(Exec(writer_, kSchema));
+      return Exec(writer_, set_version.c_str());
+    });
   }
 
   StatusOr<AuditIndexCoverage> Coverage() override {
