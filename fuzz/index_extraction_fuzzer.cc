@@ -5,10 +5,14 @@
 // network thread; a quadratic union once cost 20 s per write). Validation
 // runs first on the write path, but extraction must not rely on it, so
 // unvalidated resources are extracted too. Extraction is deterministic.
+// One seed holds 1,500 endpoints a side (ImagingStudy's union), so that
+// inputs of that size are explored (libFuzzer's length limit follows the
+// largest seed).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 #include "fhir/json_reader.h"
 #include "search/index_values.h"
