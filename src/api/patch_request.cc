@@ -56,27 +56,22 @@ Status RewritePatchAsUpdate(store::ResourceStore& store, AccessControl& access, 
     return stored.status();
   }
   store::ResourceVersion& current = *stored;
-  // The right to change the record as it is now; what it becomes is checked
-  // again by the update path (its patients may change).
-  policy::Decision d = access.Decide(caller, policy::Interaction::kUpdate, current, request, now_ms);
-  if (!d.allowed) {
+  // Both decisions are on the record as it is now; a refusal is audited
+  // with that record and answered as DecisionStatus says (hidden: 404).
+  // The right to change it (what it becomes is checked again by the update
+  // path: its patients may change), and the right to read it: unlike PUT,
+  // a patch is applied to the stored content and the result is returned, so
+  // without it a write-only scope, or a consent that denies access but not
+  // correction, could read the record with an empty patch (or probe it
+  // with "test").
+  for (policy::Interaction i : {policy::Interaction::kUpdate, policy::Interaction::kRead}) {
+    policy::Decision d = access.Decide(caller, i, current, request, now_ms);
+    if (d.allowed) continue;
     if (entry) {
       NoteDecision(*entry, d);
       AddResource(*entry, current);
     }
     return policy::DecisionStatus(d);
-  }
-  // And the right to read it as it is now. Unlike PUT, a patch is applied to
-  // the stored content and the result is returned: without this, a
-  // write-only scope, or a consent that denies access but not correction,
-  // could read the record with an empty patch (or probe it with "test").
-  policy::Decision r = access.Decide(caller, policy::Interaction::kRead, current, request, now_ms);
-  if (!r.allowed) {
-    if (entry) {
-      NoteDecision(*entry, r);
-      AddResource(*entry, current);
-    }
-    return policy::DecisionStatus(r);
   }
   if (current.deleted) return Status(StatusCode::kGone, "resource was deleted");
   if (const std::string* im = request.Header("if-match")) {
