@@ -58,7 +58,9 @@ void Run(benchmark::State& state, const char* expression) {
 // items_per_second: union ÷ path should not fall as n grows.
 void BM_PathOverOneArray(benchmark::State& state) { Run(state, "ImagingStudy.endpoint"); }
 // The search parameter ImagingStudy.endpoint uses this union.
-void BM_UnionOfBothArrays(benchmark::State& state) { Run(state, "ImagingStudy.endpoint | ImagingStudy.series.endpoint"); }
+void BM_UnionOfBothArrays(benchmark::State& state) {
+  Run(state, "ImagingStudy.endpoint | ImagingStudy.series.endpoint");
+}
 
 BENCHMARK(BM_PathOverOneArray)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_UnionOfBothArrays)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMicrosecond);

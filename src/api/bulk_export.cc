@@ -374,7 +374,8 @@ http::HttpResponse BulkExporter::Kickoff(const std::shared_ptr<const Caller>& ca
   job->aead = std::move(*aead);
   {
     std::lock_guard lk(mu_);
-    size_t mine = std::count_if(jobs_.begin(), jobs_.end(), [&](const auto& j) { return SameAccount(*j.second->caller, *caller); });
+    size_t mine = std::count_if(jobs_.begin(), jobs_.end(),
+                                [&](const auto& j) { return SameAccount(*j.second->caller, *caller); });
     if (jobs_.size() >= options_.max_jobs || mine >= options_.max_jobs_per_caller) {
       http::HttpResponse r =
           OutcomeResponse(429, "error", "throttled", "too many bulk exports in progress; retry later", fmt);

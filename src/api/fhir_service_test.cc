@@ -354,7 +354,8 @@ TEST_F(FhirServiceTest, ClinicianNeedsACareRelationshipAndDenialLooksLikeMissing
   auto refused_hidden =
       Call("PUT", "/fhir/Observation/obs1", std::regex_replace(other_patient, std::regex("ID"), "obs1"), dr_if_match);
   auto refused_missing =
-      Call("PUT", "/fhir/Observation/fresh-3", std::regex_replace(other_patient, std::regex("ID"), "fresh-3"), dr_if_match);
+      Call("PUT", "/fhir/Observation/fresh-3", std::regex_replace(other_patient, std::regex("ID"), "fresh-3"),
+           dr_if_match);
   EXPECT_EQ(refused_hidden.status, 403) << refused_hidden.body;
   EXPECT_EQ(refused_missing.status, refused_hidden.status) << refused_missing.body;
   EXPECT_EQ(refused_missing.body, refused_hidden.body);

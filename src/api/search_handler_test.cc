@@ -509,7 +509,8 @@ TEST_F(SearchApiTest, ASearchBeyondItsWorkBudgetIsRefused) {
   ExpectOutcome(refused, 400);
   EXPECT_NE(refused.body.find("too costly"), std::string::npos) << refused.body;
   // The budget is per request: an indexed search right after fits in it.
-  auto cheap = http::testing::CallHandler(tight, http::testing::MakeRequest("GET", "/fhir/Observation?_id=b1", system_token_));
+  auto cheap =
+      http::testing::CallHandler(tight, http::testing::MakeRequest("GET", "/fhir/Observation?_id=b1", system_token_));
   ASSERT_EQ(cheap.status, 200) << cheap.body;
   EXPECT_EQ(cheap.Json()["entry"].as_array().size(), 1u);
 }

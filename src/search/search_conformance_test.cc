@@ -484,7 +484,9 @@ TEST_F(SearchConformanceTest, TheWorkOfASearchIsBounded) {
   EXPECT_NE(three.status().message().find("across all parameters"), std::string::npos) << three.status().message();
   auto lenient = Parse("Patient", hundred("birthdate") + "&" + hundred("birthdate") + "&" + hundred("birthdate"), true);
   EXPECT_FALSE(lenient.ok()) << "lenient handling must not drop whichever parameter crosses the cap";
-  EXPECT_TRUE(Parse("Patient", hundred("birthdate") + "&" + hundred("birthdate") + "&_sort=family,-birthdate,gender&_count=5").ok())
+  EXPECT_TRUE(
+      Parse("Patient", hundred("birthdate") + "&" + hundred("birthdate") + "&_sort=family,-birthdate,gender&_count=5")
+          .ok())
       << "result parameters are not values";
 
   auto req = Parse("Observation", "status:not=cancelled&_sort=-date");
