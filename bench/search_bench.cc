@@ -144,7 +144,7 @@ int Main() {
       auto obj = boost::json::parse(json).as_object();
       size_t rows = 0;
       double c0 = CpuSeconds();
-      for (int i = 0; i < 2000; ++i) rows = search::ExtractIndexEntries(obj).size();
+      for (int i = 0; i < 2000; ++i) rows = search::ExtractIndexEntries(obj).value().size();
       std::printf("index extraction %-12s %5.1f us/resource, %zu index rows\n", type, (CpuSeconds() - c0) / 2000 * 1e6,
                   rows);
     }

@@ -23,8 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_bytes = 1 << 20;
   auto parsed = fhir::ParseResource(std::string_view(reinterpret_cast<const char*>(data), size), limits);
   if (!parsed.ok()) return 0;
-  const std::vector<search::IndexEntry> a = search::ExtractIndexEntries(*parsed);
-  const std::vector<search::IndexEntry> b = search::ExtractIndexEntries(*parsed);
-  if (a.size() != b.size()) std::abort();
+  const auto a = search::ExtractIndexEntries(*parsed);
+  const auto b = search::ExtractIndexEntries(*parsed);
+  if (a.ok() != b.ok() || (a.ok() && a->size() != b->size())) std::abort();
   return 0;
 }

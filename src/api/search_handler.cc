@@ -134,7 +134,11 @@ struct SearchHandler::Run {
         for (const auto& v : visible) {
           auto body = fhir::ParseJson(v.json);
           if (!body.ok() || !body->is_object()) continue;
-          for (const search::IndexEntry& e : search::ExtractParam(*def, body->get_object())) {
+          // A resource that cannot be indexed was never stored; one stored
+          // before that rule points nowhere here, as in the index.
+          auto refs = search::ExtractParam(*def, body->get_object());
+          if (!refs.ok()) continue;
+          for (const search::IndexEntry& e : *refs) {
             if (e.ref_type == type && !e.ref_id.empty()) ids.insert(e.ref_id);
           }
         }
@@ -467,7 +471,9 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
           if (src->type != inc.source_type) continue;
           auto body = fhir::ParseJson(src->json);
           if (!body.ok() || !body->is_object()) continue;
-          for (const search::IndexEntry& e : search::ExtractParam(*def, body->get_object())) {
+          auto refs = search::ExtractParam(*def, body->get_object());
+          if (!refs.ok()) continue;  // as for _has above
+          for (const search::IndexEntry& e : *refs) {
             if (e.ref_type.empty() || e.ref_id.empty()) continue;
             if (!inc.target_type.empty() && e.ref_type != inc.target_type) continue;
             // A page's matches often share a target (the same practitioner

@@ -11,6 +11,7 @@
 #include "api/importer.h"
 #include "api/testing/service_fixture.h"
 #include "fhir/json_reader.h"
+#include "search/fhirpath.h"
 
 namespace phivault::api {
 namespace {
@@ -30,6 +31,16 @@ class ValidationTest : public FhirServiceTest {
     EXPECT_EQ(issue.at("code"), status == 422 ? "processing" : "invalid") << r.body;
     ASSERT_TRUE(issue.contains("expression")) << r.body;
     EXPECT_EQ(issue.at("expression").as_array().at(0), expression.c_str()) << r.body;
+  }
+  // Runs the importer over `bodies` (each must parse).
+  StatusOr<ImportSummary> Import(const std::vector<std::string>& bodies) {
+    std::vector<boost::json::object> resources;
+    for (const std::string& body : bodies) {
+      auto parsed = fhir::ParseResource(body);
+      EXPECT_TRUE(parsed.ok()) << body.substr(0, 200);
+      if (parsed.ok()) resources.push_back(std::move(*parsed));
+    }
+    return ImportResources(vault_->store(), std::move(resources));
   }
   // The entry[i].response.outcome of a batch-response.
   static boost::json::object EntryOutcome(const Reply& r, size_t i) {
@@ -117,15 +128,9 @@ TEST_F(ValidationTest, BatchEntryFailsAlone) {
 }
 
 TEST_F(ValidationTest, ImportRejectsAndCountsInvalidResources) {
-  std::vector<boost::json::object> resources;
-  for (const char* body : {R"({"resourceType":"Patient","id":"i1","gender":"female"})",
-                           R"({"resourceType":"Patient","id":"i2","gender":"unknown-ish"})",
-                           R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"effectivePeriod":[]})"}) {
-    auto parsed = fhir::ParseResource(body);
-    ASSERT_TRUE(parsed.ok());
-    resources.push_back(std::move(*parsed));
-  }
-  auto summary = ImportResources(vault_->store(), std::move(resources));
+  auto summary = Import({R"({"resourceType":"Patient","id":"i1","gender":"female"})",
+                         R"({"resourceType":"Patient","id":"i2","gender":"unknown-ish"})",
+                         R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"effectivePeriod":[]})"});
   ASSERT_TRUE(summary.ok()) << summary.status().ToString();
   EXPECT_EQ(summary->loaded, 1);
   EXPECT_EQ(summary->rejected, 2);
@@ -135,6 +140,39 @@ TEST_F(ValidationTest, ImportRejectsAndCountsInvalidResources) {
   EXPECT_EQ(Call("GET", "/fhir/Patient/i1").status, 200);
   EXPECT_EQ(Call("GET", "/fhir/Patient/i2").status, 404);
   EXPECT_EQ(Call("GET", "/fhir/Observation/o1").status, 404);
+}
+
+// A resource one of whose search parameters would take more values than the
+// indexer evaluates (search::FhirPath::kMaxResultItems) is refused, by every
+// write path, instead of being stored where that parameter cannot find it.
+TEST_F(ValidationTest, AResourceTooLargeToIndexIsRefusedNotStoredUnsearchable) {
+  auto patient = [](const std::string& id, size_t identifiers) {
+    std::string body = R"({"resourceType":"Patient","id":")" + id + R"(","identifier":[)";
+    for (size_t i = 0; i < identifiers; ++i) body += i ? R"(,{"value":"v"})" : R"({"value":"v"})";
+    return body + "]}";
+  };
+  const size_t too_many = search::FhirPath::kMaxResultItems + 1;
+  auto r = Call("PUT", "/fhir/Patient/big", patient("big", too_many));
+  ExpectOutcome(r, 400);
+  EXPECT_NE(r.body.find("search parameter 'identifier'"), std::string::npos) << r.body.substr(0, 500);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/big").status, 404);
+  // An update to that size keeps the stored version.
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/p1", patient("p1", 2)).status, 201);
+  ExpectOutcome(Call("PUT", "/fhir/Patient/p1", patient("p1", too_many)), 400);
+  EXPECT_EQ(Call("GET", "/fhir/Patient/p1").Json()["identifier"].as_array().size(), 2u);
+  EXPECT_EQ(HistoryCount("Patient"), 1);
+  // The largest indexable resource is stored and found by that parameter.
+  ASSERT_EQ(Call("PUT", "/fhir/Patient/edge", patient("edge", too_many - 1)).status, 201);
+  auto found = Call("GET", "/fhir/Patient?identifier=v&_summary=count");
+  EXPECT_EQ(found.Json()["total"], 2) << found.body;
+
+  auto summary = Import({patient("i1", 1), patient("i2", too_many)});
+  ASSERT_TRUE(summary.ok()) << summary.status().ToString();
+  EXPECT_EQ(summary->loaded, 1);
+  EXPECT_EQ(summary->rejected, 1);
+  ASSERT_EQ(summary->reasons.size(), 1u);
+  EXPECT_NE(summary->reasons[0].find("'identifier'"), std::string::npos) << summary->reasons[0];
+  EXPECT_EQ(Call("GET", "/fhir/Patient/i2").status, 404);
 }
 
 }  // namespace

@@ -496,7 +496,7 @@ std::optional<DateRange> ParseDateRange(std::string_view s) {
   return DateRange{low, high};
 }
 
-std::vector<IndexEntry> ExtractParam(const SearchParamDef& def, const boost::json::object& resource) {
+StatusOr<std::vector<IndexEntry>> ExtractParam(const SearchParamDef& def, const boost::json::object& resource) {
   std::vector<IndexEntry> out;
   const auto all = AllSearchParams();
   std::optional<FhirPath> local;
@@ -513,7 +513,11 @@ std::vector<IndexEntry> ExtractParam(const SearchParamDef& def, const boost::jso
   }
   if (!path) return out;
   auto items = path->Evaluate(resource);
-  if (!items.ok()) return out;
+  if (!items.ok()) {
+    // Names the parameter only: the message reaches logs and clients.
+    return InvalidArgument("the resource cannot be indexed: search parameter '" + std::string(def.code) +
+                           "' would take more than " + std::to_string(FhirPath::kMaxResultItems) + " values");
+  }
   for (const auto& it : *items) {
     switch (def.type) {
       case ParamType::kString: StringValues(def, it.value(), out); break;
@@ -534,11 +538,11 @@ std::vector<IndexEntry> ExtractParam(const SearchParamDef& def, const boost::jso
   return out;
 }
 
-std::vector<IndexEntry> ExtractIndexEntries(const boost::json::object& resource) {
+StatusOr<std::vector<IndexEntry>> ExtractIndexEntries(const boost::json::object& resource) {
   std::vector<IndexEntry> out;
   std::string_view type = Str(resource, "resourceType");
   for (const SearchParamDef* d : SearchParamsFor(type)) {
-    auto e = ExtractParam(*d, resource);
+    PV_ASSIGN_OR_RETURN(std::vector<IndexEntry> e, ExtractParam(*d, resource));
     for (auto& x : e) out.push_back(std::move(x));
   }
   return out;

@@ -70,11 +70,15 @@ constexpr int64_t kMinDateMs = std::numeric_limits<int64_t>::min();
 constexpr int64_t kMaxDateMs = std::numeric_limits<int64_t>::max();
 
 // All entries of `resource` for its type's parameters, in table order.
-// Empty for an unknown or missing resourceType.
-std::vector<IndexEntry> ExtractIndexEntries(const boost::json::object& resource);
+// Empty for an unknown or missing resourceType. kInvalidArgument when a
+// parameter's expression yields more items than FHIRPath evaluates
+// (FhirPath::kMaxResultItems): such a resource cannot be indexed whole, and
+// storing it with a parameter left out would hide it from searches.
+StatusOr<std::vector<IndexEntry>> ExtractIndexEntries(const boost::json::object& resource);
 
-// Entries of one parameter (helper for ExtractIndexEntries and tests).
-std::vector<IndexEntry> ExtractParam(const SearchParamDef& def, const boost::json::object& resource);
+// Entries of one parameter (helper for ExtractIndexEntries and tests); the
+// same error.
+StatusOr<std::vector<IndexEntry>> ExtractParam(const SearchParamDef& def, const boost::json::object& resource);
 
 // Folds text for the default (case- and accent-insensitive) string match,
 // applied alike to index values and query values: ASCII is lowercased; any

@@ -27,7 +27,10 @@ std::string Utf8(char32_t c) {
 std::vector<IndexEntry> Param(const boost::json::object& r, std::string_view code) {
   const SearchParamDef* d = FindSearchParam(r.at("resourceType").as_string(), code);
   EXPECT_NE(d, nullptr) << code;
-  return d ? ExtractParam(*d, r) : std::vector<IndexEntry>{};
+  if (!d) return {};
+  auto rows = ExtractParam(*d, r);
+  EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+  return rows.ok() ? std::move(*rows) : std::vector<IndexEntry>{};
 }
 
 TEST(FoldString, CaseAccentsAndWhitespace) {
@@ -319,7 +322,7 @@ TEST(IndexValues, UriParams) {
 TEST(IndexValues, SyntheaPatientAndObservation) {
   auto p = testing::SyntheaResource("Patient", [](const auto&) { return true; });
   ASSERT_FALSE(p.empty());
-  auto entries = ExtractIndexEntries(p);
+  auto entries = ExtractIndexEntries(p).value();
   auto find = [&](std::string_view param) {
     std::vector<IndexEntry> v;
     for (const auto& e : entries)
@@ -348,7 +351,7 @@ TEST(IndexValues, SyntheaPatientAndObservation) {
     return o.contains("valueQuantity");
   });
   ASSERT_FALSE(obs.empty());
-  auto oe = ExtractIndexEntries(obs);
+  auto oe = ExtractIndexEntries(obs).value();
   bool saw_code = false, saw_value = false, saw_date = false, saw_subject = false;
   for (const auto& e : oe) {
     if (e.param == "code" && e.system == "http://loinc.org" && e.value == "8302-2") saw_code = true;
@@ -366,14 +369,39 @@ TEST(IndexValues, SyntheaPatientAndObservation) {
 }
 
 TEST(IndexValues, HostileInputDoesNotCrash) {
-  EXPECT_TRUE(ExtractIndexEntries(boost::json::object()).empty());
-  EXPECT_TRUE(ExtractIndexEntries(Res(R"({"resourceType":"Nope"})")).empty());
+  EXPECT_TRUE(ExtractIndexEntries(boost::json::object()).value().empty());
+  EXPECT_TRUE(ExtractIndexEntries(Res(R"({"resourceType":"Nope"})")).value().empty());
   // Wrong JSON kinds everywhere.
   auto r = Res(R"({"resourceType":"Patient","name":"x","birthDate":7,"identifier":{"value":[1]},
     "telecom":[null,1,"a",{"system":5}],"generalPractitioner":[{"reference":5},{"reference":"/"}],
     "meta":{"lastUpdated":"not a date"}})");
   auto e = ExtractIndexEntries(r);
-  for (const auto& x : e) EXPECT_NE(x.param, "birthdate");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  for (const auto& x : *e) EXPECT_NE(x.param, "birthdate");
+}
+
+// A parameter whose expression yields more items than FHIRPath evaluates
+// cannot be indexed; the resource is refused rather than stored with that
+// parameter missing from the index (it would then never be found by it).
+TEST(IndexValues, AParameterTooLargeToIndexIsAnErrorNotAnOmission) {
+  boost::json::array ids;
+  for (size_t i = 0; i <= FhirPath::kMaxResultItems; ++i) {
+    ids.push_back(boost::json::object{{"value", "v"}});
+  }
+  boost::json::object p{{"resourceType", "Patient"}, {"identifier", ids}};
+  auto all = ExtractIndexEntries(p);
+  ASSERT_FALSE(all.ok());
+  EXPECT_EQ(all.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(all.status().message().find("'identifier'"), std::string::npos) << all.status().message();
+  const SearchParamDef* id = FindSearchParam("Patient", "identifier");
+  ASSERT_NE(id, nullptr);
+  EXPECT_FALSE(ExtractParam(*id, p).ok());
+  // One item fewer is indexed whole.
+  ids.pop_back();
+  p["identifier"] = ids;
+  auto rows = ExtractParam(*id, p);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(rows->size(), FhirPath::kMaxResultItems);
 }
 
 }  // namespace
@@ -396,7 +424,7 @@ TEST(IndexValues, WholeSyntheaBundleEvaluates) {
       ASSERT_TRUE(p.ok());
       if (!p->Evaluate(r).ok()) ++errors;
     }
-    entries += ExtractIndexEntries(r).size();
+    entries += ExtractIndexEntries(r).value().size();
   }
   EXPECT_EQ(resources, 76u);
   EXPECT_EQ(errors, 0u);

@@ -611,7 +611,13 @@ PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::obj
     if (ReadsWriterFields(*defs[i])) {
       out.writer_time_[i] = true;
     } else {
-      out.by_param_[i] = search::ExtractParam(*defs[i], resource);
+      auto rows = search::ExtractParam(*defs[i], resource);
+      if (!rows.ok()) {
+        out.status_ = rows.status();
+        out.by_param_.clear();
+        return out;
+      }
+      out.by_param_[i] = std::move(*rows);
     }
   }
   return out;
@@ -631,17 +637,19 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
   int64_t row = 0;
   const int64_t type_base = TypeKeyBase(type);
   const auto& defs = ParamsOf(type);
+  if (prepared && !prepared->status_.ok()) return prepared->status_;
   if (prepared && prepared->by_param_.size() != defs.size()) return Internal("prepared index rows of another type");
+  // Extracted before the first insert, so a refusal leaves nothing behind.
+  std::vector<std::vector<search::IndexEntry>> extracted(defs.size());
+  for (size_t i = 0; i < defs.size(); ++i) {
+    if (prepared && !prepared->writer_time_[i]) continue;
+    PV_ASSIGN_OR_RETURN(extracted[i], search::ExtractParam(*defs[i], resource));
+  }
   for (size_t i = 0; i < defs.size(); ++i) {
     const search::SearchParamDef* def = defs[i];
     const int64_t key = ParamKey(type_base, def);
-    std::vector<search::IndexEntry> extracted;
-    const std::vector<search::IndexEntry>* entries = &extracted;
-    if (prepared && !prepared->writer_time_[i]) {
-      entries = &prepared->by_param_[i];
-    } else {
-      extracted = search::ExtractParam(*def, resource);
-    }
+    const std::vector<search::IndexEntry>* entries = &extracted[i];
+    if (prepared && !prepared->writer_time_[i]) entries = &prepared->by_param_[i];
     for (const search::IndexEntry& e : *entries) {
       int slot = 0;
       switch (e.type) {

@@ -69,8 +69,15 @@ class PreparedRows {
  public:
   static PreparedRows Extract(std::string_view type, const boost::json::object& resource);
 
+  // Not ok when the resource cannot be indexed whole (search::ExtractParam).
+  const Status& status() const { return status_; }
+
  private:
   friend class IndexWriter;
+  // Why the resource cannot be indexed (see search::ExtractParam); given
+  // back by IndexWriter::Add, so the write fails in the writer like any
+  // other refused op.
+  Status status_;
   // One list per parameter of search::SearchParamsFor(type), in order;
   // empty (and `writer_time` set) for parameters left to the writer.
   std::vector<std::vector<search::IndexEntry>> by_param_;
@@ -86,6 +93,8 @@ class IndexWriter {
 
   // Writes the rows of `resource` (a current version with sequence `seq`).
   // `prepared`, if given, must come from PreparedRows::Extract on `type`.
+  // kInvalidArgument, with nothing written, if the resource cannot be
+  // indexed whole; the caller must then not store it.
   Status Add(std::string_view type, int64_t seq, const boost::json::object& resource,
              const PreparedRows* prepared = nullptr);
   // Removes every row of version `seq`.

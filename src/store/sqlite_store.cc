@@ -782,11 +782,25 @@ Status SqliteStore::PrepareSearchIndex() {
       while ((rc = q.Step()) == SQLITE_ROW) rows.emplace_back(q.Text(0), q.Text(1), q.Int(2));
       if (rc != SQLITE_DONE) return SqliteError(writer_->db(), rc, "list current versions");
     }
+    int64_t unindexable = 0;
     for (const auto& [type, id, seq] : rows) {
       PV_ASSIGN_OR_RETURN(ResourceVersion v, LoadVersion(*writer_, seq, type, id));
       PV_ASSIGN_OR_RETURN(boost::json::object resource, fhir::ParseResource(v.json));
       SecureWipe(v.json.data(), v.json.size());
-      PV_RETURN_IF_ERROR(index_->Add(type, seq, resource));
+      // A resource stored before writes refused what cannot be indexed whole
+      // must not keep the vault from opening; it stays out of the index, as
+      // it was (Add wrote none of its rows).
+      Status added = index_->Add(type, seq, resource);
+      if (added.code() == StatusCode::kInvalidArgument) {
+        ++unindexable;
+        continue;
+      }
+      PV_RETURN_IF_ERROR(added);
+    }
+    if (unindexable > 0) {
+      log::Warn("store.search_index_unindexable",
+                {{"resources", std::to_string(unindexable)},
+                 {"action", "these resources are not found by search; update them to a size that can be indexed"}});
     }
     PV_STMT(meta, *writer_,
             "INSERT INTO vault_meta(key, value) VALUES ('search_index', ?1) "
@@ -1386,6 +1400,8 @@ StatusOr<WriteResult> SqliteStore::ApplyOp(WriteOp& op, const sqlite_search::Pre
       return result;
     }
   }
+  // Before any row is written: a refused op then leaves nothing to undo.
+  if (op.kind != WriteOp::Kind::kDelete && prepared) PV_RETURN_IF_ERROR(prepared->status());
   PV_ASSIGN_OR_RETURN(std::optional<Current> cur, CurrentOf(*writer_, op.type, op.id));
   if (op.if_match_version && (!cur || cur->deleted || cur->version != *op.if_match_version)) {
     return Status(StatusCode::kPreconditionFailed, "version conflict: If-Match does not name the current version");
