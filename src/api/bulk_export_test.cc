@@ -18,6 +18,9 @@
 #include "api/audit_service.h"
 #include "api/testing/service_fixture.h"
 #include "audit/entry.h"
+#include "auth/testing/test_keys.h"
+#include "common/testing/temp_dir.h"
+#include "fhir/time.h"
 
 namespace phivault::api {
 namespace {
@@ -373,6 +376,57 @@ TEST_F(BulkExportTest, ExportNeedsTheSystemScopeAndJobsBelongToTheirCaller) {
   EXPECT_EQ(Call("GET", file, "", mine).status, 200) << "the job is still there for its owner";
   // Without a token: 401 as everywhere below /fhir.
   EXPECT_EQ(Call("GET", poll, "", {{"authorization", ""}}).status, 401);
+}
+
+// Subjects of different issuers are different accounts: a token from an
+// external identity provider that names the same `sub` as the job's owner
+// (a built-in account) gets nowhere with the job, even with the export scope.
+TEST_F(BulkExportTest, JobsBelongToTheIssuerAsWellAsTheSubject) {
+  PutPatient("p1", "Quixotez");
+  std::string jwks = tmp_.Sub("idp-jwks.json");
+  phivault::testing::WriteFile(jwks, auth::testing::TestJwks());
+  AccessConfig ac;
+  ac.builtin_issuer = testing::TestVault::kIssuer;
+  ac.builtin_audience = testing::TestVault::kAudience;
+  ExternalIssuer idp;
+  idp.issuer = "https://idp.test";
+  idp.audiences = {testing::TestVault::kAudience};
+  idp.jwks_file = jwks;
+  ac.external_issuers.push_back(idp);
+  auto both = AccessControl::Create(ac, vault_->keyring(), vault_->store(), nullptr);
+  ASSERT_TRUE(both.ok()) << both.status().ToString();
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  service_ = std::make_unique<FhirService>(vault_->store(), both->get(), vault_->audit_trail(), so);
+  service_->SetBulkExporter(exporter_.get());
+
+  const std::string builtin = "Bearer " + Token("svc1", "system", "", "system/*.read");
+  Headers kick = kAsync;
+  kick.emplace_back("authorization", builtin);
+  std::string poll = KickOff("/fhir/$export?_type=Patient", kick);
+  ASSERT_FALSE(poll.empty());
+  Headers mine = {{"authorization", builtin}};
+  json::object m = Manifest(poll, mine);
+  ASSERT_EQ(m.at("output").as_array().size(), 1u);
+  std::string file = Local(std::string(m.at("output").as_array()[0].at("url").as_string()));
+
+  const int64_t now = fhir::NowMillis() / 1000;
+  const std::string payload = R"({"iss":"https://idp.test","aud":")" + std::string(testing::TestVault::kAudience) +
+                              R"(","sub":"svc1","role":"system","scope":"system/*.read","exp":)" +
+                              std::to_string(now + 300) + "}";
+  auth::testing::TestKey rsa = auth::testing::TestRsaKey();
+  Headers external = {{"authorization", "Bearer " + auth::testing::SignRaw(R"({"alg":"RS256","kid":"rsa-1","typ":"JWT"})",
+                                                                            payload, rsa.get())}};
+  // The external token is good: it may start an export of its own.
+  Headers external_kick = kAsync;
+  external_kick.push_back(external[0]);
+  EXPECT_FALSE(KickOff("/fhir/$export?_type=Patient", external_kick).empty());
+  EXPECT_EQ(Call("GET", poll, "", external).status, 404);
+  EXPECT_EQ(Call("GET", file, "", external).status, 404);
+  EXPECT_EQ(Call("DELETE", poll, "", external).status, 404);
+  EXPECT_EQ(Call("GET", file, "", mine).status, 200) << "the job is still there for its owner";
+  service_.reset();  // it points at `both`, which goes first
 }
 
 TEST_F(BulkExportTest, ResourcesTheCallerMayNotReadAreNotExported) {

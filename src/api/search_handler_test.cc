@@ -515,5 +515,53 @@ TEST_F(SearchApiTest, ASearchBeyondItsWorkBudgetIsRefused) {
   EXPECT_EQ(cheap.Json()["entry"].as_array().size(), 1u);
 }
 
+// When the budget runs out while looking past a full page for anything
+// visible (AnyVisible), the page already built is answered with a next link,
+// as after the refill bound, rather than turned into an error: the caller
+// paid for the page, and whether anything visible lies beyond stays unsaid.
+TEST_F(SearchApiTest, ABudgetSpentLookingPastAFullPageStillAnswersThePage) {
+  Put("/fhir/Patient/p1", R"({"resourceType":"Patient"})");
+  Put("/fhir/CareTeam/ct1",
+      R"({"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/p1"},)"
+      R"("participant":[{"member":{"reference":"Practitioner/dr1"}}]})");
+  Obs("v0", "p1", "2024-01-01");
+  Obs("v1", "p1", "2024-01-02");
+  for (int i = 0; i < 300; ++i) Obs("h" + std::to_string(i), "p2", "2024-02-" + std::to_string(10 + i % 18));
+  const std::string dr = Token("alice", "clinician", "Practitioner/dr1", "user/*.rs");
+  const std::string target = "/fhir/Observation?code=http://loinc.org|1234-5&_sort=date&_count=2";
+  // With the whole budget, the 300 hidden matches beyond the page are
+  // looked through: no next link.
+  auto full = CallAs("GET", target, dr);
+  ASSERT_EQ(full.status, 200) << full.body;
+  EXPECT_EQ(Ids(full.Json()), (std::vector<std::string>{"Observation/v0", "Observation/v1"}));
+  EXPECT_EQ(Link(full.Json(), "next"), "");
+
+  int refused = 0, cut_short = 0, whole = 0;
+  for (int64_t units = 1; units < 1000000 && whole == 0; units += units / 8 + 1) {
+    ServiceOptions so;
+    so.base_url = testing::TestVault::kIssuer;
+    so.keyring = &vault_->keyring();
+    so.search_work_units = units;
+    FhirService tight(vault_->store(), access_.get(), vault_->audit_trail(), so);
+    auto r = http::testing::CallHandler(tight, http::testing::MakeRequest("GET", target, dr));
+    if (r.status == 400) {
+      EXPECT_EQ(cut_short, 0) << "a larger budget was refused after a smaller one answered";
+      EXPECT_NE(r.body.find("too costly"), std::string::npos) << r.body;
+      ++refused;
+      continue;
+    }
+    ASSERT_EQ(r.status, 200) << units << " " << r.body;
+    EXPECT_EQ(Ids(r.Json()), (std::vector<std::string>{"Observation/v0", "Observation/v1"})) << units;
+    if (Link(r.Json(), "next").empty()) {
+      ++whole;
+    } else {
+      ++cut_short;
+    }
+  }
+  EXPECT_GT(refused, 0) << "the smallest budgets do not even build the page";
+  EXPECT_GT(cut_short, 0) << "some budget builds the page but runs out beyond it";
+  EXPECT_EQ(whole, 1);
+}
+
 }  // namespace
 }  // namespace phivault::api
