@@ -74,10 +74,17 @@ class SqliteAuditIndex final : public AuditIndex {
     q.Reset();
     if (version == kLayoutVersion) return Status::Ok();
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kLayoutVersion) + ";";
-    return InTransaction(writer_, [&]() -> Status {
+    // secure_delete would overwrite every page of the old tables, delaying
+    // this one start by a full rewrite of the file. It protects nothing
+    // here: the index is derived from the audit log, which keeps every
+    // entry it was built from.
+    PV_RETURN_IF_ERROR(Exec(writer_, "PRAGMA secure_delete=OFF;"));
+    Status replaced = InTransaction(writer_, [&]() -> Status {
       PV_RETURN_IF_ERROR(Exec(writer_, kSchema));
       return Exec(writer_, set_version.c_str());
     });
+    Status restored = Exec(writer_, "PRAGMA secure_delete=ON;");
+    return replaced.ok() ? restored : replaced;
   }
 
   StatusOr<AuditIndexCoverage> Coverage() override {
