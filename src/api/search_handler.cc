@@ -1,5 +1,6 @@
 #include "api/search_handler.h"
 
+#include "api/noisy_bound.h"
 #include "api/request_audit.h"
 
 #include <algorithm>
@@ -21,10 +22,9 @@ namespace {
 
 constexpr int kMaxRefillRounds = 64;
 constexpr int kMaxIncludeIterations = 3;
-// Chained and _has conditions resolve to at most this many ids, examining
-// at most kMaxJoinExamined resources.
+// Chained and _has conditions resolve to at most this many ids (examining
+// at most Run::join_limit resources).
 constexpr size_t kMaxJoinValues = 1000;
-constexpr int64_t kMaxJoinExamined = 20000;
 constexpr std::string_view kCursorAad = "phivault/search-cursor/v1";
 constexpr std::string_view kSubsettedTag =
     R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"})";
@@ -84,6 +84,9 @@ struct SearchHandler::Run {
   audit::AuditEntry* entry = nullptr;  // marked when a grant let a record through
   // Shared by every store search this request makes (store/search_query.h).
   store::SearchBudget budget{h->options_.search_work_units};
+  // This request's bounds on matches examined, hidden ones included.
+  const int64_t join_limit = NoisyBound(h->options_.join_examined_limit);
+  const int64_t count_limit = NoisyBound(h->options_.count_examined_limit);
 
   bool Visible(const store::ResourceVersion& v) {
     if (v.deleted) return false;
@@ -195,7 +198,7 @@ struct SearchHandler::Run {
     for (;;) {
       PV_ASSIGN_OR_RETURN(store::SearchPage page, h->store_->Search(q));
       for (auto& hit : page.hits) {
-        if (++examined > kMaxJoinExamined) {
+        if (++examined > join_limit) {
           return InvalidArgument("a chained or _has search matches too many resources; narrow it");
         }
         if (Visible(hit.version)) out.push_back(std::move(hit.version));
@@ -356,14 +359,21 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
     all.backward = false;
     int64_t examined = 0, visible = 0;
     bool complete = false;
-    while (examined < kMaxCounted) {
+    // Stops at exactly count_limit matches, not at a chunk's end: rounded
+    // to chunks, the limit's noise would step at every thousandth match.
+    bool stopped = false;
+    while (!stopped) {
       auto chunk = store_->Search(all);
       if (!chunk.ok()) return ErrorResponse(chunk.status(), fmt);
       for (auto& hit : chunk->hits) {
+        if (examined == run.count_limit) {
+          stopped = true;  // a match beyond the limit: incomplete
+          break;
+        }
         ++examined;
         if (run.Visible(hit.version)) ++visible;
       }
-      if (!chunk->more || chunk->hits.empty()) {
+      if (!stopped && (!chunk->more || chunk->hits.empty())) {
         complete = true;
         break;
       }
@@ -502,11 +512,15 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         rq.count = 1000;
         // Paged past hidden hits, as far as joins examine: whatever lies
         // beyond that bound is left out unannounced.
-        for (int64_t examined = 0; examined < kMaxJoinExamined && !includes_cut;) {
+        // Counted per match, as for counting above.
+        for (int64_t examined = 0; examined < run.join_limit && !includes_cut;) {
           auto res = store_->Search(rq);
           if (!res.ok()) return ErrorResponse(res.status(), fmt);
-          examined += static_cast<int64_t>(res->hits.size());
-          for (auto& hit : res->hits) add(std::move(hit.version));
+          for (auto& hit : res->hits) {
+            if (examined == run.join_limit) break;
+            ++examined;
+            add(std::move(hit.version));
+          }
           if (!res->more || res->hits.empty()) break;
           rq.after = res->hits.back().position;
         }

@@ -19,9 +19,12 @@
 // Totals: Bundle.total counts only matches this caller may see. It is given
 // when it is known without extra work (the first page holds every visible
 // match), and for _total=accurate and _summary=count by authorizing every
-// match (bounded by kMaxCounted; beyond that _total=accurate omits total and
-// _summary=count answers 400). A hidden match is never counted, so total
-// reveals nothing about records the caller cannot see.
+// match (bounded by ServiceOptions::count_examined_limit; beyond that
+// _total=accurate omits total and _summary=count answers 400). A hidden
+// match is never counted, so total reveals nothing about records the caller
+// cannot see. The bounds on matches examined (which do include hidden ones)
+// are drawn anew for each request (api/noisy_bound.h), so where a search
+// stops is a noisy, not an exact, signal of how many hidden matches exist.
 //
 // Paging cursors are opaque (PagingCursor): the direction and the store's
 // position, sealed with the search's canonical parameters as AAD. A cursor
@@ -52,7 +55,6 @@ namespace phivault::api {
 
 class SearchHandler {
  public:
-  static constexpr int64_t kMaxCounted = 100000;
   static constexpr size_t kMaxIncluded = 1000;  // included resources per page
 
   // REQUIRES: `cursors` outlives the handler.

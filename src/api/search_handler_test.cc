@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <map>
 #include <set>
 
 #include "api/testing/service_fixture.h"
@@ -561,6 +562,52 @@ TEST_F(SearchApiTest, ABudgetSpentLookingPastAFullPageStillAnswersThePage) {
   EXPECT_GT(refused, 0) << "the smallest budgets do not even build the page";
   EXPECT_GT(cut_short, 0) << "some budget builds the page but runs out beyond it";
   EXPECT_EQ(whole, 1);
+}
+
+// The bounds on matches examined (hidden ones included) are drawn anew for
+// each request around ServiceOptions::join_examined_limit and
+// count_examined_limit, so the same search right at the bound is sometimes
+// refused and sometimes answered: whether one more (hidden) match exists
+// cannot be read off a single refusal. Far below the bound nothing is
+// refused; beyond its clamp (7/4 of the base) everything is.
+TEST_F(SearchApiTest, LimitsOnMatchesExaminedAreDrawnPerRequest) {
+  auto patients = [&](const std::string& prefix, int n, const std::string& family) {
+    for (int i = 0; i < n; ++i) {
+      Put("/fhir/Patient/" + prefix + std::to_string(i),
+          R"({"resourceType":"Patient","name":[{"family":")" + family + R"("}]})");
+    }
+  };
+  patients("s", 40, "Same");
+  patients("f", 5, "Few");
+  patients("o", 30, "Other");
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  so.join_examined_limit = 40;  // drawn within [10, 70]
+  so.count_examined_limit = 40;
+  FhirService noisy(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  auto outcomes = [&](const std::string& target) {
+    std::map<int, int> by_status;
+    for (int i = 0; i < 60; ++i) {
+      auto r = http::testing::CallHandler(noisy, http::testing::MakeRequest("GET", target, system_token_));
+      ++by_status[r.status];
+    }
+    return by_status;
+  };
+  // 40 Patients examined against a limit drawn around 40: both answers.
+  for (const std::string target :
+       {"/fhir/Observation?subject:Patient.family=Same", "/fhir/Patient?family=Same&_summary=count"}) {
+    auto at_bound = outcomes(target);
+    EXPECT_GT(at_bound[200], 0) << target;
+    EXPECT_GT(at_bound[400], 0) << target;
+    EXPECT_EQ(at_bound[200] + at_bound[400], 60) << target;
+  }
+  EXPECT_EQ(outcomes("/fhir/Observation?subject:Patient.family=Few")[200], 60);
+  EXPECT_EQ(outcomes("/fhir/Patient?family=Few&_summary=count")[200], 60);
+  EXPECT_EQ(outcomes("/fhir/Patient?_summary=count")[400], 60) << "75 matches lie beyond every draw";
+  // A count that completes is exact, whatever the draw.
+  auto counted = Call("GET", "/fhir/Patient?family=Same&_summary=count");
+  EXPECT_EQ(counted.Json()["total"], 40) << counted.body;
 }
 
 }  // namespace
