@@ -515,8 +515,12 @@ StatusOr<std::vector<IndexEntry>> ExtractParam(const SearchParamDef& def, const 
   auto items = path->Evaluate(resource);
   if (!items.ok()) {
     // Names the parameter only: the message reaches logs and clients.
-    return InvalidArgument("the resource cannot be indexed: search parameter '" + std::string(def.code) +
-                           "' would take more than " + std::to_string(FhirPath::kMaxResultItems) + " values");
+    const std::string param = "search parameter '" + std::string(def.code) + "'";
+    if (items.status().code() == StatusCode::kResourceExhausted) {
+      return InvalidArgument("the resource cannot be indexed: " + param + " needs more than " +
+                             std::to_string(FhirPath::kMaxResultItems) + " items to evaluate");
+    }
+    return InvalidArgument("the resource cannot be indexed: " + param + " could not be evaluated");
   }
   for (const auto& it : *items) {
     switch (def.type) {

@@ -71,7 +71,8 @@ constexpr int64_t kMaxDateMs = std::numeric_limits<int64_t>::max();
 
 // All entries of `resource` for its type's parameters, in table order.
 // Empty for an unknown or missing resourceType. kInvalidArgument when a
-// parameter's expression yields more items than FHIRPath evaluates
+// parameter's expression cannot be evaluated on it, in practice because a
+// collection along the way has more items than FHIRPath evaluates
 // (FhirPath::kMaxResultItems): such a resource cannot be indexed whole, and
 // storing it with a parameter left out would hide it from searches.
 StatusOr<std::vector<IndexEntry>> ExtractIndexEntries(const boost::json::object& resource);

@@ -624,7 +624,7 @@ PreparedRows PreparedRows::Extract(std::string_view type, const boost::json::obj
 }
 
 Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::object& resource,
-                        const PreparedRows* prepared) {
+                        const PreparedRows* prepared, int* unindexable_params) {
   static constexpr const char* kInsert[] = {
       "INSERT INTO sx_string(seq, p, folded, exact, n) VALUES (?1, ?2, ?3, ?4, ?9)",
       ("INSERT INTO sx_token(seq, p, system, code, text, type_system, type_code, n) "
@@ -643,7 +643,13 @@ Status IndexWriter::Add(std::string_view type, int64_t seq, const boost::json::o
   std::vector<std::vector<search::IndexEntry>> extracted(defs.size());
   for (size_t i = 0; i < defs.size(); ++i) {
     if (prepared && !prepared->writer_time_[i]) continue;
-    PV_ASSIGN_OR_RETURN(extracted[i], search::ExtractParam(*defs[i], resource));
+    auto rows = search::ExtractParam(*defs[i], resource);
+    if (!rows.ok()) {
+      if (!unindexable_params) return rows.status();
+      ++*unindexable_params;
+      continue;
+    }
+    extracted[i] = std::move(*rows);
   }
   for (size_t i = 0; i < defs.size(); ++i) {
     const search::SearchParamDef* def = defs[i];

@@ -94,9 +94,12 @@ class IndexWriter {
   // Writes the rows of `resource` (a current version with sequence `seq`).
   // `prepared`, if given, must come from PreparedRows::Extract on `type`.
   // kInvalidArgument, with nothing written, if the resource cannot be
-  // indexed whole; the caller must then not store it.
+  // indexed whole; the caller must then not store it. With
+  // `unindexable_params` (rebuilding the index of resources already
+  // stored), parameters that cannot be indexed are left out instead and
+  // counted there.
   Status Add(std::string_view type, int64_t seq, const boost::json::object& resource,
-             const PreparedRows* prepared = nullptr);
+             const PreparedRows* prepared = nullptr, int* unindexable_params = nullptr);
   // Removes every row of version `seq`.
   Status Remove(int64_t seq);
 

@@ -788,19 +788,17 @@ Status SqliteStore::PrepareSearchIndex() {
       PV_ASSIGN_OR_RETURN(boost::json::object resource, fhir::ParseResource(v.json));
       SecureWipe(v.json.data(), v.json.size());
       // A resource stored before writes refused what cannot be indexed whole
-      // must not keep the vault from opening; it stays out of the index, as
-      // it was (Add wrote none of its rows).
-      Status added = index_->Add(type, seq, resource);
-      if (added.code() == StatusCode::kInvalidArgument) {
-        ++unindexable;
-        continue;
-      }
-      PV_RETURN_IF_ERROR(added);
+      // must not keep the vault from opening: as when it was written, it is
+      // indexed under every parameter but the ones that cannot be.
+      int skipped = 0;
+      PV_RETURN_IF_ERROR(index_->Add(type, seq, resource, nullptr, &skipped));
+      if (skipped > 0) ++unindexable;
     }
     if (unindexable > 0) {
       log::Warn("store.search_index_unindexable",
                 {{"resources", std::to_string(unindexable)},
-                 {"action", "these resources are not found by search; update them to a size that can be indexed"}});
+                 {"action", "some of their search parameters find nothing; update them to a size that can be "
+                            "indexed"}});
     }
     PV_STMT(meta, *writer_,
             "INSERT INTO vault_meta(key, value) VALUES ('search_index', ?1) "
