@@ -60,11 +60,14 @@ struct ServiceOptions {
   // 400 "too costly". 5,000,000 units allow several seconds of scanning; the
   // searches of the benchmarks and tests use a small fraction of that.
   int64_t search_work_units = 5000000;
-  // How many matches a search may examine, hidden ones included, to resolve
-  // a chained or _has condition (beyond: 400) and to count for
-  // _summary=count (400) or _total=accurate (total omitted). Each request
-  // draws its own limit around these (api/noisy_bound.h), so that where the
-  // limit falls does not tell whether hidden matches exist.
+  // How many matches a search may examine, hidden ones included: to resolve
+  // a chained or _has condition or a conditional update or delete (beyond:
+  // 400), for _revinclude (beyond: left out), to fill a page past hidden
+  // matches (beyond: a short page with a next link; at least 64 * _count),
+  // and to count for _summary=count (400) or _total=accurate (total
+  // omitted). Each request draws its own limits around these
+  // (api/noisy_bound.h), so that where a limit falls does not tell whether
+  // hidden matches exist.
   int64_t join_examined_limit = 20000;
   int64_t count_examined_limit = 100000;
   size_t max_bundle_entries = 10000;

@@ -14,7 +14,10 @@
 // leak; it does not close it, and needs no other change to what is counted.
 //
 // The limit stays within [base / 4, base * 7 / 4] (15 scales either side,
-// reached with probability below 1e-6), so the work stays bounded.
+// reached with probability below 1e-6), so the work stays bounded. The
+// noise is only as strong as the scale: a base in the tens gives little
+// protection, which is why the bounds that count hidden matches start from
+// thousands.
 //
 // Thread-safety: safe from any thread (libsodium's generator). Lifetime:
 // none.
@@ -25,8 +28,7 @@
 
 namespace phivault::api {
 
-// REQUIRES: base >= 20 (a smaller base has no room for noise and is
-// returned unchanged).
+// A base below 20 has no room for noise and is returned unchanged.
 int64_t NoisyBound(int64_t base);
 
 }  // namespace phivault::api

@@ -20,7 +20,6 @@
 namespace phivault::api {
 namespace {
 
-constexpr int kMaxRefillRounds = 64;
 constexpr int kMaxIncludeIterations = 3;
 // Chained and _has conditions resolve to at most this many ids (examining
 // at most Run::join_limit resources).
@@ -84,8 +83,11 @@ struct SearchHandler::Run {
   audit::AuditEntry* entry = nullptr;  // marked when a grant let a record through
   // Shared by every store search this request makes (store/search_query.h).
   store::SearchBudget budget{h->options_.search_work_units};
-  // This request's bounds on matches examined, hidden ones included.
+  // This request's bounds on matches examined, hidden ones included, each
+  // drawn on its own: a bound whose effect shows in the response (which
+  // referring resources _revinclude added) must not reveal another's.
   const int64_t join_limit = NoisyBound(h->options_.join_examined_limit);
+  const int64_t revinclude_limit = NoisyBound(h->options_.join_examined_limit);
   const int64_t count_limit = NoisyBound(h->options_.count_examined_limit);
 
   bool Visible(const store::ResourceVersion& v) {
@@ -167,27 +169,34 @@ struct SearchHandler::Run {
   }
 
   // Whether any match beyond `from` (in the given direction) is visible.
-  // After kMaxRefillRounds chunks without one it answers true, so a search
+  // After a drawn number of matches without one (around
+  // join_examined_limit, api/noisy_bound.h) it answers true, so a search
   // over mostly hidden data cannot be made arbitrarily slow; the link then
-  // leads to a short page.
+  // leads to a short page. A fixed number would tell, from the link alone,
+  // whether that many hidden matches lie beyond.
   StatusOr<bool> AnyVisible(store::SearchQuery q, std::string from, bool backward) {
     q.budget = &budget;
     q.backward = backward;
-    q.count = 100;
-    for (int round = 0; round < kMaxRefillRounds; ++round) {
+    const int64_t limit = NoisyBound(h->options_.join_examined_limit);
+    int64_t examined = 0;
+    for (int chunk = 100;; chunk = std::min(chunk * 2, 1000)) {
+      q.count = chunk;
       q.after = from;
       auto searched = h->store_->Search(q);
-      // Out of budget: offer the link, as after the last round. The page
-      // already built is answered; the next one may come up short.
+      // Out of budget: offer the link, as at the limit. The page already
+      // built is answered; the next one may come up short.
       if (!searched.ok() && budget.units_left < 0) return true;
       PV_ASSIGN_OR_RETURN(store::SearchPage page, std::move(searched));
-      for (const auto& hit : page.hits) {
+      // Hits come back in forward order; going backward, the nearest is last.
+      for (size_t n = 0; n < page.hits.size(); ++n) {
+        if (examined == limit) return true;
+        ++examined;
+        const auto& hit = page.hits[backward ? page.hits.size() - 1 - n : n];
         if (Visible(hit.version)) return true;
       }
       if (!page.more || page.hits.empty()) return false;
       from = backward ? page.hits.front().position : page.hits.back().position;
     }
-    return true;
   }
 
   // Every visible match of `q` (bounded).
@@ -373,6 +382,9 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         ++examined;
         if (run.Visible(hit.version)) ++visible;
       }
+      // At the limit with more beyond this chunk: incomplete, without
+      // fetching (and paying for) another chunk to find that out.
+      if (examined == run.count_limit && chunk->more) stopped = true;
       if (!stopped && (!chunk->more || chunk->hits.empty())) {
         complete = true;
         break;
@@ -391,34 +403,41 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
   if (sr.summary != search::SummaryMode::kCount) {
     std::string pos = start;
     bool more = true;
-    for (int round = 0; more && static_cast<int>(page.size()) < count && round < kMaxRefillRounds; ++round) {
+    // Hidden matches are skipped and the page refilled, up to a drawn
+    // number of matches examined (AnyVisible says why it is drawn). Chunks
+    // after the first grow, so a small _count does not cost thousands of
+    // store searches; the first asks for just the page.
+    const int64_t limit =
+        NoisyBound(std::max<int64_t>(options_.join_examined_limit, int64_t{64} * count));
+    int64_t examined = 0;
+    for (int chunk_size = count; more && static_cast<int>(page.size()) < count;
+         chunk_size = std::min(chunk_size * 2, 1000)) {
       q.after = pos;
       q.backward = backward;
-      q.count = count;
+      q.count = std::max(chunk_size, count);
       auto chunk = store_->Search(q);
       if (!chunk.ok()) return ErrorResponse(chunk.status(), fmt);
       more = chunk->more;
       auto& hits = chunk->hits;
-      if (!backward) {
-        for (size_t i = 0; i < hits.size(); ++i) {
-          pos = hits[i].position;
-          if (run.Visible(hits[i].version)) page.push_back(std::move(hits[i]));
-          if (static_cast<int>(page.size()) == count) {
-            more = more || i + 1 < hits.size();
-            break;
-          }
+      bool at_limit = false;
+      // Matches come back in forward order; going backward, the nearest is
+      // last.
+      for (size_t n = 0; n < hits.size(); ++n) {
+        const size_t i = backward ? hits.size() - 1 - n : n;
+        if (examined == limit) {
+          at_limit = true;
+          more = true;  // this hit, at least, was not examined
+          break;
         }
-      } else {
-        for (size_t i = hits.size(); i-- > 0;) {
-          pos = hits[i].position;
-          if (run.Visible(hits[i].version)) page.push_back(std::move(hits[i]));
-          if (static_cast<int>(page.size()) == count) {
-            more = more || i > 0;
-            break;
-          }
+        ++examined;
+        pos = hits[i].position;
+        if (run.Visible(hits[i].version)) page.push_back(std::move(hits[i]));
+        if (static_cast<int>(page.size()) == count) {
+          more = more || n + 1 < hits.size();
+          break;
         }
       }
-      if (hits.empty()) break;
+      if (at_limit || hits.empty()) break;
     }
     if (more && static_cast<int>(page.size()) == count) {
       // Offer a further page only if it holds something this caller may
@@ -513,11 +532,11 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
         // Paged past hidden hits, as far as joins examine: whatever lies
         // beyond that bound is left out unannounced.
         // Counted per match, as for counting above.
-        for (int64_t examined = 0; examined < run.join_limit && !includes_cut;) {
+        for (int64_t examined = 0; examined < run.revinclude_limit && !includes_cut;) {
           auto res = store_->Search(rq);
           if (!res.ok()) return ErrorResponse(res.status(), fmt);
           for (auto& hit : res->hits) {
-            if (examined == run.join_limit) break;
+            if (examined == run.revinclude_limit) break;
             ++examined;
             add(std::move(hit.version));
           }
