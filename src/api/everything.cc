@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "api/noisy_bound.h"
 #include "fhir/compartment.h"
 #include "fhir/instant.h"
 #include "fhir/json_reader.h"
@@ -171,12 +172,23 @@ StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const
   std::vector<store::ResourceVersion> matches;
   int64_t cursor = p.cursor;
   bool more = true;
-  // Refill past hidden resources, as History does.
-  for (int rounds = 0; more && static_cast<int>(matches.size()) < p.count && rounds < 64; ++rounds) {
+  // Refill past hidden resources, as History does: up to a drawn number
+  // examined, in growing chunks.
+  const int64_t limit = NoisyBound(std::max<int64_t>(ctx.refill_examined_limit, int64_t{64} * p.count));
+  int64_t examined = 0;
+  for (int chunk_size = p.count; more && static_cast<int>(matches.size()) < p.count;
+       chunk_size = std::min(chunk_size * 2, 1000)) {
     q.after_cursor = cursor;
+    q.count = std::max(chunk_size, p.count);
     PV_ASSIGN_OR_RETURN(store::CompartmentPage chunk, ctx.store.Compartment(q));
     more = chunk.next_cursor != 0;
+    bool at_limit = false;
     for (size_t i = 0; i < chunk.entries.size(); ++i) {
+      if (examined == limit) {
+        at_limit = more = true;  // this entry, at least, was not examined
+        break;
+      }
+      ++examined;
       store::HistoryEntry& e = chunk.entries[i];
       cursor = e.seq;
       if (filter.Allowed(e.version)) matches.push_back(std::move(e.version));
@@ -185,6 +197,7 @@ StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const
         break;
       }
     }
+    if (at_limit || chunk.entries.empty()) break;
   }
   int64_t next = more ? cursor : 0;
 

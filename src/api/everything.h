@@ -19,8 +19,9 @@
 // 404, exactly as for a missing patient) and every returned resource passes
 // AccessControl::DecideType + Decide (interaction "search"), as History does;
 // pages are refilled past hidden resources so each holds `_count` visible
-// matches whenever that many exist, and the cursor points past everything
-// examined so paging stays consistent. The cursor is sealed (PagingCursor)
+// matches whenever that many exist (up to a drawn number examined, see
+// api/noisy_bound.h), and the cursor points past everything examined so
+// paging stays consistent. The cursor is sealed (PagingCursor)
 // to this patient, `_type`, `_since` and `_count`.
 //
 // Thread-safety: stateless; safe from any thread. Lifetime: the context's
@@ -52,6 +53,10 @@ struct EverythingContext {
   std::string_view base_url;
   int default_count = 50;
   int max_count = 1000;
+  // Base of the drawn bound on compartment entries examined, hidden ones
+  // included, to fill one page (ServiceOptions::join_examined_limit; at
+  // least 64 * _count).
+  int64_t refill_examined_limit = 20000;
 };
 
 struct EverythingResult {

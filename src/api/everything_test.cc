@@ -170,6 +170,86 @@ TEST_F(EverythingTest, HiddenResourcesAreFilteredAndPagesStayFull) {
   EXPECT_EQ(all.matches.size(), expected.size() + 1);
 }
 
+// History and $everything refill a page past hidden entries up to a drawn
+// number examined (at least 64 * _count), as search does: past 64 hidden
+// entries, the next visible one is sometimes on the page and sometimes
+// behind a short page's next link.
+TEST_F(EverythingTest, RefillPastHiddenEntriesStopsAtADrawnNumber) {
+  Headers cleared = {{"authorization", "Bearer " + Token("backend", "system", "", "system/*.cruds", {"R"})}};
+  auto obs = [&](const std::string& id, bool restricted) {
+    std::string body = R"({"resourceType":"Observation","id":")" + id +
+                       R"(","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/pat9"})";
+    if (restricted) {
+      body += R"(,"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality",)"
+              R"("code":"R"}]})";
+    }
+    ASSERT_EQ(Call("PUT", "/fhir/Observation/" + id, body + "}", cleared).status, 201) << id;
+  };
+  Put("Patient/pat9", R"({"resourceType":"Patient","id":"pat9"})");
+  obs("first", false);
+  for (int i = 0; i < 64; ++i) obs("hidden" + std::to_string(i), true);
+  obs("last", false);
+  ServiceOptions so;
+  so.base_url = testing::TestVault::kIssuer;
+  so.keyring = &vault_->keyring();
+  so.join_examined_limit = 40;  // the refill bound is then 64 * _count = 64, drawn within [16, 112]
+  FhirService noisy(vault_->store(), access_.get(), vault_->audit_trail(), so);
+  // The system token has no clearance for the restricted ones.
+  auto call = [&](const std::string& target) {
+    return http::testing::CallHandler(noisy, http::testing::MakeRequest("GET", target, system_token_));
+  };
+  auto matches_and_next = [](const Reply& r) {
+    std::vector<std::string> ids;
+    std::string next;
+    auto b = r.Json();
+    if (b.contains("entry")) {
+      for (const auto& e : b["entry"].as_array()) {
+        const auto& o = e.as_object();
+        if (o.contains("search") && o.at("search").as_object().at("mode") != "match") continue;
+        const auto& res = o.at("resource").as_object();
+        ids.push_back(std::string(res.at("resourceType").as_string()) + "/" + std::string(res.at("id").as_string()));
+      }
+    }
+    for (const auto& l : b["link"].as_array()) {
+      if (l.as_object().at("relation") == "next") {
+        next = std::string(l.as_object().at("url").as_string()).substr(std::string("https://vault.test").size());
+      }
+    }
+    return std::make_pair(ids, next);
+  };
+  // The page just before the 64 hidden entries, then the one after them.
+  struct Case {
+    std::string first_page;
+    int pages_before;  // next links to follow to reach the page before
+    std::string beyond;
+  };
+  for (const Case& c : {Case{"/fhir/Observation/_history?_count=1", 1, "Observation/first"},
+                        Case{"/fhir/Patient/pat9/$everything?_count=1", 2, "Observation/last"}}) {
+    std::string next = c.first_page;
+    for (int i = 0; i < c.pages_before; ++i) {
+      auto page = call(next);
+      ASSERT_EQ(page.status, 200) << page.body;
+      next = matches_and_next(page).second;
+      ASSERT_FALSE(next.empty()) << c.first_page << " " << page.body;
+    }
+    int beyond = 0, short_with_link = 0;
+    for (int i = 0; i < 60; ++i) {
+      auto r = call(next);
+      ASSERT_EQ(r.status, 200) << r.body;
+      auto [ids, link] = matches_and_next(r);
+      if (ids == std::vector<std::string>{c.beyond}) {
+        ++beyond;
+      } else {
+        EXPECT_TRUE(ids.empty()) << c.first_page << " " << r.body;
+        EXPECT_FALSE(link.empty()) << "a short page leads on";
+        ++short_with_link;
+      }
+    }
+    EXPECT_GT(beyond, 0) << c.first_page;
+    EXPECT_GT(short_with_link, 0) << c.first_page;
+  }
+}
+
 TEST_F(EverythingTest, BadParametersAre400AndOtherMethods405) {
   for (const char* q : {"_count=0", "_count=x", "_since=yesterday", "_since=2024-01-01", "_type=Spaceship",
                         "_type=Observation,", "_cursor=abc", "_cursor=-1", "start=2020", "_elements=id"}) {

@@ -1,5 +1,6 @@
 #include "api/fhir_service.h"
 
+#include <algorithm>
 #include <charconv>
 #include <limits>
 #include <set>
@@ -9,6 +10,7 @@
 #include "api/audit_service.h"
 #include "api/bulk_export.h"
 #include "api/bundle_processor.h"
+#include "api/noisy_bound.h"
 #include "api/request_audit.h"
 #include "api/capability.h"
 #include "api/everything.h"
@@ -650,6 +652,7 @@ void FhirService::Everything(Call& call, const std::string& id) {
   static constexpr std::string_view kRoute = "/fhir/Patient/{id}/$everything";
   EverythingContext ctx{*store_, *access_, *call.caller, call.req, cursors_, call.now_ms, options_.base_url,
                         options_.default_page_size, options_.max_page_size};
+  ctx.refill_examined_limit = options_.join_examined_limit;
   call.entry.action = audit::AuditAction::kOperation;
   call.entry.query = QueryShape("Patient/" + id + "/$everything", call.params);
   call.entry.patients.push_back(id);
@@ -788,16 +791,30 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   // refilled from further back so a page holds `count` visible entries
   // whenever that many exist; the cursor points past what was examined, so
   // paging stays consistent however many entries were filtered out.
+  // The refill stops at a drawn number of entries examined (hidden ones
+  // included; api/noisy_bound.h): with a fixed number, a short page with a
+  // next link would tell exactly how many hidden versions came first.
+  // Chunks after the first grow, so a small _count stays cheap.
   store::HistoryPage page;
   store::HistoryQuery scan = q;
   int64_t cursor = q.before_seq;
   bool more = true;
-  for (int rounds = 0; more && static_cast<int>(page.entries.size()) < q.count && rounds < 64; ++rounds) {
+  const int64_t limit = NoisyBound(std::max<int64_t>(options_.join_examined_limit, int64_t{64} * q.count));
+  int64_t examined = 0;
+  for (int chunk_size = q.count; more && static_cast<int>(page.entries.size()) < q.count;
+       chunk_size = std::min(chunk_size * 2, 1000)) {
     scan.before_seq = cursor;
+    scan.count = std::max(chunk_size, q.count);
     auto chunk = store_->History(scan);
     if (!chunk.ok()) return call.Fail(chunk.status(), route);
     more = chunk->next_cursor != 0;
+    bool at_limit = false;
     for (size_t i = 0; i < chunk->entries.size(); ++i) {
+      if (examined == limit) {
+        at_limit = more = true;  // this entry, at least, was not examined
+        break;
+      }
+      ++examined;
       store::HistoryEntry& e = chunk->entries[i];
       cursor = e.seq;
       bool type_ok =
@@ -817,6 +834,7 @@ void FhirService::History(Call& call, const std::string& type, const std::string
         break;
       }
     }
+    if (at_limit || chunk->entries.empty()) break;
   }
   page.next_cursor = more ? cursor : 0;
   if (!id.empty() && page.entries.empty() && q.before_seq == 0) {
