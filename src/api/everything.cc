@@ -174,7 +174,7 @@ StatusOr<EverythingResult> PatientEverything(const EverythingContext& ctx, const
   bool more = true;
   // Refill past hidden resources, as History does: up to a drawn number
   // examined, in growing chunks.
-  const int64_t limit = NoisyBound(std::max<int64_t>(ctx.refill_examined_limit, int64_t{64} * p.count));
+  const int64_t limit = NoisyRefillBound(ctx.refill_examined_limit, p.count);
   int64_t examined = 0;
   for (int chunk_size = p.count; more && static_cast<int>(matches.size()) < p.count;
        chunk_size = std::min(chunk_size * 2, 1000)) {

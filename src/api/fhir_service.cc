@@ -799,7 +799,7 @@ void FhirService::History(Call& call, const std::string& type, const std::string
   store::HistoryQuery scan = q;
   int64_t cursor = q.before_seq;
   bool more = true;
-  const int64_t limit = NoisyBound(std::max<int64_t>(options_.join_examined_limit, int64_t{64} * q.count));
+  const int64_t limit = NoisyRefillBound(options_.join_examined_limit, q.count);
   int64_t examined = 0;
   for (int chunk_size = q.count; more && static_cast<int>(page.entries.size()) < q.count;
        chunk_size = std::min(chunk_size * 2, 1000)) {

@@ -23,4 +23,8 @@ int64_t NoisyBound(int64_t base) {
   return std::clamp(drawn, base / 4, base * 7 / 4);
 }
 
+int64_t NoisyRefillBound(int64_t base, int page_size) {
+  return NoisyBound(std::max<int64_t>(base, int64_t{64} * page_size));
+}
+
 }  // namespace phivault::api

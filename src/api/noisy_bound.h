@@ -31,6 +31,11 @@ namespace phivault::api {
 // A base below 20 has no room for noise and is returned unchanged.
 int64_t NoisyBound(int64_t base);
 
+// The bound on matches examined, hidden ones included, to fill one page of
+// `page_size` visible matches (search, history, $everything): drawn around
+// `base`, or 64 pages' worth if that is more.
+int64_t NoisyRefillBound(int64_t base, int page_size);
+
 }  // namespace phivault::api
 
 #endif  // PHIVAULT_API_NOISY_BOUND_H_

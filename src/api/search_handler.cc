@@ -407,8 +407,7 @@ http::HttpResponse SearchHandler::Search(const http::HttpRequest& req, const Cal
     // number of matches examined (AnyVisible says why it is drawn). Chunks
     // after the first grow, so a small _count does not cost thousands of
     // store searches; the first asks for just the page.
-    const int64_t limit =
-        NoisyBound(std::max<int64_t>(options_.join_examined_limit, int64_t{64} * count));
+    const int64_t limit = NoisyRefillBound(options_.join_examined_limit, count);
     int64_t examined = 0;
     for (int chunk_size = count; more && static_cast<int>(page.size()) < count;
          chunk_size = std::min(chunk_size * 2, 1000)) {
